@@ -1,0 +1,5 @@
+import sys
+
+from medapp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,29 @@
+"""Dragonfly / Dragonfly-Med on current transformers, loading the official checkpoints key for key.
+
+The package import is light: torch and transformers load only when one of the lazy names below is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+# Nothing in medapp may download: force Hugging Face offline before transformers can be imported through us.
+for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+    os.environ[_k] = "1"
+
+_LAZY = {
+    "DragonflyConfig": "models.configuration_dragonfly",
+    "DragonflyProcessor": "models.processing_dragonfly",
+    "DragonflyForCausalLM": "models.modeling_dragonfly",
+    "DragonflyEngine": "models.engine",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Report documents, PDF and DICOM Encapsulated PDF output, caption tables. No torch, no Qt."""
