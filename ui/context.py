@@ -1,0 +1,267 @@
+"""The per-window application context: the one object every panel receives in its constructor.
+
+It holds the core objects (settings, session, audit log), the window's `WorkerManager`, a lazy model holder, and the
+*current model input* — exactly the pixels on screen (the ROI if one is drawn, at the current window and frame, or the
+slide's current view / region). Viewers publish a provider; panels read `current_model_input()` and listen to
+`current_input_changed`. No panel talks to a sibling widget directly (napari's model/view split).
+
+The core objects may be None while medapp.settings / session / audit are not available (tests, early start-up); the
+context never invents stand-ins for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ui.workers import WorkerFailure, WorkerManager
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["ModelInput", "ModelState", "ModelHolder", "AppContext", "image_key"]
+
+log = logging.getLogger(__name__)
+
+
+def image_key(image: Image.Image) -> str:
+    """Content hash of an RGB image (mode, size and pixels): the key for chat history and the engine's cache."""
+    digest = hashlib.sha256()
+    digest.update(f"{image.mode}:{image.width}x{image.height}:".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+class ModelInput:
+    """What the model would be given now: an RGB image plus where it came from.
+
+    `image` is rendered on first access by the viewer's renderer and then cached (thread-safe), because for a slide
+    it reads the pyramid from disk: touch it in a worker for slides. For DICOM and plain images it costs milliseconds.
+    `key` is the sha256 of the pixels, so two identical views share a key whatever the path they came from.
+    """
+
+    def __init__(
+        self,
+        render: Callable[[], Image.Image],
+        *,
+        description: str,
+        source: Path | None,
+        region: tuple[int, int, int, int] | None = None,
+        modality: str | None = None,
+        dataset: Any = None,
+        frame: int | None = None,
+        window: Any = None,
+        kind: str = "image",
+        view_id: str = "",
+    ) -> None:
+        self._render = render
+        self._image: Image.Image | None = None
+        self._key: str | None = None
+        self._lock = threading.Lock()
+        self.description = description
+        self.source = source
+        self.region = region  # (x, y, w, h) in image pixels (level 0 for slides), None = whole image / view
+        self.modality = modality
+        self.dataset = dataset  # pydicom Dataset of the shown frame, or None
+        self.frame = frame
+        self.window = window  # dicom_io.Window or None
+        self.kind = kind  # "dicom" | "series" | "image" | "slide"
+        self.view_id = view_id  # cheap identity of the view state (source, frame, window, region), no pixels
+
+    @property
+    def image(self) -> Image.Image:
+        with self._lock:
+            if self._image is None:
+                image = self._render()
+                self._image = image if image.mode == "RGB" else image.convert("RGB")
+            return self._image
+
+    @property
+    def key(self) -> str:
+        image = self.image
+        with self._lock:
+            if self._key is None:
+                self._key = image_key(image)
+            return self._key
+
+    def __repr__(self) -> str:  # no PHI: description is built from non-identifying fields
+        return f"ModelInput({self.kind}, {self.description!r}, region={self.region})"
+
+
+class ModelState(Enum):
+    NOT_CONFIGURED = "not configured"
+    IDLE = "not loaded"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass
+class ModelStatus:
+    """What the status bar shows about the model; `detail` is e.g. "CPU" or "CUDA 4-bit"."""
+
+    state: ModelState
+    detail: str = ""
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        if self.state is ModelState.READY:
+            return f"Model ready on {self.detail}" if self.detail else "Model ready"
+        if self.state is ModelState.LOADING:
+            return f"Model loading{' on ' + self.detail if self.detail else ''}…"
+        if self.state is ModelState.FAILED:
+            return f"Model failed: {self.error}"
+        return f"Model {self.state.value}"
+
+
+def _describe_engine(engine: Any) -> str:
+    """ "CPU", "CUDA 4-bit", "CUDA bfloat16" … from the engine's EngineInfo (device, quant, dtype)."""
+    info = getattr(engine, "info", None)
+    if info is None:
+        return ""
+    device = str(getattr(info, "device", "") or "").split(":")[0].upper()
+    quant = str(getattr(info, "quant", "") or "")
+    parts = [device or "?"]
+    if quant and quant != "none":
+        parts.append(quant)
+    return " ".join(parts)
+
+
+class ModelHolder(QObject):
+    """Loads the engine once, in a worker, and tells the window how it is going.
+
+    `loader(cancel=...) -> engine` is supplied by whoever knows the settings (the main window or a test); the
+    holder only sequences the load and keeps the result, so it carries no opinion about devices or paths.
+    """
+
+    status_changed = Signal(object)  # ModelStatus
+
+    def __init__(self, workers: WorkerManager, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._workers = workers
+        self._engine: Any = None
+        self._status = ModelStatus(ModelState.NOT_CONFIGURED)
+        self._loading = None
+
+    @property
+    def engine(self) -> Any:
+        return self._engine
+
+    @property
+    def status(self) -> ModelStatus:
+        return self._status
+
+    def _set_status(self, status: ModelStatus) -> None:
+        self._status = status
+        self.status_changed.emit(status)
+
+    def set_configured(self, configured: bool) -> None:
+        """Settings changed: a model folder exists (IDLE) or not (NOT_CONFIGURED). Drops a loaded engine."""
+        if self._loading is not None:
+            self._loading.cancel()
+            self._loading = None
+        self._engine = None
+        self._set_status(ModelStatus(ModelState.IDLE if configured else ModelState.NOT_CONFIGURED))
+
+    def load(self, loader: Callable[..., Any], detail: str = "") -> None:
+        """Start loading in a worker unless a load is running; `engine` is set when `status` becomes READY."""
+        if self._loading is not None:
+            return
+        self._set_status(ModelStatus(ModelState.LOADING, detail))
+        self._loading = self._workers.run(
+            loader, name="Load model", on_result=self._loaded, on_error=self._failed
+        )
+        self._loading.signals.finished.connect(self._clear_loading)
+
+    def _clear_loading(self) -> None:
+        self._loading = None
+
+    def _loaded(self, engine: Any) -> None:
+        self._engine = engine
+        self._set_status(ModelStatus(ModelState.READY, _describe_engine(engine)))
+
+    def _failed(self, failure: WorkerFailure) -> None:
+        self._engine = None
+        self._set_status(ModelStatus(ModelState.FAILED, error=failure.message or failure.exc_type))
+
+    def set_engine(self, engine: Any) -> None:
+        """Install an engine built elsewhere (tests, the CLI handing over a loaded one)."""
+        self._engine = engine
+        self._set_status(ModelStatus(ModelState.READY, _describe_engine(engine)))
+
+
+class AppContext(QObject):
+    """Shared state of one window. Panels take it in `__init__` and subscribe to its signals.
+
+    Signals:
+      current_input_changed(): the view the model would see changed (frame, window, ROI, slide view); coalesced,
+        at most one per event-loop turn burst (a W/L drag emits once when it pauses, not per mouse move).
+      opened_changed(object): a new document (ImageStack / Slide / None) is shown.
+      status_message(str): a short message for the status bar.
+    """
+
+    current_input_changed = Signal()
+    opened_changed = Signal(object)
+    status_message = Signal(str)
+
+    #: how long the input must stay unchanged before `current_input_changed` fires (ms)
+    INPUT_SETTLE_MS = 120
+
+    def __init__(
+        self,
+        settings: Any = None,
+        session: Any = None,
+        audit: Any = None,
+        parent: QObject | None = None,
+        *,
+        workers: WorkerManager | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.session = session
+        self.audit = audit
+        self.workers = workers if workers is not None else WorkerManager(self)
+        self.model = ModelHolder(self.workers, self)
+        self.opened: Any = None  # the ImageStack / Slide on screen
+        self._provider: Callable[[], ModelInput | None] | None = None
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(self.INPUT_SETTLE_MS)
+        self._settle.timeout.connect(self.current_input_changed.emit)
+
+    # --- the current model input -------------------------------------------------------------------------------
+    def set_input_provider(self, provider: Callable[[], ModelInput | None] | None) -> None:
+        """The active viewer registers how to build the current ModelInput (None: nothing to send)."""
+        self._provider = provider
+        self.notify_input_changed()
+
+    def notify_input_changed(self, *, immediate: bool = False) -> None:
+        """Viewers call this whenever frame, window, ROI or slide view changes."""
+        if immediate:
+            self._settle.stop()
+            self.current_input_changed.emit()
+        else:
+            self._settle.start()
+
+    def current_model_input(self) -> ModelInput | None:
+        """Exactly what is on screen for the model, or None when nothing is open."""
+        if self._provider is None:
+            return None
+        return self._provider()
+
+    # --- documents ------------------------------------------------------------------------------------------------
+    def set_opened(self, opened: Any) -> None:
+        self.opened = opened
+        self.opened_changed.emit(opened)
+
+    def show_message(self, text: str) -> None:
+        self.status_message.emit(text)

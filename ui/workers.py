@@ -1,0 +1,200 @@
+"""Run file and model work off the UI thread, so the window never freezes and never dies from a worker's error.
+
+A `Worker` is a `QRunnable` whose `run()` calls a plain Python callable and turns everything that happens into Qt
+signals (`progress`, `result`, `error`/`failed`, `finished`). The signals live on a separate `QObject` created on the
+UI thread, so connections to widgets are queued automatically and handlers run on the UI thread.
+
+Cancellation is cooperative, as in medapp.jobs: the callable may take a `cancel: threading.Event` and check it between
+steps; `Worker.cancel()` sets it. It may also take `progress: Callable[[object], None]`, which emits `progress`.
+Both are passed only when the callable's signature names them, so `medapp.jobs` functions (which take exactly these
+keyword arguments) run unchanged in a worker.
+
+Why not superqt's `thread_worker`: it is generator-based (`yielded`/`quit()`), whereas the core's jobs take an Event
+and a callback; wrapping them would add a dependency and an adapter without removing code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+__all__ = ["WorkerFailure", "WorkerSignals", "Worker", "WorkerManager", "Cancelled"]
+
+log = logging.getLogger(__name__)
+
+
+class Cancelled(Exception):
+    """Raise from a worker's callable to stop early; the worker then emits `cancelled`, not `failed`."""
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """What went wrong in a worker, carried across threads as plain strings (exceptions hold frames and locks)."""
+
+    name: str
+    exc_type: str
+    message: str
+    traceback: str
+
+    def summary(self) -> str:
+        """One line for a dialog or the status bar: the task, the exception type and its message."""
+        message = " ".join(self.message.split()) or self.exc_type
+        return f"{self.name}: {message}" if self.name else message
+
+    @classmethod
+    def from_exception(cls, name: str, exc: BaseException) -> WorkerFailure:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(name=name, exc_type=type(exc).__name__, message=str(exc), traceback=tb)
+
+
+class WorkerSignals(QObject):
+    """Signals of one worker. Emitted from the pool thread; delivered queued on the thread that owns this object."""
+
+    started = Signal()
+    progress = Signal(object)
+    result = Signal(object)
+    error = Signal(str)  # WorkerFailure.summary(), for simple consumers
+    failed = Signal(object)  # WorkerFailure, for dialogs with details
+    cancelled = Signal()
+    finished = Signal()  # always last, after result / failed / cancelled
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    """True when `fn` has a parameter called `name` (or **kwargs) — decides whether to inject cancel/progress."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    if name in params:
+        return params[name].kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+    return False
+
+
+class Worker(QRunnable):
+    """One call of `fn(*args, **kwargs)` on a thread pool; see the module docstring for the protocol.
+
+    Create it on the UI thread (the signals object must belong to it), connect the signals, then start it with
+    `WorkerManager.start(worker)` or `QThreadPool.start(worker)`.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "", **kwargs: Any) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # Python owns it; the manager drops its reference after `finished`
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.name = name or getattr(fn, "__name__", "task")
+        self.signals = WorkerSignals()
+        self.cancel_event = threading.Event()
+        self.done = threading.Event()
+        if _accepts(fn, "cancel") and "cancel" not in kwargs:
+            self.kwargs["cancel"] = self.cancel_event
+        if _accepts(fn, "progress") and "progress" not in kwargs:
+            self.kwargs["progress"] = self.signals.progress.emit
+
+    def cancel(self) -> None:
+        """Ask the callable to stop at its next check. Safe from any thread; a no-op after it finished."""
+        self.cancel_event.set()
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def run(self) -> None:  # runs on a pool thread
+        signals = self.signals
+        try:
+            signals.started.emit()
+            if self.cancel_event.is_set():
+                raise Cancelled()
+            value = self.fn(*self.args, **self.kwargs)
+        except Cancelled:
+            signals.cancelled.emit()
+        except BaseException as exc:  # noqa: BLE001 — a worker must never take the process down
+            failure = WorkerFailure.from_exception(self.name, exc)
+            log.warning("worker %s failed: %s: %s", self.name, failure.exc_type, failure.message)
+            log.debug("%s", failure.traceback)
+            signals.error.emit(failure.summary())
+            signals.failed.emit(failure)
+        else:
+            if self.cancel_event.is_set():
+                signals.cancelled.emit()
+            else:
+                signals.result.emit(value)
+        finally:
+            self.done.set()
+            signals.finished.emit()
+
+
+class WorkerManager(QObject):
+    """Starts workers on its own pool, keeps them alive until they finish, and reports every failure in one place.
+
+    The main window connects `worker_failed` to its (non-modal) error dialog, so a failing worker is always seen,
+    even when the code that started it connected nothing to `failed`.
+    """
+
+    worker_failed = Signal(object)  # WorkerFailure
+    busy_changed = Signal(int)  # number of running workers
+
+    def __init__(self, parent: QObject | None = None, *, max_threads: int = 4) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self._active: set[Worker] = set()
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str = "",
+        on_result: Callable[[Any], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+        on_error: Callable[[WorkerFailure], None] | None = None,
+        on_finished: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> Worker:
+        """Build a worker for `fn(*args, **kwargs)`, connect the given callbacks, start it and return it."""
+        worker = Worker(fn, *args, name=name, **kwargs)
+        if on_result is not None:
+            worker.signals.result.connect(on_result)
+        if on_progress is not None:
+            worker.signals.progress.connect(on_progress)
+        if on_error is not None:
+            worker.signals.failed.connect(on_error)
+        if on_finished is not None:
+            worker.signals.finished.connect(on_finished)
+        return self.start(worker)
+
+    def start(self, worker: Worker) -> Worker:
+        """Start an already-connected worker on this manager's pool."""
+        self._active.add(worker)
+        worker.signals.failed.connect(self.worker_failed.emit)
+        worker.signals.finished.connect(lambda w=worker: self._forget(w))
+        self.pool.start(worker)
+        self.busy_changed.emit(len(self._active))
+        return worker
+
+    @Slot()
+    def _forget(self, worker: Worker) -> None:
+        self._active.discard(worker)
+        self.busy_changed.emit(len(self._active))
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    def cancel_all(self) -> None:
+        for worker in list(self._active):
+            worker.cancel()
+
+    def shutdown(self, timeout_ms: int = 3000) -> bool:
+        """Cancel everything and wait for the pool (window close). True when all workers stopped in time."""
+        self.cancel_all()
+        self.pool.clear()  # drop queued, not yet started runnables
+        return self.pool.waitForDone(timeout_ms)
