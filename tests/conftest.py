@@ -43,3 +43,181 @@ def pydicom_test_files() -> Path:
     import pydicom
 
     return Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+# --- Whole-slide fixtures (owned by dicom_io) -------------------------------------------------------------------
+# Real pyramidal slides written by the tests themselves: OpenSlide has no bundled test slide and nothing may be
+# downloaded. Each is 2048² at level 0 with 3 levels (2048, 1024, 512), 256² JPEG tiles, tissue-like pink/purple
+# blobs on a white background (so tissue detection finds something) and takes well under a second to write.
+
+SLIDE_BASE = 2048
+SLIDE_LEVELS = 3
+SLIDE_TILE = 256
+SLIDE_MPP = 0.5
+# The SVS label image is pure saturated green: no tissue or background pixel of the slide ever looks like this,
+# so a test can prove the label is never what the normal API returns.
+SLIDE_LABEL_RGB = (0, 255, 0)
+
+
+def _tissue_image(size: int, seed: int = 7):
+    """Deterministic H&E-like RGB image: white glass, a few pink tissue blobs with purple 'nuclei'."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    tissue = np.zeros((size, size), bool)
+    for cx, cy, r in ((0.3, 0.35, 0.18), (0.65, 0.6, 0.22), (0.4, 0.75, 0.1)):
+        tissue |= (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+    img = np.full((size, size, 3), (242, 240, 245), np.uint8)
+    img[tissue] = (225, 150, 190)
+    nuclei = tissue & (rng.random((size, size)) < 0.02)
+    img[nuclei] = (110, 60, 150)
+    noise = rng.integers(-6, 7, size=(size, size, 1), dtype=np.int16)
+    return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def _pyramid(base):
+    import numpy as np
+    from PIL import Image
+
+    levels = [base]
+    img = Image.fromarray(base)
+    for _ in range(SLIDE_LEVELS - 1):
+        img = img.reduce(2)
+        levels.append(np.asarray(img))
+    return levels
+
+
+@pytest.fixture(scope="session")
+def slide_levels():
+    """The level arrays (level 0 first) every slide fixture is written from, to compare read_region against."""
+    return _pyramid(_tissue_image(SLIDE_BASE))
+
+
+@pytest.fixture(scope="session")
+def tiled_tiff_slide(tmp_path_factory, slide_levels) -> Path:
+    """A generic tiled pyramid TIFF (OpenSlide vendor 'generic-tiff'), mpp 0.5 in the resolution tags."""
+    import tifffile
+
+    path = tmp_path_factory.mktemp("slides") / "pyramid.tif"
+    res = 1e4 / SLIDE_MPP  # pixels per cm
+    with tifffile.TiffWriter(path) as tw:
+        for k, level in enumerate(slide_levels):
+            tw.write(level, tile=(SLIDE_TILE, SLIDE_TILE), photometric="rgb", compression="jpeg",
+                     subfiletype=0 if k == 0 else 1, resolution=(res / 2**k, res / 2**k), resolutionunit="CENTIMETER",
+                     metadata=None)
+    return path
+
+
+@pytest.fixture(scope="session")
+def svs_slide(tmp_path_factory, slide_levels) -> Path:
+    """An Aperio SVS layout (OpenSlide vendor 'aperio', AppMag 20, MPP 0.5) with a thumbnail, a label and a macro."""
+    import numpy as np
+    import tifffile
+
+    path = tmp_path_factory.mktemp("slides") / "slide.svs"
+    head = "Aperio Image Library v12.0.0\r\n"
+    s = SLIDE_BASE
+    desc0 = f"{head}{s}x{s} [0,0 {s}x{s}] ({SLIDE_TILE}x{SLIDE_TILE}) JPEG/RGB Q=70|AppMag = 20|MPP = {SLIDE_MPP}"
+    thumb = slide_levels[-1][::2, ::2]
+    label = np.zeros((120, 200, 3), np.uint8)
+    label[:] = SLIDE_LABEL_RGB
+    macro = np.zeros((150, 400, 3), np.uint8)
+    macro[:] = SLIDE_LABEL_RGB
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(slide_levels[0], tile=(SLIDE_TILE, SLIDE_TILE), photometric="rgb", compression="jpeg",
+                 description=desc0, metadata=None)
+        tw.write(thumb, photometric="rgb", compression="jpeg", description=f"{head}thumbnail", metadata=None)
+        for level in slide_levels[1:]:
+            tw.write(level, tile=(SLIDE_TILE, SLIDE_TILE), photometric="rgb", compression="jpeg",
+                     description=desc0, subfiletype=0, metadata=None)
+        tw.write(label, photometric="rgb", compression="lzw", description=f"{head}label 200x120",
+                 subfiletype=1, metadata=None)
+        tw.write(macro, photometric="rgb", compression="jpeg", description=f"{head}macro 400x150",
+                 subfiletype=9, metadata=None)
+    return path
+
+
+def _write_dicom_wsi_level(path: Path, level, k: int, uids: dict, mpp: float) -> None:
+    """One VL Whole Slide Microscopy Image instance (TILED_FULL, JPEG baseline tiles) for one pyramid level."""
+    import io
+
+    from PIL import Image
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.sequence import Sequence
+    from pydicom.uid import JPEGBaseline8Bit, PYDICOM_IMPLEMENTATION_UID, generate_uid
+
+    h, w = level.shape[:2]
+    t = SLIDE_TILE
+    frames = []
+    for ty in range(0, h, t):
+        for tx in range(0, w, t):
+            tile = level[ty : ty + t, tx : tx + t]
+            buf = io.BytesIO()
+            Image.fromarray(tile).save(buf, "JPEG", quality=90, subsampling=0)
+            frames.append(buf.getvalue())
+    sop_class = "1.2.840.10008.5.1.4.1.1.77.1.6"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = uids["study"], uids["series"]
+    ds.FrameOfReferenceUID = uids["frame"]
+    ds.DimensionOrganizationUID = uids["dim"]
+    ds.ContainerIdentifier = "SLIDE-1"
+    ds.PatientName, ds.PatientID = "Test^Slide", "WSI001"
+    ds.Modality = "SM"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"] if k == 0 else ["DERIVED", "PRIMARY", "VOLUME", "RESAMPLED"]
+    ds.InstanceNumber = k + 1
+    ds.Rows = ds.Columns = t
+    ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows = w, h
+    ds.TotalPixelMatrixFocalPlanes = 1
+    ds.NumberOfFrames = len(frames)
+    ds.DimensionOrganizationType = "TILED_FULL"
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.PlanarConfiguration = 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.LossyImageCompression = "01"
+    ds.ImagedVolumeWidth = SLIDE_BASE * SLIDE_MPP / 1000
+    ds.ImagedVolumeHeight = SLIDE_BASE * SLIDE_MPP / 1000
+    ds.ImagedVolumeDepth = 0.001
+    ds.ImageOrientationSlide = [0, -1, 0, -1, 0, 0]
+    ds.FocusMethod, ds.ExtendedDepthOfField = "AUTO", "NO"
+    origin = Dataset()
+    origin.XOffsetInSlideCoordinateSystem = 20
+    origin.YOffsetInSlideCoordinateSystem = 40
+    ds.TotalPixelMatrixOriginSequence = Sequence([origin])
+    pm = Dataset()
+    pm.PixelSpacing = [mpp / 1000, mpp / 1000]
+    pm.SliceThickness = 0.001
+    shared = Dataset()
+    shared.PixelMeasuresSequence = Sequence([pm])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    opt = Dataset()
+    opt.ObjectiveLensPower = 20
+    ds.OpticalPathSequence = Sequence([opt])
+    ds.PixelData = encapsulate(frames)
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.fixture(scope="session")
+def dicom_wsi_slide(tmp_path_factory, slide_levels) -> Path:
+    """A DICOM-WSI series: a folder with one file per level (VL Whole Slide Microscopy, TILED_FULL, JPEG tiles).
+
+    Returns the folder; OpenSlide opens any one of its files and finds the other levels beside it.
+    """
+    from pydicom.uid import generate_uid
+
+    folder = tmp_path_factory.mktemp("dicom_wsi")
+    uids = {key: generate_uid() for key in ("study", "series", "frame", "dim")}
+    for k, level in enumerate(slide_levels):
+        _write_dicom_wsi_level(folder / f"level{k}.dcm", level, k, uids, SLIDE_MPP * 2**k)
+    return folder
