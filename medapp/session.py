@@ -1,0 +1,230 @@
+"""What the user is working on, saved to disk after every change so a crash loses nothing.
+
+The session holds: the open inputs, the current one, which frame / region / window is shown, the conversation about
+each image (keyed by the image's content hash, so the same pixels always find their answers again), and the report
+draft (`Report.to_dict()`). Every mutating method writes the whole state atomically (`medapp._atomic`): the file on
+disk is always either the previous or the new state, never half of one. Constructing a `Session` on the same folder
+restores it — that is the crash recovery, nothing else is needed.
+
+The session is local working data of the signed-in clinician (it contains file paths and question text, like the
+open study itself) and lives in the user's data folder; it is never written to the audit log or exported.
+Listeners (`subscribe`) let the window redraw when the CLI or a job changes state; they run after the save.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from medapp import paths
+from medapp._atomic import atomic_write_text
+
+__all__ = ["Session", "SessionState", "ViewSnapshot", "Turn"]
+
+log = logging.getLogger(__name__)
+
+_FILE = "session.json"
+_VERSION = 1
+
+
+@dataclass
+class ViewSnapshot:
+    """What is on screen for one input: frame, region (x, y, w, h at full resolution / slide level 0), window
+    (center, width) or a preset name. Plain values so the file stays readable."""
+
+    frame: int = 0
+    region: list[int] | None = None
+    window: list[float] | None = None
+    preset: str | None = None
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: str
+    time: str = ""
+    stop_reason: str = ""
+
+
+@dataclass
+class SessionState:
+    version: int = _VERSION
+    open_paths: list[str] = field(default_factory=list)
+    current: str | None = None
+    views: dict[str, ViewSnapshot] = field(default_factory=dict)  # path -> view
+    conversations: dict[str, list[Turn]] = field(default_factory=dict)  # image sha256 -> turns
+    report_draft: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionState:
+        return cls(
+            version=int(data.get("version", _VERSION)),
+            open_paths=[str(p) for p in data.get("open_paths", [])],
+            current=data.get("current"),
+            views={k: ViewSnapshot(**v) for k, v in data.get("views", {}).items()},
+            conversations={k: [Turn(**t) for t in v] for k, v in data.get("conversations", {}).items()},
+            report_draft=data.get("report_draft"),
+        )
+
+
+class Session:
+    """The autosaved session in `directory` (default: `medapp.paths.session_dir()`). Thread-safe."""
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else paths.session_dir()
+        self.path = self.directory / _FILE
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[Session], None]] = []
+        self.recovered_from: Path | None = None  # set when a damaged session file was moved aside
+        self.state = self._load()
+
+    # -- persistence ------------------------------------------------------------------------------------------
+    def _load(self) -> SessionState:
+        if not self.path.exists():
+            return SessionState()
+        try:
+            return SessionState.from_dict(json.loads(self.path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            # A damaged file must not stop the app from starting; keep it for inspection and start clean.
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            aside = self.path.with_name(f"{_FILE}.damaged-{stamp}")
+            try:
+                self.path.replace(aside)
+                self.recovered_from = aside
+            except OSError:
+                pass
+            log.warning("session file was damaged (%s); started a new session", type(exc).__name__)
+            return SessionState()
+
+    def save(self) -> None:
+        with self._lock:
+            text = json.dumps(self.state.to_dict(), indent=1, ensure_ascii=False)
+            atomic_write_text(self.path, text)
+
+    def subscribe(self, listener: Callable[[Session], None]) -> Callable[[], None]:
+        """Call `listener(session)` after every saved change; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _changed(self) -> None:
+        self.save()
+        for listener in list(self._listeners):
+            try:
+                listener(self)
+            except Exception:  # a broken view must not lose the user's state
+                log.exception("session listener failed")
+
+    # -- inputs and view --------------------------------------------------------------------------------------
+    def open(self, path: str | Path) -> None:
+        """Add `path` to the open inputs (once) and make it current."""
+        key = str(Path(path))
+        with self._lock:
+            if key not in self.state.open_paths:
+                self.state.open_paths.append(key)
+            self.state.views.setdefault(key, ViewSnapshot())
+            self.state.current = key
+            self._changed()
+
+    def close(self, path: str | Path) -> None:
+        key = str(Path(path))
+        with self._lock:
+            if key in self.state.open_paths:
+                self.state.open_paths.remove(key)
+            self.state.views.pop(key, None)
+            if self.state.current == key:
+                self.state.current = self.state.open_paths[-1] if self.state.open_paths else None
+            self._changed()
+
+    def set_current(self, path: str | Path) -> None:
+        key = str(Path(path))
+        with self._lock:
+            if key not in self.state.open_paths:
+                raise KeyError(f"{key} is not open")
+            self.state.current = key
+            self._changed()
+
+    def view(self, path: str | Path | None = None) -> ViewSnapshot:
+        key = str(Path(path)) if path is not None else self.state.current
+        if key is None or key not in self.state.views:
+            raise KeyError("no such open input")
+        return self.state.views[key]
+
+    def set_view(
+        self,
+        path: str | Path | None = None,
+        *,
+        frame: int | None = None,
+        region: tuple[int, int, int, int] | list[int] | None = None,
+        window: tuple[float, float] | list[float] | None = None,
+        preset: str | None = None,
+        clear_region: bool = False,
+        clear_window: bool = False,
+    ) -> None:
+        """Update what is shown for `path` (default: the current input). Only the given fields change."""
+        with self._lock:
+            snap = self.view(path)
+            if frame is not None:
+                snap.frame = int(frame)
+            if region is not None:
+                snap.region = [int(v) for v in region]
+            elif clear_region:
+                snap.region = None
+            if window is not None:
+                snap.window, snap.preset = [float(v) for v in window], None
+            elif preset is not None:
+                snap.preset, snap.window = preset, None
+            elif clear_window:
+                snap.window = snap.preset = None
+            self._changed()
+
+    # -- conversations ----------------------------------------------------------------------------------------
+    def add_turn(self, image_sha256: str, question: str, answer: str, stop_reason: str = "") -> None:
+        with self._lock:
+            turn = Turn(question, answer, datetime.now(UTC).isoformat(timespec="seconds"), stop_reason)
+            self.state.conversations.setdefault(image_sha256, []).append(turn)
+            self._changed()
+
+    def history(self, image_sha256: str) -> list[tuple[str, str]]:
+        """Earlier (question, answer) pairs about this image, the form `jobs.ask` takes as `history`."""
+        return [(t.question, t.answer) for t in self.state.conversations.get(image_sha256, [])]
+
+    def clear_conversation(self, image_sha256: str) -> None:
+        with self._lock:
+            self.state.conversations.pop(image_sha256, None)
+            self._changed()
+
+    # -- report draft -----------------------------------------------------------------------------------------
+    def set_report(self, report: Any) -> None:
+        """Store the draft (a `reports.Report` or its `to_dict()`)."""
+        data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+        with self._lock:
+            self.state.report_draft = data
+            self._changed()
+
+    def report(self) -> Any:
+        """The draft as a `reports.Report`, or None."""
+        if self.state.report_draft is None:
+            return None
+        from reports import Report
+
+        return Report.from_dict(self.state.report_draft)
+
+    def clear_report(self) -> None:
+        with self._lock:
+            self.state.report_draft = None
+            self._changed()
+
+    def clear(self) -> None:
+        """Start over (File > New session)."""
+        with self._lock:
+            self.state = SessionState()
+            self._changed()

@@ -1,0 +1,43 @@
+"""Session autosave: every change is on disk at once, a new Session on the same folder restores it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medapp.session import Session
+
+
+def test_state_survives_a_crash(tmp_path: Path) -> None:
+    s = Session(tmp_path)
+    s.open("/data/ct/slice1.dcm")
+    s.set_view(frame=3, region=(10, 20, 100, 80), preset="ct-lung")
+    s.add_turn("f" * 64, "Is there a nodule?", "No nodule is seen.", "eos")
+    s.set_report({"state": "draft", "sections": {"Findings": "clear"}})
+    # "kill" the process: nothing is flushed or closed, a new Session simply reads the folder
+    restored = Session(tmp_path)
+    assert restored.state.current == "/data/ct/slice1.dcm"
+    view = restored.view()
+    assert (view.frame, view.region, view.preset, view.window) == (3, [10, 20, 100, 80], "ct-lung", None)
+    assert restored.history("f" * 64) == [("Is there a nodule?", "No nodule is seen.")]
+    assert restored.state.report_draft == {"state": "draft", "sections": {"Findings": "clear"}}
+
+
+def test_every_change_is_saved_and_listeners_hear_it(tmp_path: Path) -> None:
+    s = Session(tmp_path)
+    seen: list[str | None] = []
+    s.subscribe(lambda sess: seen.append(sess.state.current))
+    s.open("a.png")
+    s.open("b.png")
+    s.close("b.png")
+    assert seen == ["a.png", "b.png", "a.png"]
+    assert Session(tmp_path).state.open_paths == ["a.png"]
+    s.set_view(window=(40, 400))
+    assert Session(tmp_path).view().window == [40.0, 400.0]
+
+
+def test_damaged_file_is_moved_aside_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "session.json").write_text('{"open_paths": [')
+    s = Session(tmp_path)
+    assert s.state.open_paths == [] and s.recovered_from is not None and s.recovered_from.exists()
+    s.open("x.png")
+    assert Session(tmp_path).state.open_paths == ["x.png"]
