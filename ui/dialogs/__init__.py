@@ -1,0 +1,1 @@
+"""Dialogs: batch captioning (`BatchCaptionDialog`) and settings (`SettingsDialog`)."""

@@ -1,0 +1,259 @@
+"""Qt signals around the Qt-free jobs in `medapp.jobs`: the only place the panels meet the model.
+
+The core jobs take plain callbacks (`on_token`, `progress`) and a `threading.Event` for cancel; they know nothing
+about Qt. The bridge runs such a job in a `ui.workers.Worker` and re-emits the callbacks as Qt signals on a
+`JobHandle`. The handle is created on the UI thread and emitted from the pool thread, so Qt delivers every signal as
+a *queued* call on the UI thread: widgets never touch data from another thread and the UI thread never waits.
+
+Stop is cooperative and token-granular: `JobHandle.cancel()` sets the event the engine checks before each new
+token, and from that moment the handle drops any token still in flight, so the text on screen stops at once.
+
+An exception in a job becomes one `failed(WorkerFailure)`; the thread ends normally, so a bad input or a model
+failure never takes the window down. The panels show their own error dialog (they know what the user was doing), so
+the bridge starts its workers on the context's pool directly rather than through `WorkerManager.start`, which would
+raise the window's generic dialog a second time. `ModelBridge.cancel_all()` stops them when the window closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from ui.workers import Worker, WorkerFailure
+
+__all__ = ["ChatTurn", "JobHandle", "ModelBridge", "ModelNotReady", "WorkerFailure"]
+
+log = logging.getLogger(__name__)
+
+# A job is called as job(on_token=..., progress=..., cancel=...) and returns its result.
+Job = Callable[..., Any]
+
+
+# Session `Turn.stop_reason` values meaning the clinician pressed Stop.
+_STOPPED = frozenset({"cancelled", "cancel", "stopped"})
+
+
+class ModelNotReady(RuntimeError):
+    """Raised inside a job when no engine is loaded; the panel shows it like any other failure."""
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """One question and its answer about one image, as shown in the chat and stored in the session."""
+
+    question: str
+    answer: str
+    stopped: bool = False
+    model: str = ""
+    when: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChatTurn:
+        return cls(**{k: data[k] for k in ("question", "answer", "stopped", "model", "when") if k in data})
+
+
+class JobHandle(QObject):
+    """One model job. Signals arrive on the UI thread in this order: `started`, any number of `token` /
+    `progress`, then exactly one of `succeeded(result)`, `failed(WorkerFailure)` or `cancelled(result)`, then
+    `finished()`. Connect before `start()`: a signal emitted while nothing is connected is lost."""
+
+    started = Signal()
+    token = Signal(str)
+    progress = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    cancelled = Signal(object)
+    finished = Signal()
+
+    def __init__(self, name: str, job: Job, starter: Callable[[Worker], None], parent: QObject | None = None):
+        super().__init__(parent)
+        self.name = name
+        self._job = job
+        self._starter = starter
+        self.result: Any = None
+        self.failure: WorkerFailure | None = None
+        self._worker = Worker(self._call, name=name)
+        self.cancel_event = self._worker.cancel_event
+        sig = self._worker.signals
+        sig.started.connect(self.started)
+        sig.progress.connect(self.progress)
+        sig.result.connect(self.succeeded)
+        sig.failed.connect(self._on_failed)
+        sig.cancelled.connect(lambda: self.cancelled.emit(self.result))
+        sig.finished.connect(self._on_finished)
+        self._running = False
+
+    # -- UI thread ---------------------------------------------------------------------------------------------
+    def start(self) -> JobHandle:
+        if self._running or self._worker.done.is_set():
+            raise RuntimeError(f"job {self.name!r} was already started")
+        self._running = True
+        self._starter(self._worker)
+        return self
+
+    def cancel(self) -> None:
+        """Stop before the next token / item. Tokens already queued are dropped from now on."""
+        self._worker.cancel()
+
+    @property
+    def is_running(self) -> bool:
+        return self._running
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the worker thread is done (tests and shutdown only; never on a UI path)."""
+        return self._worker.done.wait(timeout_s)
+
+    def _on_failed(self, failure: WorkerFailure) -> None:
+        self.failure = failure
+        self.failed.emit(failure)
+
+    def _on_finished(self) -> None:
+        self._running = False
+        self.finished.emit()
+
+    # -- pool thread -------------------------------------------------------------------------------------------
+    def _emit_token(self, text: str) -> None:
+        if not self.cancel_event.is_set():
+            self.token.emit(text)
+
+    def _call(self, cancel: Any, progress: Callable[[Any], None]) -> Any:
+        self.result = self._job(on_token=self._emit_token, progress=progress, cancel=cancel)
+        return self.result
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+class ModelBridge(QObject):
+    """The panels' door to `medapp.jobs`, the loaded engine and the session.
+
+    `ctx` is the window's `ui.context.AppContext` (settings, session, audit, `model` holder, `workers`). `jobs`
+    defaults to the `medapp.jobs` module, imported on first use so that building the panels never imports torch.
+    Chat history lives in `ctx.session` when there is one; without a session (tests, early start-up) it is kept in
+    memory for the life of the window, and `history_is_persistent` says so.
+    """
+
+    def __init__(self, ctx: Any, jobs: Any = None, parent: QObject | None = None) -> None:
+        super().__init__(parent if parent is not None else ctx if isinstance(ctx, QObject) else None)
+        self._ctx = ctx
+        self._jobs = jobs
+        self._live: set[JobHandle] = set()
+        self._memory_history: dict[str, list[ChatTurn]] = {}
+
+    # -- plumbing ----------------------------------------------------------------------------------------------
+    @property
+    def jobs(self) -> Any:
+        if self._jobs is None:
+            import medapp.jobs
+
+            self._jobs = medapp.jobs
+        return self._jobs
+
+    def _start_worker(self, worker: Worker) -> None:
+        self._ctx.workers.pool.start(worker)
+
+    def make_job(self, name: str, job: Job) -> JobHandle:
+        """A not-yet-started handle for `job(on_token=, progress=, cancel=)`; kept alive until it finishes."""
+        handle = JobHandle(name, job, self._start_worker, self)
+        self._live.add(handle)
+        handle.finished.connect(lambda h=handle: self._live.discard(h))
+        return handle
+
+    def cancel_all(self) -> None:
+        for handle in list(self._live):
+            handle.cancel()
+
+    @property
+    def busy(self) -> bool:
+        return any(h.is_running for h in self._live)
+
+    def engine(self) -> Any:
+        """The loaded engine, or `ModelNotReady` naming what to do (called inside jobs)."""
+        holder = getattr(self._ctx, "model", None)
+        engine = getattr(holder, "engine", None)
+        if engine is None:
+            raise ModelNotReady("The model is not loaded. Choose the model folder in Settings, then load the model.")
+        return engine
+
+    def model_label(self) -> str:
+        """Short model name for AI labels ("dragonfly-v2-tiny · CPU"), empty when nothing is loaded."""
+        holder = getattr(self._ctx, "model", None)
+        info = getattr(getattr(holder, "engine", None), "info", None)
+        if info is None:
+            return ""
+        model_id = str(getattr(info, "model_id", "") or "")
+        name = model_id.rstrip("/").rsplit("/", 1)[-1]
+        device = str(getattr(info, "device", "") or "").upper()
+        return " · ".join(p for p in (name, device) if p)
+
+    def _settings(self) -> Any:
+        return getattr(self._ctx, "settings", None)
+
+    # -- chat --------------------------------------------------------------------------------------------------
+    @property
+    def history_is_persistent(self) -> bool:
+        return getattr(self._ctx, "session", None) is not None
+
+    def chat_history(self, key: str) -> list[ChatTurn]:
+        """The turns about the image with content hash `key`, oldest first."""
+        session = getattr(self._ctx, "session", None)
+        if session is None:
+            return list(self._memory_history.get(key, []))
+        return [
+            ChatTurn(t.question, t.answer, stopped=t.stop_reason in _STOPPED, when=t.time)
+            for t in session.state.conversations.get(key, [])
+        ]
+
+    def _record_turn(self, key: str, turn: ChatTurn) -> None:
+        session = getattr(self._ctx, "session", None)
+        if session is None:
+            self._memory_history.setdefault(key, []).append(turn)
+        else:
+            session.add_turn(key, turn.question, turn.answer, stop_reason="cancelled" if turn.stopped else "")
+
+    def ask(self, model_input: Any, question: str) -> JobHandle:
+        """A job answering `question` about `model_input` (the earlier turns about the same image are sent as
+        context). The turn — stopped or not — is stored in the history before `succeeded` / `cancelled` fires, so
+        the panel re-renders from the history alone. The result is `(key, ChatTurn)`. `progress` carries `("input", PIL image)` once the exact
+        model input has been rendered (for slides that happens in the worker)."""
+        label = self.model_label()
+
+        def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> tuple[str, ChatTurn]:
+            image = model_input.image  # renders here, off the UI thread, for slides
+            key = model_input.key
+            progress(("input", image))
+            turns = [(t.question, t.answer) for t in self.chat_history(key) if not t.stopped]
+            engine = self.engine()
+            result = self.jobs.ask(
+                engine,
+                image,
+                question,
+                turns=turns,
+                settings=self._settings(),
+                audit=getattr(self._ctx, "audit", None),
+                on_token=on_token,
+                cancel=cancel,
+            )
+            answer = getattr(result, "text", result)
+            return key, ChatTurn(question, str(answer), stopped=cancel.is_set(), model=label, when=_now())
+
+        handle = self.make_job("Ask the model", job)
+        # Connected before the panel's slots, so the history holds the turn when the panel re-renders; it runs on
+        # the UI thread, so the session is only ever touched from one thread.
+        handle.succeeded.connect(lambda result: self._record_turn(*result))
+        handle.cancelled.connect(lambda result: result is not None and self._record_turn(*result))
+        return handle
+

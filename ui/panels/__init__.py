@@ -1,0 +1,1 @@
+"""Docked panels that talk to the model: chat (`ChatPanel`) and report (`ReportPanel`)."""

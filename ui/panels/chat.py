@@ -1,0 +1,320 @@
+"""The chat panel: questions about exactly the image (or region) on screen, answers streamed token by token.
+
+What the panel owns is presentation only. The conversation lives in the session (through the bridge, keyed by
+`ModelInput.key`), so switching images swaps the history and nothing is lost when the window closes. The model runs
+in a worker (`ModelBridge.ask`); tokens arrive as queued signals and are appended at the end of the transcript, so
+streaming costs one cursor insert per token. Stop sets the job's cancel event (the engine checks it before every
+token) and the panel drops anything that still arrives, so the text stops at once.
+
+Answers are always drawn as AI output: a coloured block with an "AI draft · not reviewed" label naming the model,
+so a screenshot of the panel can never pass for a clinician's words.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication, QTextCursor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.model_bridge import ChatTurn, JobHandle, ModelBridge
+from ui.widgets.errors import show_worker_error
+from ui.widgets.images import thumbnail_pixmap
+
+__all__ = ["ChatPanel"]
+
+THUMB_PX = 112
+AI_LABEL = "AI output · not reviewed"
+_AI_STYLE = "background:#fff4e0; border-left:4px solid #d98c00; padding:4px;"
+
+
+def _describe_input(model_input: Any, image: Any = None) -> str:
+    """One line about what the model is given: the viewer's description, the region and the pixel size."""
+    parts = [str(getattr(model_input, "description", "") or "image")]
+    region = getattr(model_input, "region", None)
+    if region is not None:
+        x, y, w, h = (int(v) for v in region)
+        parts.append(f"region {w}×{h} at ({x}, {y})")
+    if image is not None:
+        parts.append(f"{image.width}×{image.height} px")
+    return " · ".join(parts)
+
+
+def _renders_slowly(model_input: Any) -> bool:
+    """Slide views read the pyramid from disk: render those in the worker, never on the UI thread."""
+    return getattr(model_input, "kind", "") == "slide"
+
+
+class ChatPanel(QWidget):
+    """Question box, streamed transcript, Stop, Copy, "Ask about region", and a thumbnail of the model's input.
+
+    `ctx` is the app context (`current_model_input(use_region=...)`, signal `current_input_changed`); `bridge` runs
+    the model jobs and keeps the per-image history. Signals: `answer_finished(key, ChatTurn)` after every answer
+    (stopped ones included), `busy_changed(bool)`.
+    """
+
+    answer_finished = Signal(str, object)
+    busy_changed = Signal(bool)
+
+    def __init__(self, ctx: Any, bridge: ModelBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._ctx = ctx
+        self._bridge = bridge
+        self._job: JobHandle | None = None
+        self._job_input: Any = None
+        self.sent_image: Any = None  # the exact PIL image the model was given for the last question
+        self._sent_key: str | None = None
+        self._shown_key: str | None = None
+        self.last_error_box = None
+        self._build()
+        signal = getattr(ctx, "current_input_changed", None)
+        if signal is not None:
+            signal.connect(self.refresh_input)
+        self.refresh_input()
+
+    # -- layout ------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.thumbnail = QLabel(objectName="chatThumbnail")
+        self.thumbnail.setFixedSize(THUMB_PX, THUMB_PX)
+        self.thumbnail.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.thumbnail.setStyleSheet("background:#111; color:#aaa; border:1px solid #444;")
+        self.input_label = QLabel(objectName="chatInputLabel")
+        self.input_label.setWordWrap(True)
+        self.region_check = QCheckBox("Ask about region", objectName="chatRegionCheck")
+        self.region_check.setToolTip("Send only the rectangle drawn on the image instead of the whole view")
+        self.region_check.toggled.connect(lambda _=False: self.refresh_input())
+        side = QVBoxLayout()
+        side.addWidget(self.input_label)
+        side.addWidget(self.region_check)
+        side.addStretch(1)
+        header = QHBoxLayout()
+        header.addWidget(self.thumbnail)
+        header.addLayout(side, 1)
+
+        self.transcript = QTextBrowser(objectName="chatTranscript")
+        self.transcript.setOpenExternalLinks(False)
+        self.transcript.setPlaceholderText("Ask a question about the image on screen.")
+
+        self.question = QLineEdit(objectName="chatQuestion")
+        self.question.setPlaceholderText("Question about this image… (Enter to ask)")
+        self.question.returnPressed.connect(self.ask)
+        self.ask_button = QPushButton("Ask", objectName="chatAsk")
+        self.ask_button.clicked.connect(self.ask)
+        self.stop_button = QPushButton("Stop", objectName="chatStop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        self.copy_button = QPushButton("Copy", objectName="chatCopy")
+        self.copy_button.setToolTip("Copy the last answer (with its AI label) to the clipboard")
+        self.copy_button.clicked.connect(self.copy_last_answer)
+        row = QHBoxLayout()
+        row.addWidget(self.question, 1)
+        row.addWidget(self.ask_button)
+        row.addWidget(self.stop_button)
+        row.addWidget(self.copy_button)
+
+        self.status = QLabel(objectName="chatStatus")
+        self.status.setStyleSheet("color:#666;")
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(self.transcript, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+
+    # -- input and history -------------------------------------------------------------------------------------
+    def _can_choose_region(self) -> bool:
+        """True when the context can give the whole view while an ROI is drawn (`use_region=False`)."""
+        try:
+            return "use_region" in inspect.signature(self._ctx.current_model_input).parameters
+        except (TypeError, ValueError):
+            return False
+
+    def _current_input(self) -> Any:
+        """The context's current input; with "Ask about region" unticked, the whole view instead of the ROI."""
+        if self.region_check.isEnabled() and not self.region_check.isChecked():
+            return self._ctx.current_model_input(use_region=False)
+        return self._ctx.current_model_input()
+
+    def refresh_input(self, *_: Any) -> None:
+        """Re-read the current input: offer "Ask about region" only when an ROI exists, preview what would be sent
+        and show the history of that image (unless an answer is still streaming into the transcript)."""
+        roi_input = self._ctx.current_model_input()
+        has_region = roi_input is not None and getattr(roi_input, "region", None) is not None
+        choosable = has_region and self._can_choose_region()
+        if choosable != self.region_check.isEnabled() or has_region != self.region_check.isChecked() and not choosable:
+            self.region_check.blockSignals(True)
+            self.region_check.setEnabled(choosable)
+            self.region_check.setChecked(has_region)  # a freshly drawn ROI is what the user means to ask about
+            self.region_check.blockSignals(False)
+        model_input = roi_input if (not has_region or self.region_check.isChecked()) else self._current_input()
+        self.ask_button.setEnabled(model_input is not None and not self.is_busy)
+        if self.is_busy:
+            return
+        if model_input is None:
+            self.thumbnail.clear()
+            self.thumbnail.setText("no image")
+            self.input_label.setText("Open an image to ask about it.")
+            self._shown_key = None
+            self.transcript.clear()
+            return
+        if _renders_slowly(model_input):
+            # Rendering a slide view here would block the UI thread; it is rendered (and shown) when asked.
+            self.thumbnail.clear()
+            self.thumbnail.setText("slide view")
+            self.input_label.setText(f"Will be sent: {_describe_input(model_input)}")
+            return
+        if self.sent_image is not None and model_input.key == self._sent_key:
+            self._show_thumbnail(model_input, self.sent_image, "Sent to the model")
+        else:
+            self._show_thumbnail(model_input, model_input.image, "Will be sent to the model")
+        if model_input.key != self._shown_key:
+            self._shown_key = model_input.key
+            self._render_history(model_input.key)
+
+    def _show_thumbnail(self, model_input: Any, image: Any, verb: str) -> None:
+        self.thumbnail.setPixmap(thumbnail_pixmap(image, THUMB_PX - 4))
+        text = f"{verb}: {_describe_input(model_input, image)}"
+        self.input_label.setText(text)
+        self.thumbnail.setToolTip(text)
+
+    def _render_history(self, key: str) -> None:
+        blocks = [self._turn_html(turn) for turn in self._bridge.chat_history(key)]
+        self.transcript.setHtml("".join(blocks))
+        self.transcript.moveCursor(QTextCursor.MoveOperation.End)
+
+    @staticmethod
+    def _question_html(question: str) -> str:
+        return f"<p style='margin:8px 0 2px 0;'><b>You:</b> {html.escape(question)}</p>"
+
+    @staticmethod
+    def _ai_header_html(model: str) -> str:
+        who = f" · {html.escape(model)}" if model else ""
+        return f"<p style='margin:0; color:#9a5b00; font-size:small;'><b>{AI_LABEL}</b>{who}</p>"
+
+    def _turn_html(self, turn: ChatTurn) -> str:
+        answer = html.escape(turn.answer).replace("\n", "<br/>")
+        note = " <i style='color:#b00;'>[stopped]</i>" if turn.stopped else ""
+        return (
+            self._question_html(turn.question)
+            + f"<table width='100%' cellpadding='4'><tr><td style='{_AI_STYLE}'>"
+            + self._ai_header_html(turn.model)
+            + f"<p style='margin:2px 0;'>{answer}{note}</p></td></tr></table>"
+        )
+
+    # -- asking ------------------------------------------------------------------------------------------------
+    @property
+    def is_busy(self) -> bool:
+        return self._job is not None
+
+    def ask(self, question: str | None = None) -> JobHandle | None:
+        """Send `question` (default: the text in the box) about the current input; returns the running job."""
+        text = (question if isinstance(question, str) else self.question.text()).strip()
+        if not text or self.is_busy:
+            return None
+        model_input = self._current_input()
+        if model_input is None:
+            self.status.setText("Open an image first.")
+            return None
+        self.question.clear()
+        if not _renders_slowly(model_input) and model_input.key != self._shown_key:
+            self._shown_key = model_input.key
+            self._render_history(model_input.key)
+        self._job_input = model_input
+        cursor = self.transcript.textCursor()
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertHtml(self._question_html(text))
+        cursor.insertBlock()
+        cursor.insertHtml(self._ai_header_html(self._bridge.model_label()))
+        cursor.insertBlock()
+        self.transcript.setTextCursor(cursor)
+
+        job = self._bridge.ask(model_input, text)
+        job.token.connect(self._on_token)
+        job.progress.connect(self._on_progress)
+        job.succeeded.connect(self._on_done)
+        job.cancelled.connect(self._on_done)
+        job.failed.connect(self._on_failed)
+        job.finished.connect(self._on_finished)
+        self._job = job
+        self._set_busy(True)
+        self.status.setText("Generating…")
+        job.start()
+        return job
+
+    def stop(self) -> None:
+        """Stop the running answer: the engine stops before its next token; what was streamed is kept, marked."""
+        if self._job is not None:
+            self._job.cancel()
+            self.stop_button.setEnabled(False)
+            self.status.setText("Stopping…")
+
+    def _on_token(self, text: str) -> None:
+        if self._job is None or self._job.is_cancelled:
+            return
+        cursor = self.transcript.textCursor()
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.insertText(text)
+        self.transcript.setTextCursor(cursor)
+        self.transcript.ensureCursorVisible()
+
+    def _on_progress(self, event: Any) -> None:
+        if isinstance(event, tuple) and len(event) == 2 and event[0] == "input" and self._job_input is not None:
+            self.sent_image = event[1]
+            self._show_thumbnail(self._job_input, event[1], "Sent to the model")
+
+    def _on_done(self, result: Any) -> None:
+        if self._job is None:
+            return
+        key, turn = result
+        self._sent_key = key
+        self.status.setText("Stopped." if turn.stopped else "Done.")
+        self._shown_key = key
+        self._render_history(key)
+        self.answer_finished.emit(key, turn)
+
+    def _on_failed(self, failure: Any) -> None:
+        self.status.setText("The model failed; see the message.")
+        self.last_error_box = show_worker_error(self, "Question failed", failure)
+        if self._shown_key is not None:
+            self._render_history(self._shown_key)  # drop the half-streamed answer; history has no failed turns
+
+    def _on_finished(self) -> None:
+        self._job = None
+        self._job_input = None
+        self._set_busy(False)
+        self.refresh_input()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.stop_button.setEnabled(busy)
+        self.ask_button.setEnabled(not busy)
+        self.busy_changed.emit(busy)
+
+    # -- copy --------------------------------------------------------------------------------------------------
+    def last_answer(self) -> ChatTurn | None:
+        if self._shown_key is None:
+            return None
+        turns = self._bridge.chat_history(self._shown_key)
+        return turns[-1] if turns else None
+
+    def copy_last_answer(self) -> str:
+        """Put the last answer on the clipboard, labelled as AI output so a paste elsewhere stays marked."""
+        turn = self.last_answer()
+        if turn is None:
+            return ""
+        model = f", {turn.model}" if turn.model else ""
+        text = f"[{AI_LABEL}{model}]\nQ: {turn.question}\nA: {turn.answer}"
+        QGuiApplication.clipboard().setText(text)
+        self.status.setText("Answer copied.")
+        return text

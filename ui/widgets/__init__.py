@@ -1,0 +1,1 @@
+"""Small Qt helpers shared by the panels and dialogs (image conversion, error dialogs, AI-output badges)."""
