@@ -23,3 +23,7 @@ class QuantizationUnavailableError(ModelError):
 
 class CheckpointFormatError(ModelError):
     """The checkpoint folder is not a Dragonfly checkpoint or its weights do not match the config."""
+
+
+class ChecksumMismatchError(CheckpointFormatError):
+    """A weight file's SHA-256 differs from the checkpoint's SHA256SUMS manifest (corrupt or edited copy)."""

@@ -1,0 +1,94 @@
+"""`medapp model convert SRC DST`, `medapp model check DIR [--json]`, `medapp model list`: checkpoint housekeeping."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "model",
+        help="convert, check or list Dragonfly checkpoints",
+        description="Checkpoint housekeeping. medapp never downloads: checkpoints are local folders or snapshots in "
+        "the local Hugging Face cache.",
+    )
+    actions = parser.add_subparsers(dest="model_action", metavar="ACTION", required=True)
+
+    convert = actions.add_parser(
+        "convert",
+        help="convert an official pickle (.bin) checkpoint to safetensors, once",
+        description="Unpickle SRC's weight files with torch.load(weights_only=True) (tensors only; convert only "
+        "checkpoints from a source you trust), write safetensors shards, an index and a SHA256SUMS manifest into "
+        "the new folder DST, and copy the config and tokenizer files.",
+    )
+    convert.add_argument("src", help="checkpoint folder with pytorch_model*.bin files, or a cached hub id")
+    convert.add_argument("dst", type=Path, help="new folder for the safetensors checkpoint (must not exist)")
+    convert.add_argument("--max-shard-gb", type=float, default=5.0, help="largest shard size in GB (default 5)")
+    convert.set_defaults(handler=run)
+
+    check = actions.add_parser(
+        "check",
+        help="report version, parameters, dtype, missing/unexpected keys and hash status",
+        description="Compare the checkpoint's tensors with what its config.json describes (headers only) and "
+        "verify the SHA256SUMS manifest. Exit 0 if everything is fine, 2 otherwise.",
+    )
+    check.add_argument("dir", help="checkpoint folder or cached hub id")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--no-hash", action="store_true", help="skip hashing (fast; hash status 'not-checked')")
+    check.set_defaults(handler=run)
+
+    listing = actions.add_parser("list", help="list the Dragonfly checkpoints on this machine")
+    listing.add_argument("--hf-cache", type=Path, default=None, help="Hugging Face cache folder to search")
+    listing.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"convert": _convert, "check": _check, "list": _list}[args.model_action](args)
+
+
+def _say(message: str) -> None:
+    print(f"medapp: {message}", file=sys.stderr, flush=True)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from models.convert import UnpicklingWarning, convert_checkpoint
+    from models.errors import ModelError
+
+    if args.max_shard_gb <= 0:
+        raise ModelError(f"--max-shard-gb must be positive, got {args.max_shard_gb}")
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnpicklingWarning)  # printed by the progress callback, before unpickling
+        out = convert_checkpoint(
+            args.src, args.dst, max_shard_bytes=int(args.max_shard_gb * 1000**3),
+            progress=lambda m: _say(m) if not m.startswith("done") else None,
+        )
+    print(f"converted to {out} in {time.perf_counter() - start:.1f} s; check it with: medapp model check {out}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from models.check import check_checkpoint, format_report
+
+    report = check_checkpoint(args.dir, verify_hashes=not args.no_hash)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if report["ok"] else 2
+
+
+def _list(args: argparse.Namespace) -> int:
+    from models.loading import hf_cache_dir, list_checkpoints, models_dir
+
+    entries = list_checkpoints(args.hf_cache)
+    if not entries:
+        print(f"no Dragonfly checkpoint found in {hf_cache_dir(args.hf_cache)} or {models_dir()}")
+        return 0
+    for e in entries:
+        rev = f"@{e.revision[:10]}" if e.revision else ""
+        print(f"{e.model_id}{rev}\t{e.weights_format}\t{e.source}\t{e.path}")
+    return 0
