@@ -70,7 +70,7 @@ class ModelInput:
         self.source = source
         self.region = region  # (x, y, w, h) in image pixels (level 0 for slides), None = whole image / view
         self.modality = modality
-        self.dataset = dataset  # pydicom Dataset of the shown frame, or None
+        self._dataset = dataset  # pydicom Dataset of the shown frame, a callable returning it, or None
         self.frame = frame
         self.window = window  # dicom_io.Window or None
         self.kind = kind  # "dicom" | "series" | "image" | "slide"
@@ -83,6 +83,14 @@ class ModelInput:
                 image = self._render()
                 self._image = image if image.mode == "RGB" else image.convert("RGB")
             return self._image
+
+    @property
+    def dataset(self) -> Any:
+        """The pydicom header of the shown frame (read on first access; may touch the disk), or None."""
+        with self._lock:
+            if callable(self._dataset):
+                self._dataset = self._dataset()
+            return self._dataset
 
     @property
     def key(self) -> str:
@@ -252,11 +260,19 @@ class AppContext(QObject):
         else:
             self._settle.start()
 
-    def current_model_input(self) -> ModelInput | None:
-        """Exactly what is on screen for the model, or None when nothing is open."""
+    def current_model_input(self, use_region: bool = True) -> ModelInput | None:
+        """Exactly what is on screen for the model, or None when nothing is open.
+
+        `use_region=False` gives the whole view even when an ROI is drawn (the chat's "ask about region" off).
+        """
         if self._provider is None:
             return None
-        return self._provider()
+        if use_region:
+            return self._provider()
+        try:
+            return self._provider(use_region=False)
+        except TypeError:  # a provider without regions
+            return self._provider()
 
     # --- documents ------------------------------------------------------------------------------------------------
     def set_opened(self, opened: Any) -> None:
