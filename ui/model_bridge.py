@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,6 +37,15 @@ Job = Callable[..., Any]
 
 # Session `Turn.stop_reason` values meaning the clinician pressed Stop.
 _STOPPED = frozenset({"cancelled", "cancel", "stopped"})
+
+
+class _CoreJobs:
+    """`medapp.jobs` seen as a namespace of functions: `jobs.ask` is `medapp.jobs.ask.ask`, imported on first use
+    (whatever the package's `__init__` re-exports, the module of the same name holds the function)."""
+
+    def __getattr__(self, name: str) -> Any:
+        module = importlib.import_module(f"medapp.jobs.{name}")
+        return getattr(module, name)
 
 
 class ModelNotReady(RuntimeError):
@@ -235,20 +245,22 @@ class ModelBridge(QObject):
             image = model_input.image  # renders here, off the UI thread, for slides
             key = model_input.key
             progress(("input", image))
-            turns = [(t.question, t.answer) for t in self.chat_history(key) if not t.stopped]
+            history = [(t.question, t.answer) for t in self.chat_history(key) if not t.stopped]
             engine = self.engine()
-            result = self.jobs.ask(
+            settings = self._settings()
+            answer = self.jobs.ask(
                 engine,
                 image,
                 question,
-                turns=turns,
-                settings=self._settings(),
-                audit=getattr(self._ctx, "audit", None),
+                history,
                 on_token=on_token,
                 cancel=cancel,
+                limits=settings.generation() if settings is not None else None,
+                audit=getattr(self._ctx, "audit", None),
             )
-            answer = getattr(result, "text", result)
-            return key, ChatTurn(question, str(answer), stopped=cancel.is_set(), model=label, when=_now())
+            stopped = bool(getattr(answer, "cancelled", False)) or cancel.is_set()
+            turn = ChatTurn(question, str(getattr(answer, "text", answer)), stopped=stopped, model=label, when=_now())
+            return key, turn
 
         handle = self.make_job("Ask the model", job)
         # Connected before the panel's slots, so the history holds the turn when the panel re-renders; it runs on
@@ -257,3 +269,124 @@ class ModelBridge(QObject):
         handle.cancelled.connect(lambda result: result is not None and self._record_turn(*result))
         return handle
 
+
+    # -- reports -----------------------------------------------------------------------------------------------
+    def _report_kwargs(self, model_input: Any, indication: str) -> dict[str, Any]:
+        return {
+            "modality": getattr(model_input, "modality", None),
+            "indication": indication,
+            "dataset": getattr(model_input, "dataset", None),
+            "frame": getattr(model_input, "frame", None),
+            "region": getattr(model_input, "region", None),
+            "window": getattr(model_input, "window", None),
+            "settings": self._settings(),
+            "audit": getattr(self._ctx, "audit", None),
+        }
+
+    def draft_report(self, model_input: Any, indication: str) -> JobHandle:
+        """A job drafting a `reports.Report` about `model_input` (`medapp.jobs.draft_report`); tokens stream.
+        A stopped draft is not applied by the panel (it would replace the report with a fragment)."""
+        kwargs = self._report_kwargs(model_input, indication)
+
+        def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
+            image = model_input.image
+            progress(("input", image))
+            return self.jobs.draft_report(self.engine(), image, on_token=on_token, cancel=cancel, **kwargs)
+
+        return self.make_job("Draft report", job)
+
+    def regenerate_section(self, model_input: Any, report: Any, key: str, indication: str) -> JobHandle:
+        """A job returning fresh text for section `key` only (a new draft from the same image and indication, of
+        which only that section is kept). The panel applies it to the report as it is when the job ends, so edits
+        made meanwhile to other sections survive. The core has no per-section prompt yet (see the report)."""
+        kwargs = self._report_kwargs(model_input, indication)
+        kwargs["modality"] = getattr(report, "modality", None) or kwargs["modality"]
+        kwargs["audit"] = None  # the full-draft audit entry would misdescribe a one-section regeneration
+
+        def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> str:
+            draft = self.jobs.draft_report(self.engine(), model_input.image, on_token=on_token, cancel=cancel, **kwargs)
+            if cancel.is_set():
+                return ""
+            return str(draft.text(key))
+
+        return self.make_job(f"Regenerate {key}", job)
+
+    def export_report(
+        self, report: Any, path: Path, *, kind: str, deidentified: bool = False, source: Any = None
+    ) -> JobHandle:
+        """A job writing `report` as a PDF (`kind="pdf"`) or a DICOM Encapsulated PDF (`kind="dicom"`) to `path`;
+        result: the path. The report is copied first, so edits during the export do not race the renderer."""
+        from reports.model import Report
+
+        snapshot = Report.from_dict(report.to_dict())
+        letterhead = getattr(self._settings(), "letterhead", "") or ""
+        audit = getattr(self._ctx, "audit", None)
+
+        def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Path:
+            return _export_report(
+                snapshot, Path(path), kind=kind, deidentified=deidentified, source=source, letterhead=letterhead,
+                audit=audit,
+            )
+
+        return self.make_job("Export report", job)
+
+    # -- settings ----------------------------------------------------------------------------------------------
+    def check_model(self, folder: Path) -> JobHandle:
+        """A job running the checkpoint check on `folder` (headers, keys, shapes; hashes only if a manifest makes
+        that cheap). Result: the check's dict plus `summary`, one sentence for the settings dialog."""
+
+        def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> dict[str, Any]:
+            from models.check import check_checkpoint
+
+            result = dict(check_checkpoint(folder, verify_hashes=False))
+            if result.get("ok"):
+                n = result.get("n_params")
+                size = f", {n / 1e9:.2f} B parameters" if isinstance(n, int) and n >= 1e8 else (
+                    f", {n:,} parameters" if isinstance(n, int) else "")
+                result["summary"] = f"{result.get('model_id', folder.name)} (Dragonfly {result.get('version')}){size}, " \
+                    f"{result.get('dtype') or '?'} weights."
+            else:
+                result["summary"] = "; ".join(result.get("problems") or ["the checkpoint is not usable"])
+            return result
+
+        return self.make_job("Check model", job)
+
+
+def _export_report(
+    report: Any, path: Path, *, kind: str, deidentified: bool, source: Any, letterhead: str, audit: Any
+) -> Path:
+    """Render `report` with `reports` and write it; audit the export (hashes and flags only).
+
+    Kept here, as calls into `reports` only, until the core offers one export function for the CLI and the window.
+    """
+    import hashlib
+
+    from reports.atomic import atomic_write_bytes
+    from reports.pdf import PdfOptions, report_pdf_bytes
+
+    options = PdfOptions(letterhead=letterhead) if letterhead.strip() else PdfOptions()
+    pdf = report_pdf_bytes(report, deidentified=deidentified, options=options)
+    if kind == "pdf":
+        data = pdf
+    elif kind == "dicom":
+        from io import BytesIO
+
+        from reports.dicom_pdf import encapsulated_pdf
+
+        ds = encapsulated_pdf(pdf, source, report=report, deidentified=deidentified)
+        buffer = BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        data = buffer.getvalue()
+    else:
+        raise ValueError(f"unknown export kind {kind!r} (expected 'pdf' or 'dicom')")
+    atomic_write_bytes(path, data)
+    if audit is not None:
+        audit.record(
+            "export",
+            inputs=[report.content_sha256()],
+            format=kind,
+            deidentified=deidentified,
+            report_state=report.state,
+            output_sha256=hashlib.sha256(data).hexdigest(),
+        )
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import types
 from pathlib import Path
@@ -18,28 +17,31 @@ from ui.panels.chat import AI_LABEL, ChatPanel
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
-class ScriptedJobs:
-    """Stand-in for medapp.jobs.ask until the core lands: streams numbered tokens, honours cancel."""
+class ScriptedEngine:
+    """Stand-in for models.engine.DragonflyEngine (documented `generate` contract) until the engine lands: streams
+    numbered tokens, stops on `cancel` before the next token like the real one. The real `medapp.jobs.ask` runs."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
-        self.gate = threading.Event()
-        self.gate.set()
+        self.info = types.SimpleNamespace(model_id="golden/dragonfly-v2-tiny", device="cpu", checkpoint_sha256="0" * 64)
+        self.fail: Exception | None = None
 
-    def ask(self, engine, image, question, *, turns, settings, audit, on_token, cancel):
+    def generate(self, image, turns, question, *, max_new_tokens, do_sample=False, on_token=None, cancel=None, **_):
         self.calls.append({"image": image, "question": question, "turns": list(turns)})
-        out = []
-        for i in range(400):
-            if cancel.is_set():
+        if self.fail is not None:
+            raise self.fail
+        out: list[str] = []
+        reason = "max_new_tokens"
+        for i in range(6 if question.startswith("short") else 400):
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
                 break
-            self.gate.wait(5)
             tok = f"w{i} "
             out.append(tok)
-            on_token(tok)
+            if on_token is not None:
+                on_token(tok)
             time.sleep(0.002)
-            if i == 5 and question.startswith("short"):
-                break
-        return "".join(out)
+        return types.SimpleNamespace(text="".join(out), token_ids=list(range(len(out))), stop_reason=reason)
 
 
 def _image(color: tuple[int, int, int]) -> Image.Image:
@@ -68,22 +70,23 @@ class Viewer:
 
 
 @pytest.fixture
-def ctx(qtbot, tmp_path):
+def jobs():
+    """The engine double; named `jobs` because tests read the calls the job made."""
+    return ScriptedEngine()
+
+
+@pytest.fixture
+def ctx(qtbot, tmp_path, jobs):
     c = AppContext(session=Session(tmp_path / "session"))
-    c.model.set_engine(types.SimpleNamespace(info=types.SimpleNamespace(model_id="golden/dragonfly-v2-tiny", device="cpu")))
+    c.model.set_engine(jobs)
     yield c
     assert c.workers.shutdown(10000), "workers still running after the test"
 
 
 @pytest.fixture
-def jobs():
-    return ScriptedJobs()
-
-
-@pytest.fixture
 def panel(qtbot, ctx, jobs):
     viewer = Viewer(ctx)
-    bridge = ModelBridge(ctx, jobs=jobs)
+    bridge = ModelBridge(ctx)
     widget = ChatPanel(ctx, bridge)
     widget.viewer = viewer
     qtbot.addWidget(widget)
@@ -153,45 +156,22 @@ def test_copy_puts_labelled_answer_on_clipboard(qtbot, panel):
     assert text.startswith(f"[{AI_LABEL}") and "short copy" in text and "w5" in text
 
 
-def test_roi_is_what_is_sent(qtbot, panel, jobs):
-    """With the context as it is (no whole-view choice), a drawn ROI is sent and the box says so, locked."""
-    assert not panel.region_check.isChecked()
+def test_ask_about_region_sends_the_roi_or_the_whole_view(qtbot, panel, jobs):
+    assert not panel.region_check.isEnabled()
     panel.viewer.show(_image((10, 200, 10)), region=(8, 4, 20, 10))
-    assert panel.region_check.isChecked() and not panel.region_check.isEnabled()
+    assert panel.region_check.isEnabled() and panel.region_check.isChecked(), "a fresh ROI is what is asked about"
     _answer(panel, qtbot, "short region")
     assert jobs.calls[-1]["image"].size == (20, 10)
     assert "region 20×10 at (8, 4)" in panel.input_label.text()
-
-
-class RegionChoiceContext(AppContext):
-    """The context contract the panel asks for: `current_model_input(use_region=False)` gives the whole view."""
-
-    def current_model_input(self, use_region: bool = True):
-        return None if self._provider is None else self._provider(use_region)
-
-
-def test_ask_about_region_can_be_unticked(qtbot, tmp_path, jobs):
-    ctx = RegionChoiceContext(session=Session(tmp_path / "s"))
-    ctx.model.set_engine(types.SimpleNamespace(info=None))
-    viewer = Viewer(ctx)
-    panel = ChatPanel(ctx, ModelBridge(ctx, jobs=jobs))
-    qtbot.addWidget(panel)
-    assert not panel.region_check.isEnabled()
-    viewer.show(_image((10, 200, 10)), region=(8, 4, 20, 10))
-    assert panel.region_check.isEnabled() and panel.region_check.isChecked()
-    _answer(panel, qtbot, "short region")
-    assert jobs.calls[-1]["image"].size == (20, 10)
     panel.region_check.setChecked(False)
     _answer(panel, qtbot, "short whole")
     assert jobs.calls[-1]["image"].size == (64, 48)
-    assert ctx.workers.shutdown(10000)
+    panel.viewer.show(_image((10, 200, 10)), region=None)
+    assert not panel.region_check.isEnabled()
 
 
 def test_failure_in_worker_shows_dialog_and_panel_lives(qtbot, panel, jobs):
-    def broken(*_a, **_k):
-        raise RuntimeError("engine exploded")
-
-    jobs.ask = broken
+    jobs.fail = RuntimeError("engine exploded")
     _answer(panel, qtbot, "short boom")
     qtbot.waitUntil(lambda: panel.last_error_box is not None)
     assert "engine exploded" in panel.last_error_box.text()

@@ -1,0 +1,466 @@
+"""The report panel: an AI draft the clinician edits section by section, signs and exports.
+
+The `reports.Report` object is the single source of truth; the panel only mirrors it. Every keystroke goes into the
+report at once (`Report.set_section`) and the session autosave follows within `AUTOSAVE_MS` (and immediately before
+any job, sign or export and when the panel hides), so an edit is never lost, not even to a crash a second later.
+
+Regenerating one section asks the model for a fresh draft in a worker and, when it comes back, replaces *only* that
+section's text in the report as it is *then* — edits made to other sections meanwhile are untouched, and the section
+being regenerated is read-only until its new text arrives (or the job is stopped), so no typing can be overwritten.
+
+Signing follows `reports.Report`: it records the clinician (from Settings, or asked) and the time; editing a signed
+report returns it to draft (the old signature goes to the report's history) and the banner turns back into the
+"AI DRAFT — not reviewed" warning. That banner is on screen in every state except signed.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFont
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.model_bridge import JobHandle, ModelBridge
+from ui.widgets.errors import show_worker_error
+
+__all__ = ["ReportPanel", "SectionEditor", "DRAFT_BANNER"]
+
+log = logging.getLogger(__name__)
+
+DRAFT_BANNER = "AI DRAFT — not reviewed"
+AUTOSAVE_MS = 300
+_DRAFT_STYLE = "background:#b3261e; color:white; font-weight:bold; padding:6px; border-radius:3px;"
+_SIGNED_STYLE = "background:#1e6b34; color:white; font-weight:bold; padding:6px; border-radius:3px;"
+
+
+class SectionEditor(QFrame):
+    """Title, "Regenerate" button and a plain-text editor for one report section."""
+
+    edited = Signal(str, str)  # key, text
+    regenerate_requested = Signal(str)
+
+    def __init__(self, key: str, title: str, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.key = key
+        self.setObjectName(f"section_{key}")
+        self.title = QLabel(f"<b>{html.escape(title)}</b>")
+        self.regenerate = QPushButton("Regenerate", objectName=f"regenerate_{key}")
+        self.regenerate.setToolTip(f"Ask the model again for “{title}” only; other sections are kept as they are")
+        self.regenerate.clicked.connect(lambda: self.regenerate_requested.emit(self.key))
+        self.status = QLabel()
+        self.status.setStyleSheet("color:#9a5b00;")
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(self.title)
+        head.addWidget(self.status, 1)
+        head.addWidget(self.regenerate)
+        self.editor = QPlainTextEdit(objectName=f"editor_{key}")
+        self.editor.setPlainText(text)
+        self.editor.setTabChangesFocus(True)
+        self.editor.setMinimumHeight(56)
+        self._fit_height()
+        self.editor.textChanged.connect(self._changed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 4)
+        layout.addLayout(head)
+        layout.addWidget(self.editor)
+
+    def _changed(self) -> None:
+        self._fit_height()
+        self.edited.emit(self.key, self.editor.toPlainText())
+
+    def _fit_height(self) -> None:
+        lines = max(2, min(14, self.editor.document().lineCount() + self.editor.toPlainText().count("\n") // 4))
+        self.editor.setFixedHeight(int(self.editor.fontMetrics().lineSpacing() * (lines + 1.2)) + 8)
+
+    def set_text(self, text: str) -> None:
+        """Replace the text without emitting `edited` (used when the model, not the user, changed it)."""
+        self.editor.blockSignals(True)
+        self.editor.setPlainText(text)
+        self.editor.blockSignals(False)
+        self._fit_height()
+
+    def set_regenerating(self, running: bool) -> None:
+        self.editor.setReadOnly(running)
+        self.regenerate.setEnabled(not running)
+        self.status.setText("regenerating…" if running else "")
+
+
+class ReportPanel(QWidget):
+    """Indication, Generate, one editor per section, Regenerate, Sign, export PDF / DICOM PDF, open the PDF.
+
+    Public state: `report` (the `reports.Report` or None), `last_pdf` (Path of the last exported PDF).
+    Signals: `report_changed(object)` after every change, `exported(str, Path)` with kind "pdf" or "dicom".
+    """
+
+    report_changed = Signal(object)
+    exported = Signal(str, object)
+
+    def __init__(self, ctx: Any, bridge: ModelBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._ctx = ctx
+        self._bridge = bridge
+        self.report: Any = None
+        self.last_pdf: Path | None = None
+        self.last_error_box: QMessageBox | None = None
+        self._draft_job: JobHandle | None = None
+        self._section_jobs: dict[str, JobHandle] = {}
+        self._editors: dict[str, SectionEditor] = {}
+        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
+        self._autosave.timeout.connect(self.save_now)
+        self._build()
+        self._load_from_session()
+
+    # -- layout ------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.banner = QLabel(objectName="reportBanner")
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.banner.setWordWrap(True)
+
+        self.indication = QLineEdit(objectName="reportIndication")
+        self.indication.setPlaceholderText("Clinical indication (what should the report answer?)")
+        self.generate_button = QPushButton("Generate draft", objectName="reportGenerate")
+        self.generate_button.clicked.connect(self.generate)
+        self.stop_button = QPushButton("Stop", objectName="reportStop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Indication:"))
+        top.addWidget(self.indication, 1)
+        top.addWidget(self.generate_button)
+        top.addWidget(self.stop_button)
+
+        self.stream_view = QPlainTextEdit(objectName="reportStream")
+        self.stream_view.setReadOnly(True)
+        self.stream_view.setMaximumHeight(90)
+        self.stream_view.setPlaceholderText("The model's draft appears here while it is written.")
+        self.stream_view.hide()
+
+        self.sections_box = QWidget(objectName="reportSections")
+        self.sections_layout = QVBoxLayout(self.sections_box)
+        self.sections_layout.setContentsMargins(4, 4, 4, 4)
+        self.sections_layout.addStretch(1)
+        self.empty_label = QLabel("No report yet. Write the indication and press “Generate draft”.")
+        self.empty_label.setStyleSheet("color:#666;")
+        self.sections_layout.insertWidget(0, self.empty_label)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.sections_box)
+
+        self.sign_button = QPushButton("Sign…", objectName="reportSign")
+        self.sign_button.clicked.connect(lambda: self.sign())
+        self.pdf_button = QPushButton("Export PDF…", objectName="reportExportPdf")
+        self.pdf_button.clicked.connect(lambda: self.export_pdf())
+        self.dicom_button = QPushButton("Export DICOM PDF…", objectName="reportExportDicom")
+        self.dicom_button.clicked.connect(lambda: self.export_dicom())
+        self.deid_check = QCheckBox("De-identified", objectName="reportDeid")
+        self.deid_check.setToolTip("Leave patient identifiers out of the exported PDF and DICOM header")
+        self.open_button = QPushButton("Open PDF", objectName="reportOpenPdf")
+        self.open_button.clicked.connect(self.open_pdf)
+        bottom = QHBoxLayout()
+        for w in (self.sign_button, self.pdf_button, self.dicom_button, self.deid_check):
+            bottom.addWidget(w)
+        bottom.addStretch(1)
+        bottom.addWidget(self.open_button)
+
+        self.status = QLabel(objectName="reportStatus")
+        self.status.setStyleSheet("color:#666;")
+        self.status.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addLayout(top)
+        layout.addWidget(self.stream_view)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(bottom)
+        layout.addWidget(self.status)
+        self._sync_state()
+
+    # -- report <-> widgets ------------------------------------------------------------------------------------
+    def _load_from_session(self) -> None:
+        session = getattr(self._ctx, "session", None)
+        if session is None:
+            return
+        try:
+            report = session.report()
+        except Exception as exc:  # a damaged draft must not stop the window; say so and start empty
+            log.warning("stored report draft unreadable: %s", type(exc).__name__)
+            self.status.setText(f"The stored report draft could not be read ({exc}); starting empty.")
+            return
+        if report is not None:
+            self.set_report(report, save=False)
+
+    def set_report(self, report: Any, *, save: bool = True) -> None:
+        """Show `report` (a `reports.Report`) with one editor per section and make it the panel's report."""
+        self.report = report
+        for editor in self._editors.values():
+            editor.setParent(None)
+            editor.deleteLater()
+        self._editors.clear()
+        self.empty_label.setVisible(report is None)
+        if report is not None:
+            indication = report.text("indication")
+            if indication and not self.indication.text():
+                self.indication.setText(indication)
+            for i, section in enumerate(report.sections):
+                editor = SectionEditor(section.key, section.title, section.text, self.sections_box)
+                editor.edited.connect(self._on_edit)
+                editor.regenerate_requested.connect(self.regenerate_section)
+                self.sections_layout.insertWidget(i + 1, editor)
+                self._editors[section.key] = editor
+        if save:
+            self.save_now()
+        self._sync_state()
+        self.report_changed.emit(report)
+
+    def editor(self, key: str) -> QPlainTextEdit:
+        return self._editors[key].editor
+
+    def _on_edit(self, key: str, text: str) -> None:
+        if self.report is None:
+            return
+        was_signed = self.report.is_signed
+        self.report.set_section(key, text)  # a signed report returns to draft here (reports.Report rule)
+        if was_signed and not self.report.is_signed:
+            self.status.setText("Edited after signing: the report is a draft again and must be signed again.")
+        self._autosave.start()
+        self._sync_state()
+        self.report_changed.emit(self.report)
+
+    def save_now(self) -> None:
+        """Write the report into the session now (autosave; also called before any job, sign or export)."""
+        self._autosave.stop()
+        session = getattr(self._ctx, "session", None)
+        if session is not None and self.report is not None:
+            session.set_report(self.report)
+
+    def hideEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
+        self.save_now()
+        super().hideEvent(event)
+
+    def _sync_state(self) -> None:
+        report = self.report
+        busy = self._draft_job is not None
+        if report is not None and report.is_signed:
+            sig = report.signature
+            when = sig.signed_at.astimezone().strftime("%Y-%m-%d %H:%M %Z").strip()
+            self.banner.setText(f"Signed by {sig.name} — {when}")
+            self.banner.setStyleSheet(_SIGNED_STYLE)
+        else:
+            amended = f" (returned to draft after signing by {report.history[-1].signed_by})" if (
+                report is not None and report.history) else ""
+            self.banner.setText(f"{DRAFT_BANNER}{amended}")
+            self.banner.setStyleSheet(_DRAFT_STYLE)
+        has_text = report is not None and any(s.text.strip() for s in report.sections)
+        self.generate_button.setEnabled(not busy and self._section_jobs == {})
+        self.stop_button.setEnabled(busy or bool(self._section_jobs))
+        self.sign_button.setEnabled(has_text and not busy and not report.is_signed)
+        self.pdf_button.setEnabled(report is not None and not busy)
+        self.dicom_button.setEnabled(report is not None and not busy)
+        self.open_button.setEnabled(self.last_pdf is not None and self.last_pdf.exists())
+        for key, editor in self._editors.items():
+            editor.regenerate.setEnabled(not busy and key not in self._section_jobs)
+
+    # -- generation --------------------------------------------------------------------------------------------
+    def _confirm_replace(self) -> bool:
+        """Asked before a full regeneration would replace a report that has text (edits would go)."""
+        answer = QMessageBox.question(
+            self,
+            "Replace the report?",
+            "Generating a new draft replaces every section, including your edits. Continue?",
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def generate(self) -> JobHandle | None:
+        """Draft a whole report about the current input in a worker; tokens stream into the preview box."""
+        if self._draft_job is not None or self._section_jobs:
+            return None
+        model_input = self._ctx.current_model_input()
+        if model_input is None:
+            self.status.setText("Open an image first.")
+            return None
+        if self.report is not None and any(s.text.strip() for s in self.report.sections):
+            if not self._confirm_replace():
+                return None
+        self.save_now()
+        job = self._bridge.draft_report(model_input, self.indication.text().strip())
+        self.stream_view.clear()
+        self.stream_view.show()
+        job.token.connect(self._on_stream_token)
+        job.succeeded.connect(self._on_draft)
+        job.cancelled.connect(lambda _r: self.status.setText("Stopped; the report was not changed."))
+        job.failed.connect(lambda f: self._on_failed("Report draft failed", f))
+        job.finished.connect(self._on_draft_finished)
+        self._draft_job = job
+        self.status.setText("Writing the draft…")
+        self._sync_state()
+        job.start()
+        return job
+
+    def _on_stream_token(self, text: str) -> None:
+        self.stream_view.moveCursor(self.stream_view.textCursor().MoveOperation.End)
+        self.stream_view.insertPlainText(text)
+        self.stream_view.ensureCursorVisible()
+
+    def _on_draft(self, report: Any) -> None:
+        self.stream_view.hide()
+        self.set_report(report)
+        self.status.setText("Draft ready. Review every section, then sign.")
+
+    def _on_draft_finished(self) -> None:
+        self._draft_job = None
+        self.stream_view.hide()
+        self._sync_state()
+
+    def regenerate_section(self, key: str) -> JobHandle | None:
+        """Ask again for section `key` only; on arrival only that section's text changes."""
+        if self.report is None or self._draft_job is not None or key in self._section_jobs:
+            return None
+        model_input = self._ctx.current_model_input()
+        if model_input is None:
+            self.status.setText("Open an image first.")
+            return None
+        self.save_now()
+        job = self._bridge.regenerate_section(model_input, self.report, key, self.indication.text().strip())
+        job.succeeded.connect(lambda text, k=key: self._on_section(k, text))
+        job.failed.connect(lambda f, k=key: self._on_failed(f"Regenerating “{k}” failed", f))
+        job.finished.connect(lambda k=key: self._on_section_finished(k))
+        self._section_jobs[key] = job
+        self._editors[key].set_regenerating(True)
+        self._sync_state()
+        job.start()
+        return job
+
+    def _on_section(self, key: str, text: str) -> None:
+        if self.report is None or key not in self._editors:
+            return
+        self.report.set_section(key, text)  # only this section: others keep their (possibly edited) text
+        self._editors[key].set_text(text)
+        self.save_now()
+        self.status.setText(f"“{self.report.section(key).title}” regenerated.")
+        self._sync_state()
+        self.report_changed.emit(self.report)
+
+    def _on_section_finished(self, key: str) -> None:
+        self._section_jobs.pop(key, None)
+        if key in self._editors:
+            self._editors[key].set_regenerating(False)
+        self._sync_state()
+
+    def stop(self) -> None:
+        if self._draft_job is not None:
+            self._draft_job.cancel()
+        for job in self._section_jobs.values():
+            job.cancel()
+        self.stop_button.setEnabled(False)
+
+    def _on_failed(self, title: str, failure: Any) -> None:
+        self.status.setText(f"{title}; see the message.")
+        self.last_error_box = show_worker_error(self, title, failure)
+
+    # -- sign --------------------------------------------------------------------------------------------------
+    def _clinician_name(self) -> str | None:
+        settings = getattr(self._ctx, "settings", None)
+        name = (getattr(settings, "clinician_name", "") or "").strip()
+        if name:
+            return name
+        name, ok = QInputDialog.getText(self, "Sign report", "Your name as it should appear on the report:")
+        return name.strip() if ok and name.strip() else None
+
+    def sign(self, name: str | None = None) -> bool:
+        """Sign as `name` (default: the clinician in Settings, else asked). The report's own rules apply."""
+        if self.report is None:
+            return False
+        name = name or self._clinician_name()
+        if not name:
+            self.status.setText("Not signed: a name is needed.")
+            return False
+        from reports.errors import ReportError
+
+        try:
+            self.report.sign(name)
+        except ReportError as exc:
+            self._on_failed("Cannot sign", exc)
+            return False
+        self.save_now()
+        audit = getattr(self._ctx, "audit", None)
+        if audit is not None:
+            # Hashes and state only: the clinician is the log's OS user; names stay out of the audit details.
+            audit.record("sign", inputs=[self.report.content_sha256()], report_state="signed")
+        self.status.setText("Signed.")
+        self._sync_state()
+        self.report_changed.emit(self.report)
+        return True
+
+    # -- export ------------------------------------------------------------------------------------------------
+    def _ask_path(self, title: str, suffix: str, pattern: str) -> Path | None:
+        start = str(Path.home() / f"report{suffix}")
+        path, _ = QFileDialog.getSaveFileName(self, title, start, pattern)
+        if not path:
+            return None
+        path_obj = Path(path)
+        return path_obj if path_obj.suffix.lower() == suffix else path_obj.with_suffix(suffix)
+
+    def export_pdf(self, path: str | Path | None = None) -> JobHandle | None:
+        """Render the report to a PDF in a worker (draft watermark unless signed; identifiers dropped when
+        "De-identified" is ticked)."""
+        if self.report is None:
+            return None
+        target = Path(path) if path is not None else self._ask_path("Export report PDF", ".pdf", "PDF (*.pdf)")
+        if target is None:
+            return None
+        return self._export("pdf", target)
+
+    def export_dicom(self, path: str | Path | None = None) -> JobHandle | None:
+        """Write a DICOM Encapsulated PDF into the source study (de-identified when ticked), in a worker."""
+        if self.report is None:
+            return None
+        target = Path(path) if path is not None else self._ask_path("Export DICOM PDF", ".dcm", "DICOM (*.dcm)")
+        if target is None:
+            return None
+        return self._export("dicom", target)
+
+    def _export(self, kind: str, target: Path) -> JobHandle:
+        self.save_now()
+        model_input = self._ctx.current_model_input()
+        source = getattr(model_input, "dataset", None) if model_input is not None else None
+        job = self._bridge.export_report(
+            self.report, target, kind=kind, deidentified=self.deid_check.isChecked(), source=source
+        )
+        job.succeeded.connect(lambda p, k=kind: self._on_exported(k, Path(p)))
+        job.failed.connect(lambda f: self._on_failed("Export failed", f))
+        job.finished.connect(self._sync_state)
+        self.status.setText("Exporting…")
+        job.start()
+        return job
+
+    def _on_exported(self, kind: str, path: Path) -> None:
+        if kind == "pdf":
+            self.last_pdf = path
+        self.status.setText(f"Saved {path.name}" + (" (de-identified)" if self.deid_check.isChecked() else ""))
+        self._sync_state()
+        self.exported.emit(kind, path)
+
+    def open_pdf(self) -> bool:
+        """Open the last exported PDF in the system viewer."""
+        if self.last_pdf is None or not self.last_pdf.exists():
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.last_pdf)))
