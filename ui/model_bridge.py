@@ -330,6 +330,58 @@ class ModelBridge(QObject):
 
         return self.make_job("Export report", job)
 
+    # -- batch captioning --------------------------------------------------------------------------------------
+    def caption_batch(
+        self,
+        folder: Path,
+        *,
+        csv_path: Path,
+        jsonl_path: Path | None = None,
+        contact_sheet: Path | None = None,
+        prompt: str | None = None,
+        resume: bool = True,
+    ) -> JobHandle:
+        """A job captioning `folder` into `csv_path` (+ JSONL) with `medapp.jobs.caption_batch`, then drawing the
+        contact sheet. `progress` carries the core's `Progress` after each batch, `("error", key, message)` per bad
+        file and `("contact_sheet", path)` before the sheet is drawn. Result: the core's `CaptionSummary`."""
+        settings = self._settings()
+        audit = getattr(self._ctx, "audit", None)
+        options: dict[str, Any] = {}
+        if settings is not None:
+            options = {
+                "batch_size": settings.batch_size,
+                "tissue_tiles": settings.tissue_tiles,
+                "tile_px": settings.tissue_tile_px,
+            }
+        if prompt:
+            options["prompt"] = prompt
+
+        def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
+            from reports.captions import CaptionWriter
+
+            engine = self.engine()
+            with CaptionWriter(csv_path, jsonl_path) as writer:
+                summary = self.jobs.caption_batch(
+                    engine,
+                    folder,
+                    writer,
+                    resume=resume,
+                    on_progress=progress,
+                    on_error=lambda key, message: progress(("error", key, message)),
+                    cancel=cancel,
+                    audit=audit,
+                    **options,
+                )
+            if contact_sheet is not None and not summary.cancelled:
+                from reports.captions import read_rows
+                from reports.contact_sheet import render_contact_sheet
+
+                progress(("contact_sheet", contact_sheet))
+                render_contact_sheet(read_rows(csv_path), contact_sheet, root=folder)
+            return summary
+
+        return self.make_job("Caption folder", job)
+
     # -- settings ----------------------------------------------------------------------------------------------
     def check_model(self, folder: Path) -> JobHandle:
         """A job running the checkpoint check on `folder` (headers, keys, shapes; hashes only if a manifest makes

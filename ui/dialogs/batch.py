@@ -106,7 +106,7 @@ class BatchCaptionDialog(QDialog):
         self.progress = QProgressBar(objectName="batchProgress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFormat("%v / %m")
+        self.progress.setFormat("not started")
         self.eta_label = QLabel(objectName="batchEta")
         self.status = QLabel(objectName="batchStatus")
         self.status.setWordWrap(True)
@@ -244,6 +244,7 @@ class BatchCaptionDialog(QDialog):
         done, total = getattr(event, "done", None), getattr(event, "total", None)
         if done is None or total is None:
             return
+        self.progress.setFormat("%v / %m")
         self.progress.setRange(0, max(1, int(total)))
         self.progress.setValue(int(done))
         self.eta_label.setText(format_eta(getattr(event, "eta_s", None)))
@@ -262,6 +263,7 @@ class BatchCaptionDialog(QDialog):
         verb = "Cancelled" if summary.cancelled else "Finished"
         self.status.setText(f"{verb}: " + ", ".join(parts) + (". Press Start to resume." if summary.cancelled else "."))
         if not summary.cancelled:
+            self.progress.setFormat("%v / %m")
             self.progress.setRange(0, max(1, summary.total - summary.skipped))
             self.progress.setValue(summary.done + summary.failed)
             self.eta_label.clear()

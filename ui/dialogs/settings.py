@@ -67,6 +67,9 @@ class SettingsDialog(QDialog):
         self.check_job: JobHandle | None = None
         self.check_result: dict[str, Any] | None = None
         self._error_labels: dict[str, QLabel] = {}
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
 
         form = QFormLayout()
         # model folder + check
@@ -83,6 +86,7 @@ class SettingsDialog(QDialog):
         form.addRow("Model folder", row)
         self.check_label = QLabel(objectName="settingsCheckResult")
         self.check_label.setWordWrap(True)
+        self.check_label.hide()
         form.addRow("", self.check_label)
         self._add_error_row(form, "model_dir")
 
@@ -137,9 +141,6 @@ class SettingsDialog(QDialog):
         form.addRow("Window presets\n(override built-ins)", presets_box)
         self._add_error_row(form, "window_presets")
 
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
         self.save_error = QLabel(objectName="settingsSaveError")
         self.save_error.setStyleSheet(_ERROR_STYLE)
         self.save_error.setWordWrap(True)
@@ -159,7 +160,7 @@ class SettingsDialog(QDialog):
             self.presets.itemChanged,
         ):
             signal.connect(self.validate)
-        self.model_dir.textChanged.connect(lambda _t: self.check_label.clear())
+        self.model_dir.textChanged.connect(lambda _t: self._set_check_text(""))
         self.validate()
         self.resize(620, self.sizeHint().height())
 
@@ -254,8 +255,7 @@ class SettingsDialog(QDialog):
         """Run the checkpoint check on the folder in a worker; the verdict appears under the folder field."""
         folder = self.model_dir.text().strip()
         if not folder:
-            self.check_label.setText("No folder set: the Hugging Face cache is searched when the model loads.")
-            self.check_label.setStyleSheet("")
+            self._set_check_text("No folder set: the Hugging Face cache is searched when the model loads.")
             return None
         if self.check_job is not None:
             return None
@@ -265,22 +265,24 @@ class SettingsDialog(QDialog):
         job.finished.connect(self._on_check_finished)
         self.check_job = job
         self.check_button.setEnabled(False)
-        self.check_label.setStyleSheet("")
-        self.check_label.setText("Checking the model folder…")
+        self._set_check_text("Checking the model folder…")
         job.start()
         return job
+
+    def _set_check_text(self, text: str, style: str = "") -> None:
+        self.check_label.setText(text)
+        self.check_label.setStyleSheet(style)
+        self.check_label.setVisible(bool(text))
 
     def _on_checked(self, result: dict[str, Any]) -> None:
         self.check_result = result
         ok = bool(result.get("ok"))
         summary = result.get("summary") or ("The checkpoint looks complete." if ok else "The checkpoint has problems.")
-        self.check_label.setText(("✓ " if ok else "✗ ") + summary)
-        self.check_label.setStyleSheet(_OK_STYLE if ok else _ERROR_STYLE)
+        self._set_check_text(("✓ " if ok else "✗ ") + summary, _OK_STYLE if ok else _ERROR_STYLE)
 
     def _on_check_failed(self, failure: Any) -> None:
         self.check_result = {"ok": False, "error": failure.message}
-        self.check_label.setText(f"✗ {failure.message or failure.exc_type}")
-        self.check_label.setStyleSheet(_ERROR_STYLE)
+        self._set_check_text(f"✗ {failure.message or failure.exc_type}", _ERROR_STYLE)
 
     def _on_check_finished(self) -> None:
         self.check_job = None
