@@ -1,0 +1,68 @@
+"""Pixel decoders, and the licence choice behind them.
+
+pydicom picks a plugin per transfer syntax by itself; we only make sure a permissive one exists for each syntax:
+
+==========================================  ==============================================================
+Transfer syntax                             Decoder (licence)
+==========================================  ==============================================================
+Native LE/BE, implicit/explicit, Deflate    pydicom itself (MIT)
+RLE Lossless                                pylibjpeg-rle (MIT), pydicom's own as fallback
+JPEG Baseline (8-bit)                       python-gdcm (BSD) or Pillow (HPND)
+JPEG Extended 12-bit                        imagecodecs' libjpeg-turbo 3 (BSD), registered here
+JPEG Lossless (Process 14, SV1)             python-gdcm (BSD)
+JPEG-LS lossless / near-lossless            pyjpegls (MIT, CharLS BSD) or python-gdcm
+JPEG 2000 / JPEG 2000 lossless              pylibjpeg-openjpeg (MIT) or python-gdcm
+==========================================  ==============================================================
+
+Why: pylibjpeg-libjpeg, the usual pydicom choice for JPEG Extended/Lossless, is GPLv3, which would force the
+whole application under the GPL. Neither GDCM nor Pillow decodes 12-bit JPEG Extended ("Unsupported JPEG data
+precision 12"), so without it pydicom's own `JPGExtended.dcm` would be unreadable; imagecodecs (BSD-3, already
+a dependency for writing slides) bundles libjpeg-turbo 3, which decodes 8- and 12-bit JPEG. We add it as one more
+pydicom decoder plugin, through pydicom's documented plugin interface, rather than decoding around pydicom.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydicom import uid
+
+DECODER_DEPENDENCIES = {uid.JPEGExtended12Bit: ("imagecodecs>=2024.1.1", "numpy")}
+_LABEL = "imagecodecs"
+
+
+def is_available(transfer_syntax: str) -> bool:
+    """pydicom plugin protocol: can this plugin decode `transfer_syntax` here?"""
+    if transfer_syntax not in DECODER_DEPENDENCIES:
+        return False
+    try:
+        import imagecodecs
+    except ImportError:
+        return False
+    return hasattr(imagecodecs, "jpeg8_decode")
+
+
+def _decode_frame(src: bytes, runner: Any) -> bytes:
+    """pydicom plugin protocol: decode one JPEG Extended frame to the bytes pydicom expects.
+
+    libjpeg-turbo converts colour JPEG to RGB, so the runner is told the photometric interpretation changed
+    (as pydicom's own Pillow plugin does for JPEG 2000 colour transforms).
+    """
+    import imagecodecs
+
+    arr = imagecodecs.jpeg8_decode(src)
+    if runner.samples_per_pixel > 1:
+        runner.set_option("photometric_interpretation", "RGB")
+    if arr.dtype.itemsize * 8 != runner.bits_allocated:
+        arr = arr.astype(f"u{max(1, runner.bits_allocated // 8)}")
+    return bytes(arr.tobytes())
+
+
+def register() -> None:
+    """Add our plugin to pydicom's JPEG Extended decoder once (idempotent; pydicom's other plugins stay first)."""
+    from pydicom.pixels import get_decoder
+
+    decoder = get_decoder(uid.JPEGExtended12Bit)
+    if _LABEL in decoder._available or _LABEL in decoder._unavailable:  # noqa: SLF001 - no public query exists
+        return
+    decoder.add_plugin(_LABEL, ("dicom_io.codecs", "_decode_frame"))

@@ -1,0 +1,92 @@
+"""Plain images (PNG, JPEG, TIFF, BMP ...) as an ImageStack, 16-bit grayscale included.
+
+Grey images keep their full bit depth as "modality values", so a 16-bit PNG can be windowed like a DICOM; without
+a window the automatic percentile window applies (8-bit grey images get the identity window 0..255 instead,
+because they are already display images). Colour images are shown as they are. Multi-page TIFFs are frames.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageSequence
+from pydicom.dataset import Dataset
+
+from dicom_io.errors import CorruptFileError, UnsupportedFormatError
+from dicom_io.guard import guard
+from dicom_io.reading import check_file
+from dicom_io.stack import ImageStack
+from dicom_io.windows import Window
+
+# Pillow's decompression-bomb limit, applied explicitly so a huge plain image is an error, not a 10 GB allocation.
+MAX_PIXELS = 1 << 28
+
+
+class PlainImage(ImageStack):
+    kind = "image"
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(check_file(path))
+        self._frames: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
+        with guard(self.path, "reading image"):
+            try:
+                img = Image.open(self.path)
+            except Image.UnidentifiedImageError:
+                raise UnsupportedFormatError(self.path, "not an image format medapp reads") from None
+            with img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise CorruptFileError(self.path, f"image too large ({w}x{h}); whole-slide images need a pyramid")
+                self._n = max(1, int(getattr(img, "n_frames", 1) or 1))
+                self._size = (w, h)
+                self._mode = img.mode
+                self.metadata = {"format": img.format, "mode": img.mode, "columns": w, "rows": h, "frames": self._n}
+                first = self._decode_image(img)
+                self._frames[0] = first
+                self.metadata["colour"] = first[1] == "RGB"
+                self.metadata["bits_stored"] = 8 * first[0].dtype.itemsize if first[0].dtype != np.float32 else 32
+                self.metadata["photometric"] = "RGB" if first[1] == "RGB" else "MONOCHROME2"
+        self.instances = [self.path]
+        if not self.metadata["colour"] and first[0].dtype == np.uint8:
+            self.windows = [Window(127.5, 256.0, explanation="full range")]
+            self.metadata["window"] = self.windows[0].as_dict()
+
+    @staticmethod
+    def _decode_image(img: Image.Image) -> tuple[np.ndarray, str]:
+        mode = img.mode
+        if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+            return np.asarray(img, dtype=np.uint16).copy(), "MONOCHROME2"
+        if mode in ("I", "F"):
+            arr = np.asarray(img)
+            return (arr.astype(np.float32) if mode == "F" else arr.astype(np.int32)), "MONOCHROME2"
+        if mode in ("L", "1"):
+            return np.asarray(img.convert("L")).copy(), "MONOCHROME2"
+        if mode in ("LA",):
+            return np.asarray(img.convert("L")).copy(), "MONOCHROME2"
+        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+            # Composite transparent pixels on white, as a viewer shows them, rather than dropping alpha to black.
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB")).copy(), "RGB"
+        return np.asarray(img.convert("RGB")).copy(), "RGB"
+
+    @property
+    def n_frames(self) -> int:
+        return self._n
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def _frame(self, frame: int) -> tuple[np.ndarray, str, Dataset | None]:
+        hit = self._frames.get(frame)
+        if hit is None:
+            with Image.open(self.path) as img:
+                page = next(p for i, p in enumerate(ImageSequence.Iterator(img)) if i == frame)
+                hit = self._decode_image(page)
+            self._frames[frame] = hit
+            if len(self._frames) > 4:
+                self._frames.popitem(last=False)
+        return hit[0], hit[1], None

@@ -1,0 +1,48 @@
+"""`medapp info PATH [--json] [--phi]`: what a file or folder is, without patient data unless asked."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "info",
+        help="describe a DICOM file, folder/DICOMDIR, slide or image",
+        description="Describe a DICOM file, folder or DICOMDIR, whole-slide image or plain image: kind, modality, "
+        "size, frames, bit depth, photometric, transfer syntax, window, series or slide levels. Patient data is "
+        "shown only with --phi.",
+    )
+    parser.add_argument("path", help="file or folder")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--phi", action="store_true", help="include patient name, ID, birth date, accession, dates")
+    parser.set_defaults(handler=run)
+
+
+def _lines(data: dict[str, Any], indent: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.append(f"{indent}{key}:")
+            out.extend(_lines(value, indent + "  "))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            out.append(f"{indent}{key}:")
+            for i, item in enumerate(value):
+                out.append(f"{indent}  - [{i}]")
+                out.extend(_lines(item, indent + "    "))
+        else:
+            out.append(f"{indent}{key}: {value}")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import dicom_io
+
+    data = dicom_io.info(args.path, phi=args.phi)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print("\n".join(_lines(data)))
+    return 0
