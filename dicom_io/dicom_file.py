@@ -16,7 +16,7 @@ from dicom_io.guard import guard
 from dicom_io.pixels import check_pixel_budget, decode_frame, frame_header, is_colour, n_frames
 from dicom_io.reading import read_dicom
 from dicom_io.stack import ImageStack
-from dicom_io.windows import windows_from_header
+from dicom_io.windows import Window, windows_from_header
 
 # Patient-identifying elements shown only with --phi (keyword -> key in `.phi`).
 PHI_KEYS = {
@@ -178,3 +178,9 @@ class DicomStack(ImageStack):
     def dataset(self, frame: int = 0) -> Dataset | None:
         self.check_frame(frame)
         return self._inst.ds
+
+    def frame_window(self, frame: int, hdr: Dataset | None) -> Window | None:
+        if hdr is None or hdr is self._inst.ds:
+            return None  # classic object: one window for all frames
+        own = windows_from_header(hdr)
+        return own[0] if own else None

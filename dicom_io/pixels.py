@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.uid import JPEGExtended12Bit
 
 from dicom_io.errors import CorruptFileError, NoPixelDataError, PixelDecodeError
 from dicom_io.windows import VOI_LUT, Window
@@ -153,7 +154,10 @@ def decode_frame(ds: Dataset, index: int, path: str | Path | None) -> tuple[np.n
         raise PixelDecodeError(path, f"no decoder for transfer syntax {ts} ({getattr(ts, 'name', '?')})") from None
     if not decoder.is_available:
         raise PixelDecodeError(path, f"no installed decoder handles {getattr(ts, 'name', ts)}")
-    arr, meta = decoder.as_array(ds, index=index, as_rgb=True)
+    options: dict[str, Any] = {}
+    if ts == JPEGExtended12Bit and int(ds.get("BitsStored", 8) or 8) > 8:
+        options["decoding_plugin"] = "imagecodecs"  # GDCM and Pillow refuse 12-bit: skip their failing attempts
+    arr, meta = decoder.as_array(ds, index=index, as_rgb=True, **options)
     photometric = str(meta.get("photometric_interpretation") or ds.get("PhotometricInterpretation", "MONOCHROME2"))
     return arr, photometric.strip().upper()
 

@@ -54,6 +54,10 @@ class ImageStack:
     def dataset(self, frame: int = 0) -> Dataset | None:
         return None
 
+    def frame_window(self, frame: int, hdr: Dataset | None) -> Window | None:
+        """A window that belongs to this frame only (enhanced multi-frame per-frame VOI); None means "the stack's"."""
+        return None
+
     # --- shared behaviour -------------------------------------------------------------------------------------
     @property
     def default_window(self) -> Window | None:
@@ -101,8 +105,8 @@ class ImageStack:
                 return colour_to_rgb8(arr, photometric, hdr if hdr is not None else Dataset(), self.path)
             if arr.ndim != 2:
                 arr = arr.reshape(arr.shape[0], arr.shape[1]) if arr.ndim == 3 and arr.shape[2] == 1 else arr[..., 0]
-            return self._luts.render(arr, hdr if hdr is not None else Dataset(), photometric,
-                                     self.effective_window(window))  # fmt: skip
+            chosen = window or self.frame_window(frame, hdr) or self.effective_window(None)
+            return self._luts.render(arr, hdr if hdr is not None else Dataset(), photometric, chosen)
 
     def render_rgb(self, frame: int = 0, window: Window | None = None, region: Region | None = None) -> Image.Image:
         """Exactly what is shown and sent to the model: the rendered frame, cropped to `region` (x, y, w, h), RGB."""
