@@ -140,7 +140,7 @@ def _describe_engine(engine: Any) -> str:
     quant = str(getattr(info, "quant", "") or "")
     parts = [device or "?"]
     if quant and quant != "none":
-        parts.append(quant)
+        parts.append(quant.replace("bit", "-bit") if quant[:1].isdigit() and "-" not in quant else quant)
     return " ".join(parts)
 
 
@@ -186,9 +186,8 @@ class ModelHolder(QObject):
             return
         self._set_status(ModelStatus(ModelState.LOADING, detail))
         self._loading = self._workers.run(
-            loader, name="Load model", on_result=self._loaded, on_error=self._failed
+            loader, name="Load model", on_result=self._loaded, on_error=self._failed, on_finished=self._clear_loading
         )
-        self._loading.signals.finished.connect(self._clear_loading)
 
     def _clear_loading(self) -> None:
         self._loading = None

@@ -146,7 +146,7 @@ class WorkerManager(QObject):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
-        self._active: set[Worker] = set()
+        self._active: dict[QObject, Worker] = {}  # signals object → worker, kept alive until `finished`
 
     def run(
         self,
@@ -159,7 +159,29 @@ class WorkerManager(QObject):
         on_finished: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> Worker:
-        """Build a worker for `fn(*args, **kwargs)`, connect the given callbacks, start it and return it."""
+        """Build a worker for `fn(*args, **kwargs)`, connect the given callbacks, start it and return it.
+
+        Connect anything else *before* the worker starts (use `create` + `start`): a queued signal emitted while
+        nothing is connected is lost, and a fast worker may finish before `run` returns.
+        """
+        worker = self.create(
+            fn, *args, name=name, on_result=on_result, on_progress=on_progress, on_error=on_error,
+            on_finished=on_finished, **kwargs,
+        )
+        return self.start(worker)
+
+    @staticmethod
+    def create(
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str = "",
+        on_result: Callable[[Any], None] | None = None,
+        on_progress: Callable[[Any], None] | None = None,
+        on_error: Callable[[WorkerFailure], None] | None = None,
+        on_finished: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> Worker:
+        """A connected but not started worker (start it with `start`)."""
         worker = Worker(fn, *args, name=name, **kwargs)
         if on_result is not None:
             worker.signals.result.connect(on_result)
@@ -169,20 +191,25 @@ class WorkerManager(QObject):
             worker.signals.failed.connect(on_error)
         if on_finished is not None:
             worker.signals.finished.connect(on_finished)
-        return self.start(worker)
+        return worker
 
     def start(self, worker: Worker) -> Worker:
         """Start an already-connected worker on this manager's pool."""
-        self._active.add(worker)
-        worker.signals.failed.connect(self.worker_failed.emit)
-        worker.signals.finished.connect(lambda w=worker: self._forget(w))
+        self._active[worker.signals] = worker
+        # Bound slots, not lambdas: Qt drops them if this manager is deleted before the worker ends.
+        worker.signals.failed.connect(self._on_failed)
+        worker.signals.finished.connect(self._on_finished)
         self.pool.start(worker)
         self.busy_changed.emit(len(self._active))
         return worker
 
+    @Slot(object)
+    def _on_failed(self, failure: WorkerFailure) -> None:
+        self.worker_failed.emit(failure)
+
     @Slot()
-    def _forget(self, worker: Worker) -> None:
-        self._active.discard(worker)
+    def _on_finished(self) -> None:
+        self._active.pop(self.sender(), None)
         self.busy_changed.emit(len(self._active))
 
     @property
@@ -190,7 +217,7 @@ class WorkerManager(QObject):
         return len(self._active)
 
     def cancel_all(self) -> None:
-        for worker in list(self._active):
+        for worker in list(self._active.values()):
             worker.cancel()
 
     def shutdown(self, timeout_ms: int = 3000) -> bool:

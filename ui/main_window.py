@@ -1,0 +1,584 @@
+"""The main window: open anything, browse it, view it, and hand exactly what is on screen to the model panels.
+
+Layout: study browser (left dock), the viewer in the middle (welcome page, image viewer or slide viewer), the model
+panels (Ask / Report, right dock), the DICOM tag browser (bottom dock, hidden until asked for), status bar with the
+model state. Every file operation runs in a worker; results come back as signals, failures as a non-modal dialog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QStackedWidget,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
+
+from ui.browser import BrowserEntry, StudyBrowser
+from ui.context import AppContext
+from ui.status import StatusBar
+from ui.tag_browser import TagBrowser
+from ui.viewer.image_viewer import ImageViewer
+from ui.viewer.magnification import MAG_STEPS, format_mag
+from ui.viewer.slide_viewer import SlideViewer, prepare_slide
+from ui.viewer.stack_state import prepare_stack
+from ui.welcome import WelcomePage
+from ui.workers import Worker, WorkerFailure
+
+__all__ = ["MainWindow", "open_job", "MAX_RECENT"]
+
+log = logging.getLogger(__name__)
+
+MAX_RECENT = 10
+
+
+def _user_presets(settings: Any) -> dict[str, Any]:
+    """The user's window presets from settings ({name: {"center", "width"}}) as dicom_io Windows."""
+    raw = getattr(settings, "window_presets", None) or {}
+    if not raw:
+        return {}
+    from dicom_io import Window
+
+    out = {}
+    for name, value in raw.items():
+        try:
+            out[name] = Window(center=float(value["center"]), width=float(value["width"]))
+        except (KeyError, TypeError, ValueError):
+            log.warning("ignoring malformed window preset %r", name)
+    return out
+
+
+def open_job(path: Path, extra_presets: dict[str, Any] | None = None) -> tuple[str, Path, Any, Any]:
+    """Worker: open `path` with dicom_io and prepare what its viewer needs before the first paint.
+
+    Returns (kind, path, opened, setup) with kind "stack", "slide" or "collection".
+    """
+    import dicom_io
+
+    opened = dicom_io.open_path(path)
+    if getattr(opened, "kind", None) == "slide":
+        return "slide", path, opened, prepare_slide(opened)
+    if hasattr(opened, "patients"):
+        return "collection", path, opened, None
+    return "stack", path, opened, prepare_stack(opened, extra_presets)
+
+
+def _open_series_job(series: Any, extra_presets: dict[str, Any] | None) -> tuple[str, Path, Any, Any]:
+    stack = series.open()
+    return "stack", Path(stack.path), stack, prepare_stack(stack, extra_presets)
+
+
+class MainWindow(QMainWindow):
+    """One window, one AppContext. Public: `open_paths`, `image_viewer`, `slide_viewer`, `browser`, `tag_browser`."""
+
+    document_shown = Signal(object)  # the ImageStack / Slide now on screen
+    open_failed = Signal(object)  # WorkerFailure of an open
+
+    def __init__(self, context: AppContext | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context if context is not None else AppContext(parent=self)
+        if self.context.parent() is None:
+            self.context.setParent(self)
+        self.setWindowTitle("medapp")
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self.error_boxes: list[QMessageBox] = []
+        self._recent_memory: list[Path] = []
+        self._opening: set[Worker] = set()
+        self._current_path: Path | None = None
+        self._bridge: Any = None
+        self._core_model: Any = None
+
+        # central: welcome / image / slide
+        self.welcome = WelcomePage()
+        self.image_viewer = ImageViewer(self.context)
+        self.slide_viewer = SlideViewer(self.context)
+        self.stack = QStackedWidget()
+        for widget in (self.welcome, self.image_viewer, self.slide_viewer):
+            self.stack.addWidget(widget)
+        self.setCentralWidget(self.stack)
+
+        # docks
+        self.browser = StudyBrowser(self.context.workers)
+        self.browser_dock = self._dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tag_browser = TagBrowser()
+        self.tag_dock = self._dock("DICOM tags", self.tag_browser, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tag_dock.hide()
+        self.panels = QTabWidget()
+        self.chat_panel: Any = None
+        self.report_panel: Any = None
+        self._build_panels()
+        self.panel_dock = self._dock("Assistant", self.panels, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.panel_dock.setVisible(self.panels.count() > 0)
+        self.resizeDocks([self.browser_dock, self.panel_dock], [230, 420], Qt.Orientation.Horizontal)
+
+        self.status = StatusBar(self.context)
+        self.setStatusBar(self.status)
+        self._build_actions()
+        self._connect()
+        self._refresh_recent()
+        self._check_model_configured()
+
+    # --- construction ---------------------------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.replace(" ", "_"))
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_panels(self) -> None:
+        """The Ask and Report panels (built by their own module); absent modules simply leave their tab out."""
+        try:
+            from ui.model_bridge import ModelBridge
+
+            self._bridge = ModelBridge(self.context)
+        except ImportError as exc:
+            log.info("model bridge unavailable: %s", exc)
+            return
+        try:
+            from ui.panels.chat import ChatPanel
+
+            self.chat_panel = ChatPanel(self.context, self._bridge)
+            self.panels.addTab(self.chat_panel, "Ask")
+        except ImportError as exc:
+            log.info("chat panel unavailable: %s", exc)
+        try:
+            from ui.panels.report import ReportPanel
+
+            self.report_panel = ReportPanel(self.context, self._bridge)
+            self.panels.addTab(self.report_panel, "Report")
+        except ImportError as exc:
+            log.info("report panel unavailable: %s", exc)
+
+    def _action(
+        self, text: str, slot: Callable[..., Any], shortcut: str | QKeySequence | None = None, *, checkable: bool = False,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setCheckable(checkable)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(f"{tip} ({action.shortcut().toString()})" if shortcut else tip)
+        (action.toggled if checkable else action.triggered).connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        bar = self.menuBar()
+        # File
+        self.act_open = self._action("&Open file…", self.open_file_dialog, QKeySequence.StandardKey.Open,
+                                     tip="Open a DICOM file, DICOMDIR, slide or picture")
+        self.act_open_folder = self._action("Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O",
+                                            tip="Open a folder of DICOM files, images or slides")
+        self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.act_open)
+        file_menu.addAction(self.act_open_folder)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+
+        # View (viewer keys are handled by the viewers; these actions mirror them for mouse users)
+        self.act_fit = self._action("&Fit to window", lambda: self._viewer_call("fit"), tip="Fit the image (F)")
+        self.act_1to1 = self._action("&1:1 pixels", lambda: self._viewer_call("one_to_one"),
+                                     tip="One image pixel per screen pixel (O)")
+        self.act_roi = self._action("&Region tool", self._toggle_roi, checkable=True,
+                                    tip="Draw the region the model sees (R); Esc clears it")
+        self.act_cine = self._action("&Cine", self._toggle_cine, checkable=True, tip="Play frames (Space)")
+        self.act_overlay = self._action("&Overlay", lambda on: self.image_viewer.state.set_overlay(show=on),
+                                        checkable=True, tip="Corner annotations (V)")
+        self.act_overlay.setChecked(True)
+        self.act_phi = self._action("Show &patient data", self._set_phi, checkable=True,
+                                    tip="Patient name, ID and dates in overlay, browser and tags (P)")
+        self.act_tags = self.tag_dock.toggleViewAction()
+        self.act_tags.setText("DICOM &tags")
+        self.act_tags.setShortcut(QKeySequence("Ctrl+T"))
+        self.act_tags.setStatusTip("Header of the image on screen, with search (Ctrl+T)")
+        view_menu = bar.addMenu("&View")
+        for act in (self.act_fit, self.act_1to1, self.act_roi, self.act_cine, self.act_overlay, self.act_phi,
+                    self.act_tags):
+            view_menu.addAction(act)
+        self.window_menu = view_menu.addMenu("&Window presets")
+        self.mag_menu = view_menu.addMenu("&Magnification")
+        for i, mag in enumerate(MAG_STEPS):
+            act = QAction(f"{format_mag(mag)}\t{i + 1}", self)
+            act.triggered.connect(lambda _=False, m=mag: self.slide_viewer.set_magnification(m))
+            self.mag_menu.addAction(act)
+        view_menu.addSeparator()
+        view_menu.addAction(self.browser_dock.toggleViewAction())
+        view_menu.addAction(self.panel_dock.toggleViewAction())
+
+        # Model / tools
+        self.act_load_model = self._action("&Load model", self.load_model, "Ctrl+L",
+                                           tip="Load the Dragonfly-Med model set in Settings")
+        self.act_batch = self._action("&Caption a folder…", self.open_batch_dialog, tip="Batch captioning")
+        self.act_settings = self._action("&Settings…", self.open_settings_dialog, QKeySequence.StandardKey.Preferences)
+        tools = bar.addMenu("&Tools")
+        tools.addAction(self.act_load_model)
+        tools.addAction(self.act_batch)
+        tools.addAction(self.act_settings)
+        self.act_batch.setEnabled(self._dialog_class("batch") is not None)
+        self.act_settings.setEnabled(self._dialog_class("settings") is not None)
+
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setMovable(False)
+        for act in (self.act_open, self.act_open_folder, None, self.act_fit, self.act_1to1, self.act_roi,
+                    self.act_cine, self.act_overlay, self.act_phi, self.act_tags):
+            if act is None:
+                toolbar.addSeparator()
+            else:
+                toolbar.addAction(act)
+        self.addToolBar(toolbar)
+        self.toolbar = toolbar
+        self._update_view_actions()
+
+    def _connect(self) -> None:
+        ctx = self.context
+        ctx.workers.worker_failed.connect(self.show_error)
+        self.welcome.open_path.connect(lambda p: self.open_paths([p]))
+        self.welcome.open_file_requested.connect(self.open_file_dialog)
+        self.welcome.open_folder_requested.connect(self.open_folder_dialog)
+        self.browser.activated.connect(self._open_entry)
+        self.image_viewer.cursor_info.connect(self.status.set_cursor_text)
+        self.image_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
+        self.slide_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
+        self.image_viewer.cine_changed.connect(lambda on: self._sync_check(self.act_cine, on))
+        state = self.image_viewer.state
+        state.frame_changed.connect(lambda _: self._update_tags())
+        state.stack_changed.connect(lambda _: self._update_window_menu())
+        state.overlay_changed.connect(self._sync_overlay_actions)
+        self.tag_dock.visibilityChanged.connect(lambda visible: visible and self._update_tags())
+        self.tag_browser.phi_box.toggled.connect(lambda on: self._sync_check(self.act_phi, on))
+        ctx.current_input_changed.connect(self._save_view)
+
+    @staticmethod
+    def _sync_check(action: QAction, on: bool) -> None:
+        if action.isChecked() != on:
+            action.blockSignals(True)
+            action.setChecked(on)
+            action.blockSignals(False)
+
+    # --- opening ----------------------------------------------------------------------------------------------------
+    def open_file_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Open", str(self._last_dir()),
+            "Images (*.dcm *.dicom *.DCM DICOMDIR *.svs *.ndpi *.tif *.tiff *.mrxs *.scn *.vms *.bif *.png *.jpg "
+            "*.jpeg *.bmp);;All files (*)",
+        )
+        if paths:
+            self.open_paths([Path(p) for p in paths])
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", str(self._last_dir()))
+        if folder:
+            self.open_paths([Path(folder)])
+
+    def _last_dir(self) -> Path:
+        recent = self.recent_paths()
+        return recent[0].parent if recent else Path.home()
+
+    def open_paths(self, paths: Iterable[Path | str]) -> list[Worker]:
+        """Open each path in a worker; the last one opened is shown. Returns the workers (tests wait on them)."""
+        presets = _user_presets(self.context.settings)
+        workers = []
+        for path in paths:
+            path = Path(path)
+            self.context.show_message(f"Opening {path.name}…")
+            worker = self.context.workers.run(open_job, path, presets, name=f"Open {path.name}",
+                                              on_result=self._opened, on_error=self.open_failed.emit)
+            workers.append(worker)
+        return workers
+
+    def _open_entry(self, entry: BrowserEntry) -> None:
+        presets = _user_presets(self.context.settings)
+        if entry.kind == "series":
+            self.context.workers.run(_open_series_job, entry.target, presets, name="Open series",
+                                     on_result=self._opened)
+        elif entry.kind == "path":
+            self.open_paths([entry.target])
+        elif entry.kind == "opened":
+            opened = entry.target
+            if getattr(opened, "kind", "") == "slide":
+                self.show_slide(opened)
+            else:
+                self.context.workers.run(lambda: ("stack", Path(opened.path), opened, prepare_stack(opened, presets)),
+                                         name="Open", on_result=self._opened)
+
+    def _opened(self, result: tuple[str, Path, Any, Any]) -> None:
+        kind, path, opened, setup = result
+        self._remember(path)
+        if kind == "collection":
+            rows = self.browser.add_collection(opened, path.name or str(path))
+            self.context.show_message(
+                f"{path.name}: {len(rows)} series / file(s)" + (f" — {len(opened.warnings)} warning(s)"
+                                                              if getattr(opened, "warnings", None) else "")
+            )
+            first = next((e for e in self.browser.entries() if e.kind in ("series", "path")), None)
+            if first is not None:
+                self._open_entry(first)
+            elif not rows:
+                self.show_error(f"{path}: nothing to show in this folder")
+            return
+        label = f"{opened.metadata.get('modality') or ''} {path.name}".strip() if kind == "stack" else path.name
+        self.browser.add_opened(opened, label)
+        if kind == "slide":
+            self.show_slide(opened, setup)
+        else:
+            self.show_stack(opened, setup)
+        for warning in getattr(opened, "warnings", None) or []:
+            self.context.show_message(f"{path.name}: {warning}")
+
+    def show_stack(self, stack: Any, setup: Any = None) -> None:
+        """Put an ImageStack on screen (setup from `prepare_stack`, else computed here)."""
+        self.slide_viewer.set_slide(None)
+        self.image_viewer.set_stack(stack, setup)
+        self.stack.setCurrentWidget(self.image_viewer)
+        self.context.set_input_provider(self.image_viewer.model_input)
+        self._after_show(stack)
+        self.image_viewer.setFocus()
+
+    def show_slide(self, slide: Any, setup: Any = None) -> None:
+        self.image_viewer.clear()
+        self.slide_viewer.set_slide(slide, setup)
+        self.stack.setCurrentWidget(self.slide_viewer)
+        self.context.set_input_provider(self.slide_viewer.model_input)
+        self._after_show(slide)
+        self.slide_viewer.setFocus()
+
+    def _after_show(self, opened: Any) -> None:
+        self._current_path = Path(opened.path)
+        self.context.set_opened(opened)
+        session = self.context.session
+        if session is not None:
+            try:
+                session.open(self._current_path)
+            except OSError as exc:
+                log.warning("session not saved: %s", exc)
+        self.setWindowTitle(f"medapp — {self._current_path.name}")
+        self._update_view_actions()
+        self._update_tags()
+        self.document_shown.emit(opened)
+
+    @property
+    def current_viewer(self) -> ImageViewer | SlideViewer | None:
+        widget = self.stack.currentWidget()
+        return widget if isinstance(widget, (ImageViewer, SlideViewer)) else None
+
+    # --- recent files -------------------------------------------------------------------------------------------
+    def recent_paths(self) -> list[Path]:
+        """Most recent first. Kept in the session (autosaved) when there is one, else for this window only."""
+        session = self.context.session
+        if session is not None:
+            paths = [Path(p) for p in reversed(session.state.open_paths)]
+        else:
+            paths = list(self._recent_memory)
+        return paths[:MAX_RECENT]
+
+    def _remember(self, path: Path) -> None:
+        path = Path(path)
+        if self.context.session is None:
+            self._recent_memory = [path] + [p for p in self._recent_memory if p != path]
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        paths = self.recent_paths()
+        for path in paths:
+            act = self.recent_menu.addAction(str(path))
+            act.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+        self.recent_menu.setEnabled(bool(paths))
+        self.welcome.set_recent(paths)
+
+    # --- drag and drop ------------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    # --- view actions -------------------------------------------------------------------------------------------
+    def _viewer_call(self, name: str) -> None:
+        viewer = self.current_viewer
+        if viewer is not None and hasattr(viewer, name):
+            getattr(viewer, name)()
+
+    def _toggle_roi(self, on: bool) -> None:
+        viewer = self.current_viewer
+        if viewer is not None:
+            viewer.set_tool("roi" if on else "pan")
+
+    def _toggle_cine(self, on: bool) -> None:
+        if on:
+            self.image_viewer.start_cine()
+            self._sync_check(self.act_cine, self.image_viewer.cine_interval_ms is not None)
+        else:
+            self.image_viewer.stop_cine()
+
+    def _set_phi(self, on: bool) -> None:
+        self.image_viewer.state.set_overlay(phi=on)
+        self.browser.show_phi = on
+        if self.tag_browser.phi_box.isChecked() != on:
+            self.tag_browser.phi_box.setChecked(on)
+
+    def _sync_overlay_actions(self) -> None:
+        state = self.image_viewer.state
+        self._sync_check(self.act_overlay, state.show_overlay)
+        if self.act_phi.isChecked() != state.show_phi:
+            self.act_phi.setChecked(state.show_phi)
+
+    def _update_view_actions(self) -> None:
+        viewer = self.current_viewer
+        is_stack = isinstance(viewer, ImageViewer)
+        is_slide = isinstance(viewer, SlideViewer)
+        for act in (self.act_fit, self.act_roi):
+            act.setEnabled(viewer is not None)
+        self.act_1to1.setEnabled(is_stack)
+        self.act_cine.setEnabled(is_stack and self.image_viewer.state.n_frames > 1)
+        self.act_overlay.setEnabled(is_stack)
+        self.window_menu.setEnabled(is_stack and bool(self.image_viewer.state.choices))
+        self.mag_menu.setEnabled(is_slide and self.slide_viewer.base_mag is not None)
+
+    def _update_window_menu(self) -> None:
+        self.window_menu.clear()
+        group = QActionGroup(self)
+        for i, choice in enumerate(self.image_viewer.state.choices[:9]):
+            w = choice.window
+            act = QAction(f"{choice.label}  (W {w.width:g} L {w.center:g})\t{i + 1}", self)
+            act.triggered.connect(lambda _=False, n=i + 1: self.image_viewer.state.apply_preset(n))
+            group.addAction(act)
+            self.window_menu.addAction(act)
+        self._update_view_actions()
+
+    def _update_tags(self) -> None:
+        if not self.tag_dock.isVisible():
+            return
+        viewer = self.current_viewer
+        dataset = None
+        if isinstance(viewer, ImageViewer) and viewer.stack is not None:
+            try:
+                dataset = viewer.stack.dataset(viewer.state.frame)
+            except Exception as exc:  # noqa: BLE001 — an unreadable header is shown as such, not raised
+                self.context.show_message(str(exc))
+        self.tag_browser.set_dataset(dataset)
+
+    def _save_view(self) -> None:
+        """Remember frame / window / region of the shown file in the session (restored on the next open)."""
+        session = self.context.session
+        viewer = self.current_viewer
+        if session is None or viewer is None or self._current_path is None:
+            return
+        try:
+            if isinstance(viewer, ImageViewer):
+                st = viewer.state
+                window = None if st.window is None else (float(st.window.center), float(st.window.width))
+                session.set_view(self._current_path, frame=st.frame, region=st.roi, window=window,
+                                 clear_region=st.roi is None)
+            else:
+                session.set_view(self._current_path, region=viewer.roi, clear_region=viewer.roi is None)
+        except (KeyError, OSError) as exc:
+            log.debug("view not saved: %s", type(exc).__name__)
+
+    # --- model ------------------------------------------------------------------------------------------------------
+    def _core_holder(self) -> Any:
+        if self._core_model is None:
+            from medapp.model_holder import ModelHolder
+
+            self._core_model = ModelHolder(self.context.settings)
+        return self._core_model
+
+    def _check_model_configured(self) -> None:
+        """Find out in a worker whether a model folder is known (settings or HF cache): 'not loaded' vs 'not configured'."""
+        if self.context.settings is None:
+            return
+
+        def check() -> bool:
+            self._core_holder().resolve_model_dir()
+            return True
+
+        worker = Worker(check, name="Find model")
+        worker.signals.result.connect(lambda ok: self.context.model.set_configured(bool(ok)))
+        worker.signals.failed.connect(lambda f: self.context.model.set_configured(False))
+        self.context.workers.pool.start(worker)  # a missing model is a state, not an error dialog
+        self._model_check = worker
+
+    def load_model(self) -> None:
+        """Load the engine in a worker; the status bar follows (loading → ready on CUDA 4-bit / CPU, or failed)."""
+        holder = self._core_holder()
+        self.context.model.load(lambda: holder.get(), detail=str(getattr(holder, "device", "") or "").upper())
+
+    # --- dialogs --------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _dialog_class(name: str) -> Any:
+        try:
+            if name == "batch":
+                from ui.dialogs.batch import BatchCaptionDialog
+
+                return BatchCaptionDialog
+            from ui.dialogs.settings import SettingsDialog
+
+            return SettingsDialog
+        except ImportError:
+            return None
+
+    def open_batch_dialog(self) -> None:
+        cls = self._dialog_class("batch")
+        if cls is not None and self._bridge is not None:
+            self._batch_dialog = cls(self.context, self._bridge, self)
+            self._batch_dialog.show()
+
+    def open_settings_dialog(self) -> None:
+        cls = self._dialog_class("settings")
+        if cls is None or self._bridge is None:
+            return
+        dialog = cls(self.context, self._bridge, self)
+        if hasattr(dialog, "settings_saved"):
+            dialog.settings_saved.connect(self._settings_saved)
+        self._settings_dialog = dialog
+        dialog.show()
+
+    def _settings_saved(self, settings: Any) -> None:
+        self.context.settings = settings
+        self._core_model = None
+        self.context.model.set_configured(False)
+        self._check_model_configured()
+
+    # --- errors and shutdown ------------------------------------------------------------------------------------
+    def show_error(self, failure: WorkerFailure | BaseException | str) -> QMessageBox:
+        """A non-modal warning with the message (typed errors name the file) and the traceback behind Details."""
+        from ui.widgets.errors import show_worker_error
+
+        title = getattr(failure, "name", "") or "medapp"
+        box = show_worker_error(self, title, failure)
+        self.error_boxes.append(box)
+        box.finished.connect(lambda _=0, b=box: self.error_boxes.remove(b) if b in self.error_boxes else None)
+        summary = failure.summary() if isinstance(failure, WorkerFailure) else str(failure)
+        self.context.show_message(summary)
+        return box
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.image_viewer.shutdown()
+        self.slide_viewer.shutdown()
+        self.context.workers.shutdown(3000)
+        super().closeEvent(event)

@@ -1,0 +1,474 @@
+"""The DICOM / plain-image viewer: a QGraphicsView over one ImageStack.
+
+Mouse: right-drag = window / level (horizontal → width, vertical → level), left-drag = pan (or draw the ROI when the
+ROI tool is on), wheel = slices (Ctrl+wheel, or any wheel on a single image = zoom at the cursor). Keys: see keymap.py.
+
+Rendering runs on a one-thread pool, latest request wins: a W/L drag or cine asks for many frames, the worker renders
+the newest one when it is free, so the UI thread only swaps pixmaps. The pixels come from `ImageStack.render`, the
+same function behind `render_rgb`, which is what the model receives (ModelInput) — so screen and model agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QWidget,
+)
+
+from ui.context import AppContext, ModelInput
+from ui.viewer.keymap import STACK_KEYS, slice_target
+from ui.viewer.overlay import format_window, paint_overlay, stack_overlay
+from ui.viewer.qimage import array_to_qimage
+from ui.viewer.stack_state import StackSetup, StackState
+from ui.workers import WorkerFailure, WorkerManager
+
+__all__ = ["ImageViewer", "describe_view"]
+
+log = logging.getLogger(__name__)
+
+ZOOM_STEP = 1.25
+ZOOM_MIN, ZOOM_MAX = 0.02, 64.0
+DEFAULT_CINE_MS = 100.0  # 10 frames/s when the file gives no (0018,1063) Frame Time
+
+
+def _render_frame(stack: Any, frame: int, window: Any, need_values: bool) -> tuple[Any, int, Any, Any, Any]:
+    """Worker side: display pixels (and, on a new frame, the values under the cursor readout)."""
+    pixels = stack.render(frame, window)
+    values = np.asarray(stack.modality_values(frame)) if need_values else None
+    return stack, frame, window, array_to_qimage(np.asarray(pixels)), values
+
+
+def describe_view(state: StackState, roi: tuple[int, int, int, int] | None = None) -> str:
+    """A PHI-free one-liner of what is on screen: modality, series, image number, window, region."""
+    stack = state.stack
+    meta = stack.metadata
+    parts = [str(meta.get("modality") or stack.kind)]
+    if meta.get("series_description"):
+        parts.append(str(meta["series_description"]))
+    parts.append(f"image {state.frame + 1}/{state.n_frames}")
+    if state.window is not None:
+        parts.append(format_window(state.window, state.window_label))
+    if roi is not None:
+        x, y, w, h = roi
+        parts.append(f"region {w}×{h} at ({x}, {y})")
+    return ", ".join(parts)
+
+
+class ImageViewer(QGraphicsView):
+    """Shows `state.stack`; all user input goes through `self.state` (a StackState)."""
+
+    frame_rendered = Signal()  # the pixmap now shows (state.frame, state.window)
+    cursor_info = Signal(str)  # "x 12 y 40: -998 HU" for the status bar
+    tool_changed = Signal(str)  # "pan" | "roi"
+    cine_changed = Signal(bool)
+
+    def __init__(self, context: AppContext | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.state = StackState(self)
+        self.setScene(QGraphicsScene(self))
+        self.setBackgroundBrush(QColor(0, 0, 0))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)  # overlay follows pans
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)  # right button = window / level
+        self.setMouseTracking(True)
+        self.setAcceptDrops(False)  # drops go to the main window
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        self._pixmap_item = QGraphicsPixmapItem()
+        self._pixmap_item.setTransformationMode(Qt.TransformationMode.FastTransformation)
+        self.scene().addItem(self._pixmap_item)
+        self._roi_item = QGraphicsRectItem()
+        pen = QPen(QColor(255, 200, 0), 2.0)
+        pen.setCosmetic(True)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        self._roi_item.setPen(pen)
+        self._roi_item.setZValue(10)
+        self._roi_item.hide()
+        self.scene().addItem(self._roi_item)
+
+        self._renderer = WorkerManager(self, max_threads=1)
+        if context is not None:
+            self._renderer.worker_failed.connect(context.workers.worker_failed.emit)
+        self._render_busy = False
+        self._render_dirty = False
+        self._shown: tuple[int, Any] | None = None
+        self._values: tuple[int, np.ndarray] | None = None
+        self._fit = True
+        self._tool = "pan"
+        self._wl_drag: tuple[QPointF, Any] | None = None
+        self._roi_start: QPointF | None = None
+        self.phi: dict[str, Any] = {}
+
+        self._cine = QTimer(self)
+        self._cine.timeout.connect(self._cine_step)
+
+        self.state.stack_changed.connect(self._on_stack)
+        self.state.frame_changed.connect(self._on_view_changed)
+        self.state.window_changed.connect(self._on_view_changed)
+        self.state.roi_changed.connect(self._on_roi)
+        self.state.overlay_changed.connect(self.viewport().update)
+
+    # --- public API ---------------------------------------------------------------------------------------------
+    def set_stack(self, stack: Any, setup: StackSetup | None = None, *, phi: dict[str, Any] | None = None) -> None:
+        """Show `stack` (an ImageStack). `setup` from `prepare_stack` avoids a decode on the UI thread."""
+        self.stop_cine()
+        self.phi = dict(phi or getattr(stack, "phi", None) or {}) if stack is not None else {}
+        self._shown = None
+        self._values = None
+        self._fit = True
+        self.state.set_stack(stack, setup)
+
+    def clear(self) -> None:
+        self.set_stack(None)
+
+    @property
+    def stack(self) -> Any:
+        return self.state.stack
+
+    @property
+    def zoom(self) -> float:
+        return float(self.transform().m11())
+
+    @property
+    def tool(self) -> str:
+        return self._tool
+
+    def set_tool(self, tool: str) -> None:
+        """"pan" (left-drag pans) or "roi" (left-drag draws the region the model will see)."""
+        if tool not in ("pan", "roi"):
+            raise ValueError(f"unknown tool {tool!r}")
+        self._tool = tool
+        self.setDragMode(
+            QGraphicsView.DragMode.ScrollHandDrag if tool == "pan" else QGraphicsView.DragMode.NoDrag
+        )
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool == "roi" else Qt.CursorShape.OpenHandCursor)
+        self.tool_changed.emit(tool)
+
+    def is_current(self) -> bool:
+        """True when the pixmap shows the state's frame and window (tests and screenshots wait for this)."""
+        return self.state.stack is not None and self._shown == (self.state.frame, self.state.window)
+
+    def fit(self) -> None:
+        self._fit = True
+        if not self._pixmap_item.pixmap().isNull():
+            self.fitInView(self._pixmap_item, Qt.AspectRatioMode.KeepAspectRatio)
+            self._update_smoothing()
+        self.viewport().update()
+
+    def one_to_one(self) -> None:
+        self._fit = False
+        self.setTransform(self.transform().fromScale(1.0, 1.0))
+        self._update_smoothing()
+        self.viewport().update()
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Zoom keeping the scene point under `anchor` (viewport coordinates; default the centre) in place."""
+        current = self.zoom
+        target = max(ZOOM_MIN, min(ZOOM_MAX, current * factor))
+        if current <= 0 or abs(target - current) < 1e-9:
+            return
+        self._fit = False
+        if anchor is None:
+            anchor = QPointF(self.viewport().rect().center())
+        before = self.mapToScene(anchor.toPoint())
+        old_anchor = self.transformationAnchor()
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.scale(target / current, target / current)
+        after = self.mapToScene(anchor.toPoint())
+        delta = after - before
+        self.translate(delta.x(), delta.y())
+        self.setTransformationAnchor(old_anchor)
+        self._update_smoothing()
+        self.viewport().update()
+
+    def toggle_cine(self) -> None:
+        if self._cine.isActive():
+            self.stop_cine()
+        else:
+            self.start_cine()
+
+    def start_cine(self) -> None:
+        """Play frames at the DICOM frame time ((0018,1063) / Frame Time Vector via dicom_io), looping."""
+        if self.state.n_frames < 2:
+            return
+        ms = getattr(self.state.stack, "frame_time_ms", None) or DEFAULT_CINE_MS
+        self._cine.start(max(1, int(round(float(ms)))))
+        self.cine_changed.emit(True)
+
+    def stop_cine(self) -> None:
+        if self._cine.isActive():
+            self._cine.stop()
+            self.cine_changed.emit(False)
+
+    def shutdown(self) -> None:
+        """Stop cine and wait for the render worker (window close)."""
+        self.stop_cine()
+        self._renderer.shutdown()
+
+    @property
+    def cine_interval_ms(self) -> int | None:
+        return self._cine.interval() if self._cine.isActive() else None
+
+    def model_input(self, use_region: bool = True) -> ModelInput | None:
+        """Exactly what is shown (ROI if drawn and `use_region`, at the current frame and window) for the model."""
+        state = self.state
+        stack = state.stack
+        if stack is None:
+            return None
+        frame, window = state.frame, state.window
+        roi = state.roi if use_region else None
+
+        def render():
+            return stack.render_rgb(frame, window, region=roi)
+
+        def dataset():
+            return stack.dataset(frame)
+
+        instances = getattr(stack, "instances", None) or []
+        source = instances[frame] if len(instances) == getattr(stack, "n_frames", 0) and instances else stack.path
+        window_id = None if window is None else (round(window.center, 3), round(window.width, 3))
+        return ModelInput(
+            render,
+            description=describe_view(state, roi),
+            source=source,
+            region=roi,
+            modality=state.modality,
+            dataset=dataset,
+            frame=frame,
+            window=window,
+            kind=stack.kind,
+            view_id=f"{stack.path}|{frame}|{window_id}|{roi}",
+        )
+
+    # --- state → view -------------------------------------------------------------------------------------------
+    def _on_stack(self, stack: Any) -> None:
+        if stack is None:
+            self._pixmap_item.setPixmap(QPixmap())
+            self._roi_item.hide()
+        self.viewport().update()
+        self._notify()
+
+    def _on_view_changed(self, *_: Any) -> None:
+        self._request_render()
+        self._notify()
+
+    def _on_roi(self, roi: Any) -> None:
+        if roi is None:
+            self._roi_item.hide()
+        else:
+            x, y, w, h = roi
+            self._roi_item.setRect(QRectF(x, y, w, h))
+            self._roi_item.show()
+        self.viewport().update()
+        self._notify()
+
+    def _notify(self) -> None:
+        if self.context is not None:
+            self.context.notify_input_changed()
+
+    def _request_render(self) -> None:
+        if self.state.stack is None:
+            return
+        if self._render_busy:
+            self._render_dirty = True
+            return
+        self._render_busy = True
+        self._render_dirty = False
+        stack, frame, window = self.state.stack, self.state.frame, self.state.window
+        need_values = self._values is None or self._values[0] != frame
+        self._renderer.run(
+            _render_frame, stack, frame, window, need_values, name="Render image",
+            on_result=self._on_rendered,
+            on_error=self._on_render_failed,
+            on_finished=self._on_render_finished,
+        )
+
+    def _on_rendered(self, result: tuple[Any, int, Any, Any, Any]) -> None:
+        stack, frame, window, qimage, values = result
+        if stack is not self.state.stack:
+            return  # a newer file is on screen
+        first = self._pixmap_item.pixmap().isNull()
+        self._pixmap_item.setPixmap(QPixmap.fromImage(qimage))
+        self.scene().setSceneRect(self._pixmap_item.boundingRect())
+        if values is not None:
+            self._values = (frame, values)
+        self._shown = (frame, window)
+        if first or self._fit:
+            self.fit()
+        self.viewport().update()
+        if self.is_current():
+            self.frame_rendered.emit()
+
+    def _on_render_failed(self, failure: WorkerFailure) -> None:
+        log.warning("render failed: %s", failure.exc_type)
+        self.stop_cine()
+
+    def _on_render_finished(self) -> None:
+        self._render_busy = False
+        if self._render_dirty:
+            self._request_render()
+
+    def _update_smoothing(self) -> None:
+        """Smooth when shrinking (no aliasing), nearest when enlarging (radiologists want to see real pixels)."""
+        mode = Qt.TransformationMode.SmoothTransformation if self.zoom < 1.0 else Qt.TransformationMode.FastTransformation
+        self._pixmap_item.setTransformationMode(mode)
+
+    def _cine_step(self) -> None:
+        n = self.state.n_frames
+        if n < 2:
+            self.stop_cine()
+            return
+        self.state.set_frame((self.state.frame + 1) % n)
+
+    # --- painting -----------------------------------------------------------------------------------------------
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 (Qt override)
+        super().drawForeground(painter, rect)
+        if self.state.stack is None:
+            return
+        painter.save()
+        painter.resetTransform()
+        corners = stack_overlay(self.state, self.zoom, phi=self.phi)
+        paint_overlay(painter, QRectF(self.viewport().rect()), corners)
+        painter.restore()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._fit:
+            self.fit()
+
+    # --- input --------------------------------------------------------------------------------------------------
+    def _wl_sensitivity(self) -> float:
+        lo, hi = self.state.value_range or (0.0, 255.0)
+        return max((hi - lo) / 400.0, 0.01)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.state.stack is not None:
+            if event.button() == Qt.MouseButton.RightButton and not self.state.colour and self.state.window:
+                self.stop_cine()
+                self._wl_drag = (event.position(), self.state.window)
+                event.accept()
+                return
+            if event.button() == Qt.MouseButton.LeftButton and self._tool == "roi":
+                self._roi_start = self.mapToScene(event.position().toPoint())
+                event.accept()
+                return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._wl_drag is not None:
+            start, window = self._wl_drag
+            delta = event.position() - start
+            s = self._wl_sensitivity()
+            from dicom_io import Window
+
+            self.state.set_window(
+                Window(
+                    center=float(window.center) + delta.y() * s,
+                    width=max(float(window.width) + delta.x() * s, s),
+                    function=window.function,
+                ),
+                "custom",
+            )
+            event.accept()
+            return
+        if self._roi_start is not None:
+            end = self.mapToScene(event.position().toPoint())
+            self._roi_item.setRect(QRectF(self._roi_start, end).normalized())
+            self._roi_item.show()
+            event.accept()
+            return
+        self._emit_cursor(event.position())
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._wl_drag is not None and event.button() == Qt.MouseButton.RightButton:
+            self._wl_drag = None
+            event.accept()
+            return
+        if self._roi_start is not None and event.button() == Qt.MouseButton.LeftButton:
+            end = self.mapToScene(event.position().toPoint())
+            rect = QRectF(self._roi_start, end).normalized()
+            self._roi_start = None
+            self.state.set_roi((rect.x(), rect.y(), rect.width(), rect.height()))
+            if self.state.roi is None:
+                self._roi_item.hide()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        if self.state.stack is None:
+            return
+        steps = event.angleDelta().y() / 120.0
+        if steps == 0:
+            return
+        ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if ctrl or self.state.n_frames < 2:
+            self.zoom_by(ZOOM_STEP**steps, event.position())
+        else:
+            shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+            direction = -1 if steps > 0 else 1  # wheel away from you = previous slice (Weasis)
+            self.state.set_frame(
+                slice_target("step", direction * max(1, round(abs(steps))), self.state.frame, self.state.n_frames, shift)
+            )
+        event.accept()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        binding = STACK_KEYS.get(event.key())
+        if binding is None or self.state.stack is None:
+            super().keyPressEvent(event)
+            return
+        action, arg = binding
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if action in ("step", "page", "first", "last"):
+            self.state.set_frame(slice_target(action, arg, self.state.frame, self.state.n_frames, shift))
+        elif action == "preset":
+            self.state.apply_preset(arg)
+        elif action == "reset_window":
+            self.state.reset_window()
+        elif action == "fit":
+            self.fit()
+        elif action == "one_to_one":
+            self.one_to_one()
+        elif action == "zoom":
+            self.zoom_by(ZOOM_STEP if arg > 0 else 1 / ZOOM_STEP)
+        elif action == "cine":
+            self.toggle_cine()
+        elif action == "roi_tool":
+            self.set_tool("pan" if self._tool == "roi" else "roi")
+        elif action == "clear_roi":
+            self.state.set_roi(None)
+        elif action == "toggle_phi":
+            self.state.set_overlay(phi=not self.state.show_phi)
+        elif action == "toggle_overlay":
+            self.state.set_overlay(show=not self.state.show_overlay)
+        event.accept()
+
+    def _emit_cursor(self, pos: QPointF) -> None:
+        if self._values is None or self._values[0] != self.state.frame:
+            return
+        point = self.mapToScene(pos.toPoint())
+        x, y = int(np.floor(point.x())), int(np.floor(point.y()))
+        values = self._values[1]
+        if 0 <= y < values.shape[0] and 0 <= x < values.shape[1]:
+            value = values[y, x]
+            if np.ndim(value) == 0:
+                unit = " HU" if (self.state.modality or "").upper() == "CT" else ""
+                text = f"x {x} y {y}: {float(value):.0f}{unit}"
+            else:
+                text = f"x {x} y {y}: " + ", ".join(str(int(v)) for v in np.ravel(value)[:3])
+            self.cursor_info.emit(text)

@@ -1,0 +1,54 @@
+"""Keyboard map of the image viewer, as data (Weasis users' muscle memory; clinical-anchors B.3 #2).
+
+Slices: Down / Right / PgDn = next, Up / Left / PgUp = previous, Home / End = first / last; Shift multiplies the step by
+10 (arrows) and PgUp / PgDn move a tenth of the series (at least 10). Number keys 1–9 pick window presets, the file's own
+window first, 0 goes back to the file's default.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+#: key → (action, argument)
+STACK_KEYS: dict[int, tuple[str, int]] = {
+    Qt.Key.Key_Down: ("step", +1),
+    Qt.Key.Key_Right: ("step", +1),
+    Qt.Key.Key_Up: ("step", -1),
+    Qt.Key.Key_Left: ("step", -1),
+    Qt.Key.Key_PageDown: ("page", +1),
+    Qt.Key.Key_PageUp: ("page", -1),
+    Qt.Key.Key_Home: ("first", 0),
+    Qt.Key.Key_End: ("last", 0),
+    Qt.Key.Key_0: ("reset_window", 0),
+    **{getattr(Qt.Key, f"Key_{i}"): ("preset", i) for i in range(1, 10)},
+    Qt.Key.Key_F: ("fit", 0),
+    Qt.Key.Key_O: ("one_to_one", 0),
+    Qt.Key.Key_Plus: ("zoom", +1),
+    Qt.Key.Key_Equal: ("zoom", +1),
+    Qt.Key.Key_Minus: ("zoom", -1),
+    Qt.Key.Key_Space: ("cine", 0),
+    Qt.Key.Key_R: ("roi_tool", 0),
+    Qt.Key.Key_Escape: ("clear_roi", 0),
+    Qt.Key.Key_P: ("toggle_phi", 0),
+    Qt.Key.Key_V: ("toggle_overlay", 0),
+}
+
+SHIFT_FACTOR = 10
+
+
+def slice_target(action: str, arg: int, current: int, n_frames: int, shift: bool) -> int:
+    """Where a slice key goes, clamped to the series. Pure, so the key map is tested without a window."""
+    if n_frames <= 0:
+        return 0
+    last = n_frames - 1
+    if action == "step":
+        target = current + arg * (SHIFT_FACTOR if shift else 1)
+    elif action == "page":
+        target = current + arg * max(SHIFT_FACTOR, n_frames // 10)
+    elif action == "first":
+        target = 0
+    elif action == "last":
+        target = last
+    else:
+        raise ValueError(f"not a slice action: {action}")
+    return max(0, min(last, target))

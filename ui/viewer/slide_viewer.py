@@ -1,0 +1,499 @@
+"""Whole-slide viewer: pyramid tiles loaded lazily in a worker, a thumbnail underneath, minimap, scale bar.
+
+The scene is in level-0 pixels. A thumbnail covers the whole slide at the bottom, so every zoom and pan shows an
+image at once; sharper tiles of the best level for the current zoom are read in a worker (centre first), kept in a
+bounded LRU cache, and laid over it. Stale tile requests are cancelled when the view moves on.
+
+Mouse: wheel = zoom at the cursor, left-drag = pan (or draw the region with the ROI tool). Keys: 1–6 = 1.25×…40×,
++ / − = next magnification step, F = fit, arrows = pan a quarter screen, R = ROI tool, Esc = clear the region.
+What the model gets: the drawn region, or else the visible part of the slide, at the resolution on screen (never
+finer than level 0), read from the pyramid by `render_slide_region`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
+from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView, QWidget
+
+from ui.context import AppContext, ModelInput
+from ui.viewer.magnification import MAG_STEPS, base_magnification, format_mag, scale_bar, step_magnification
+from ui.viewer.minimap import Minimap
+from ui.viewer.overlay import paint_overlay
+from ui.viewer.qimage import pil_to_qimage
+from ui.viewer.tiles import TILE, TileCache, TileKey, load_tiles, tile_rect, tiles_for_view
+from ui.workers import Worker, WorkerFailure, WorkerManager
+
+__all__ = ["SlideViewer", "SlideSetup", "prepare_slide", "render_slide_region"]
+
+log = logging.getLogger(__name__)
+
+THUMB_SIDE = 1024
+MAX_MODEL_SIDE = 4096  # the model never gets a bigger image than this from one view
+ZOOM_MAX = 4.0  # screen px per level-0 px (digital zoom past the scan)
+ZOOM_STEP = 1.25
+
+
+@dataclass(frozen=True)
+class SlideSetup:
+    """What the viewer needs before the first paint, made off the UI thread by `prepare_slide`."""
+
+    thumbnail: QImage
+    base_mag: float | None
+
+
+def prepare_slide(slide: Any) -> SlideSetup:
+    """Worker side: read the overview thumbnail (QImage is safe off the UI thread) and the base magnification."""
+    thumb = slide.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    return SlideSetup(pil_to_qimage(thumb), base_magnification(slide.objective_power, slide.mpp))
+
+
+def render_slide_region(slide: Any, region: tuple[int, int, int, int], downsample: float) -> Image.Image:
+    """The RGB image of `region` (x, y, w, h in level-0 px) at `downsample` (≥ 1), from the closest finer level.
+
+    This is exactly what the viewer shows for that area at that zoom; the result is capped at MAX_MODEL_SIDE px.
+    """
+    x, y, w, h = (int(round(v)) for v in region)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{getattr(slide, 'path', 'slide')}: empty region {region}")
+    downsample = max(1.0, float(downsample), max(w, h) / MAX_MODEL_SIDE)
+    level = int(slide.best_level_for_downsample(downsample))
+    level_ds = float(slide.level_downsamples[level])
+    size = (max(1, round(w / level_ds)), max(1, round(h / level_ds)))
+    image = slide.read_region((x, y), level, size).convert("RGB")
+    out = (max(1, round(w / downsample)), max(1, round(h / downsample)))
+    if image.size != out:
+        image = image.resize(out, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return image
+
+
+class SlideViewer(QGraphicsView):
+    """Shows one Slide. Signals tell the window about the view, the region and when all tiles are in."""
+
+    view_changed = Signal()
+    roi_changed = Signal(object)  # (x, y, w, h) level-0 or None
+    tiles_idle = Signal()  # every tile the current view needs is on screen
+    tool_changed = Signal(str)
+
+    def __init__(
+        self, context: AppContext | None = None, parent: QWidget | None = None, *, cache_tiles: int = 512
+    ) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.slide: Any = None
+        self.base_mag: float | None = None
+        self.roi: tuple[int, int, int, int] | None = None
+        self.cache = TileCache(cache_tiles)
+        self.setScene(QGraphicsScene(self))
+        self.setBackgroundBrush(QColor(236, 236, 236))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setAcceptDrops(False)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+        self._thumb_item = QGraphicsPixmapItem()
+        self._thumb_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene().addItem(self._thumb_item)
+        self._thumb_ds = 1.0
+        self._items: dict[TileKey, QGraphicsPixmapItem] = {}
+        self._needed: set[TileKey] = set()
+        self._pending: set[TileKey] = set()
+        self._loader: Worker | None = None
+        self._loads = WorkerManager(self, max_threads=1)
+        if context is not None:
+            self._loads.worker_failed.connect(context.workers.worker_failed.emit)
+        self.tiles_read = 0
+
+        self._roi_item = QGraphicsRectItem()
+        pen = QPen(QColor(20, 120, 255), 2.0)
+        pen.setCosmetic(True)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        self._roi_item.setPen(pen)
+        self._roi_item.setZValue(10)
+        self._roi_item.hide()
+        self.scene().addItem(self._roi_item)
+        self._roi_start: QPointF | None = None
+        self._tool = "pan"
+        self._fit = True
+
+        self.minimap = Minimap(self)
+        self.minimap.navigate.connect(self.center_on)
+
+        self._update_timer = QTimer(self)
+        self._update_timer.setSingleShot(True)
+        self._update_timer.setInterval(15)
+        self._update_timer.timeout.connect(self._update_tiles)
+        self.horizontalScrollBar().valueChanged.connect(self._view_moved)
+        self.verticalScrollBar().valueChanged.connect(self._view_moved)
+
+    # --- public API ---------------------------------------------------------------------------------------------
+    def set_slide(self, slide: Any, setup: SlideSetup | None = None) -> None:
+        """Show `slide` fitted to the window. `setup` from `prepare_slide` keeps the thumbnail read off the UI thread."""
+        self._cancel_loader()
+        for item in self._items.values():
+            self.scene().removeItem(item)
+        self._items.clear()
+        self._needed.clear()
+        self._pending.clear()
+        self.cache.clear()
+        self.slide = slide
+        self.roi = None
+        self._roi_item.hide()
+        if slide is None:
+            self._thumb_item.setPixmap(QPixmap())
+            self.minimap.set_thumbnail(None, (1, 1))
+            self.viewport().update()
+            self._notify()
+            return
+        if setup is None:
+            setup = prepare_slide(slide)
+        self.base_mag = setup.base_mag
+        w, h = slide.level_dimensions[0]
+        pixmap = QPixmap.fromImage(setup.thumbnail)
+        self._thumb_item.setPixmap(pixmap)
+        self._thumb_ds = w / max(1, pixmap.width())
+        self._thumb_item.setScale(self._thumb_ds)
+        self.scene().setSceneRect(QRectF(0, 0, w, h))
+        self.minimap.set_thumbnail(setup.thumbnail, (w, h))
+        self._place_minimap()
+        self.fit()
+
+    @property
+    def zoom(self) -> float:
+        """Screen pixels per level-0 pixel."""
+        return float(self.transform().m11())
+
+    @property
+    def magnification(self) -> float | None:
+        return None if self.base_mag is None else self.base_mag * self.zoom
+
+    @property
+    def tool(self) -> str:
+        return self._tool
+
+    def set_tool(self, tool: str) -> None:
+        if tool not in ("pan", "roi"):
+            raise ValueError(f"unknown tool {tool!r}")
+        self._tool = tool
+        self.setDragMode(
+            QGraphicsView.DragMode.ScrollHandDrag if tool == "pan" else QGraphicsView.DragMode.NoDrag
+        )
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool == "roi" else Qt.CursorShape.OpenHandCursor)
+        self.tool_changed.emit(tool)
+
+    def visible_rect(self) -> tuple[float, float, float, float]:
+        """The part of the slide on screen, (x, y, w, h) in level-0 px, clipped to the slide."""
+        rect = self.mapToScene(self.viewport().rect()).boundingRect().intersected(self.sceneRect())
+        return rect.x(), rect.y(), rect.width(), rect.height()
+
+    def fit(self) -> None:
+        if self.slide is None:
+            return
+        self._fit = True
+        self.fitInView(self.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self._view_moved()
+
+    def _min_zoom(self) -> float:
+        if self.slide is None:
+            return 0.01
+        w, h = self.slide.level_dimensions[0]
+        vp = self.viewport().rect()
+        return 0.5 * min(vp.width() / max(w, 1), vp.height() / max(h, 1))
+
+    def set_zoom(self, zoom: float, anchor: QPointF | None = None) -> None:
+        """Set screen px per level-0 px, keeping the scene point under `anchor` (viewport coords) in place."""
+        if self.slide is None:
+            return
+        target = max(self._min_zoom(), min(ZOOM_MAX, zoom))
+        current = self.zoom
+        if current <= 0 or abs(target - current) / current < 1e-9:
+            return
+        self._fit = False
+        if anchor is None:
+            anchor = QPointF(self.viewport().rect().center())
+        before = self.mapToScene(anchor.toPoint())
+        old = self.transformationAnchor()
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.scale(target / current, target / current)
+        after = self.mapToScene(anchor.toPoint())
+        self.translate((after - before).x(), (after - before).y())
+        self.setTransformationAnchor(old)
+        self._view_moved()
+
+    def set_magnification(self, mag: float) -> None:
+        """Zoom to an objective magnification (needs objective power or mpp; otherwise no-op)."""
+        if self.base_mag:
+            self.set_zoom(mag / self.base_mag)
+
+    def step_magnification(self, direction: int) -> None:
+        if self.base_mag:
+            self.set_magnification(step_magnification(self.magnification or 0.0, direction, self.base_mag))
+        else:
+            self.set_zoom(self.zoom * (2.0 if direction > 0 else 0.5))
+
+    def center_on(self, point: QPointF) -> None:
+        self._fit = False
+        self.centerOn(point)
+        self._view_moved()
+
+    def set_roi(self, roi: tuple[int, int, int, int] | None) -> None:
+        if roi is not None and self.slide is not None:
+            W, H = self.slide.level_dimensions[0]
+            x, y, w, h = (int(round(v)) for v in roi)
+            x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
+            roi = (x0, y0, x1 - x0, y1 - y0) if x1 - x0 >= 2 and y1 - y0 >= 2 else None
+        self.roi = roi
+        if roi is None:
+            self._roi_item.hide()
+        else:
+            self._roi_item.setRect(QRectF(*roi))
+            self._roi_item.show()
+        self.roi_changed.emit(roi)
+        self.viewport().update()
+        self._notify()
+
+    def is_idle(self) -> bool:
+        """True when no tile the current view needs is still being read."""
+        return self.slide is not None and not self._pending and not self._update_timer.isActive()
+
+    def model_input(self, use_region: bool = True) -> ModelInput | None:
+        """The drawn region (if any and `use_region`) or the visible view, at the on-screen resolution."""
+        slide = self.slide
+        if slide is None:
+            return None
+        roi = self.roi if use_region else None
+        region = roi or tuple(int(round(v)) for v in self.visible_rect())
+        if region[2] < 1 or region[3] < 1:
+            return None
+        downsample = max(1.0, 1.0 / self.zoom)
+        mag = self.magnification
+        what = "region" if roi else "view"
+        desc = f"slide {what} {region[2]}×{region[3]} px at ({region[0]}, {region[1]})"
+        if mag:
+            desc += f", {format_mag(mag)}"
+        return ModelInput(
+            lambda: render_slide_region(slide, region, downsample),
+            description=desc,
+            source=slide.path,
+            region=region,
+            modality="SM",
+            dataset=None,
+            kind="slide",
+            view_id=f"{slide.path}|{region}|{downsample:.4f}",
+        )
+
+    # --- tiles ----------------------------------------------------------------------------------------------------
+    def _view_moved(self, *_: Any) -> None:
+        if self.slide is None:
+            return
+        x, y, w, h = self.visible_rect()
+        self.minimap.set_view_rect(QRectF(x, y, w, h))
+        self._update_timer.start()
+        self.view_changed.emit()
+        self._notify()
+
+    def _notify(self) -> None:
+        if self.context is not None:
+            self.context.notify_input_changed()
+
+    def _cancel_loader(self) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+            self._loader = None
+
+    def _update_tiles(self) -> None:
+        slide = self.slide
+        if slide is None:
+            return
+        view_ds = 1.0 / max(self.zoom, 1e-9)
+        needed: list[TileKey] = []
+        if view_ds < self._thumb_ds * 0.95:  # the thumbnail alone would look soft: bring the pyramid in
+            level = int(slide.best_level_for_downsample(view_ds))
+            needed = tiles_for_view(
+                self.visible_rect(), level, slide.level_dimensions[level], slide.level_downsamples[level]
+            )
+        self._needed = set(needed)
+        for key in [k for k in self._items if k not in self._needed]:
+            self.scene().removeItem(self._items.pop(key))
+        missing: list[TileKey] = []
+        for key in needed:
+            if key in self._items:
+                continue
+            image = self.cache.get(key)
+            if image is None:
+                missing.append(key)
+            else:
+                self._add_tile(key, image)
+        self._cancel_loader()
+        self._pending = set(missing)
+        if missing:
+            worker = self._loads.create(
+                load_tiles, slide, missing, name="Read slide tiles", on_progress=self._tile_loaded,
+                on_error=self._tiles_failed,
+            )
+            self._loader = worker
+            self._loads.start(worker)
+        else:
+            self.tiles_idle.emit()
+
+    def _add_tile(self, key: TileKey, image: QImage) -> None:
+        slide = self.slide
+        (x0, y0, _, _), _ = tile_rect(key, slide.level_dimensions[key.level], slide.level_downsamples[key.level])
+        item = QGraphicsPixmapItem(QPixmap.fromImage(image))
+        item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        item.setOffset(0, 0)
+        item.setPos(x0, y0)
+        item.setScale(float(slide.level_downsamples[key.level]))
+        item.setZValue(1)
+        self.scene().addItem(item)
+        self._items[key] = item
+
+    def _tile_loaded(self, payload: tuple[Any, TileKey, QImage]) -> None:
+        slide, key, image = payload
+        if slide is not self.slide:
+            return
+        self.tiles_read += 1
+        self.cache.put(key, image)
+        if key in self._needed and key not in self._items:
+            self._add_tile(key, image)
+        self._pending.discard(key)
+        if not self._pending and not self._update_timer.isActive():
+            self.tiles_idle.emit()
+
+    def _tiles_failed(self, failure: WorkerFailure) -> None:
+        log.warning("tile read failed: %s", failure.exc_type)
+        self._pending.clear()
+
+    def shutdown(self) -> None:
+        self._cancel_loader()
+        self._loads.shutdown()
+
+    # --- painting and layout --------------------------------------------------------------------------------------
+    def _place_minimap(self) -> None:
+        vp = self.viewport().geometry()
+        self.minimap.move(vp.right() - self.minimap.width() - 8, vp.top() + 8)
+        self.minimap.raise_()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._place_minimap()
+        if self._fit:
+            self.fit()
+        else:
+            self._view_moved()
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+        super().drawForeground(painter, rect)
+        slide = self.slide
+        if slide is None:
+            return
+        painter.save()
+        painter.resetTransform()
+        vp = QRectF(self.viewport().rect())
+        w, h = slide.level_dimensions[0]
+        bl: list[str] = []
+        mag = self.magnification
+        bl.append(f"{format_mag(mag)}" if mag else f"Zoom {self.zoom * 100:.0f}%")
+        mpp = slide.mpp
+        if mpp and mpp[0]:
+            um_per_px = float(mpp[0]) / self.zoom
+            length_um, length_px, label = scale_bar(um_per_px)
+            bl.append(f"{um_per_px:.2f} µm/px")
+            self._paint_scale_bar(painter, vp, length_px, label)
+        tl = [f"Slide {w}×{h}, {slide.level_count} levels"]
+        if slide.objective_power:
+            tl.append(f"Scanned at {format_mag(float(slide.objective_power))}")
+        br = []
+        if self.roi is not None:
+            x, y, rw, rh = self.roi
+            br.append(f"Region {rw}×{rh} at {x},{y}")
+        paint_overlay(painter, vp, {"tl": tl, "tr": [], "bl": bl, "br": br})
+        painter.restore()
+
+    def _paint_scale_bar(self, painter: QPainter, vp: QRectF, length_px: float, label: str) -> None:
+        """A black bar with white edges and its length, above the bottom-left text lines."""
+        x0 = vp.left() + 10
+        y0 = vp.bottom() - 52
+        bar = QRectF(x0, y0, length_px, 6)
+        painter.fillRect(bar.adjusted(-1, -1, 1, 1), QColor(255, 255, 255))
+        painter.fillRect(bar, QColor(0, 0, 0))
+        paint_overlay(painter, QRectF(x0 - 6, y0 - 24, length_px + 120, 24), {"tl": [], "tr": [], "bl": [label], "br": []})
+
+    # --- input ----------------------------------------------------------------------------------------------------
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120.0
+        if steps and self.slide is not None:
+            self.set_zoom(self.zoom * ZOOM_STEP**steps, event.position())
+        event.accept()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        key = event.key()
+        if self.slide is None:
+            super().keyPressEvent(event)
+            return
+        digits = {getattr(Qt.Key, f"Key_{i + 1}"): mag for i, mag in enumerate(MAG_STEPS)}
+        vp = self.viewport().rect()
+        pan = {
+            Qt.Key.Key_Left: (-vp.width() / 4, 0),
+            Qt.Key.Key_Right: (vp.width() / 4, 0),
+            Qt.Key.Key_Up: (0, -vp.height() / 4),
+            Qt.Key.Key_Down: (0, vp.height() / 4),
+        }
+        if key in digits:
+            self.set_magnification(digits[key])
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.step_magnification(+1)
+        elif key == Qt.Key.Key_Minus:
+            self.step_magnification(-1)
+        elif key == Qt.Key.Key_F:
+            self.fit()
+        elif key in pan:
+            dx, dy = pan[key]
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + int(dx))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() + int(dy))
+            self._fit = False
+        elif key == Qt.Key.Key_R:
+            self.set_tool("pan" if self._tool == "roi" else "roi")
+        elif key == Qt.Key.Key_Escape:
+            self.set_roi(None)
+        else:
+            super().keyPressEvent(event)
+            return
+        event.accept()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.slide is not None and event.button() == Qt.MouseButton.LeftButton and self._tool == "roi":
+            self._roi_start = self.mapToScene(event.position().toPoint())
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._roi_start is not None:
+            end = self.mapToScene(event.position().toPoint())
+            self._roi_item.setRect(QRectF(self._roi_start, end).normalized())
+            self._roi_item.show()
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._fit = False
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._roi_start is not None and event.button() == Qt.MouseButton.LeftButton:
+            rect = QRectF(self._roi_start, self.mapToScene(event.position().toPoint())).normalized()
+            self._roi_start = None
+            self.set_roi((rect.x(), rect.y(), rect.width(), rect.height()))
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
