@@ -156,10 +156,24 @@ class ModelBridge(QObject):
     memory for the life of the window, and `history_is_persistent` says so.
     """
 
-    def __init__(self, ctx: Any, jobs: Any = None, parent: QObject | None = None) -> None:
+    #: the engine a job loaded itself (on the UI thread: handed to `ctx.model.set_engine`)
+    engine_loaded = Signal(object)
+
+    def __init__(
+        self,
+        ctx: Any,
+        jobs: Any = None,
+        parent: QObject | None = None,
+        *,
+        load_engine: Callable[[], Any] | None = None,
+    ) -> None:
         super().__init__(parent if parent is not None else ctx if isinstance(ctx, QObject) else None)
         self._ctx = ctx
         self._jobs = jobs
+        self._load_engine = load_engine
+        holder = getattr(ctx, "model", None)
+        if holder is not None and hasattr(holder, "set_engine"):
+            self.engine_loaded.connect(lambda engine: holder.engine is not engine and holder.set_engine(engine))
         self._live: set[JobHandle] = set()
         self._memory_history: dict[str, list[ChatTurn]] = {}
 
@@ -191,9 +205,14 @@ class ModelBridge(QObject):
         return any(h.is_running for h in self._live)
 
     def engine(self) -> Any:
-        """The loaded engine, or `ModelNotReady` naming what to do (called inside jobs)."""
+        """The loaded engine (called inside jobs, on the worker thread). When none is loaded yet and the window gave
+        a `load_engine` (the core `medapp.model_holder.ModelHolder.get`, which loads once however many callers),
+        the first job loads it here, off the UI thread; otherwise `ModelNotReady` says what to do."""
         holder = getattr(self._ctx, "model", None)
         engine = getattr(holder, "engine", None)
+        if engine is None and self._load_engine is not None:
+            engine = self._load_engine()
+            self.engine_loaded.emit(engine)
         if engine is None:
             raise ModelNotReady("The model is not loaded. Choose the model folder in Settings, then load the model.")
         return engine

@@ -1,94 +1,78 @@
-"""Chat panel: streamed answers, Stop, per-image history in the session, copy, region, worker failures."""
+"""Chat panel on the real core and the tiny golden model: streamed answers, Stop, per-image history kept in the
+session, copy, ask about region, and a worker failure that leaves the panel alive."""
 
 from __future__ import annotations
 
-import time
-import types
+import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
+from medapp.audit import AuditLog
 from medapp.session import Session
+from medapp.settings import Settings
 from ui.context import AppContext, ModelInput
 from ui.model_bridge import ModelBridge
 from ui.panels.chat import AI_LABEL, ChatPanel
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+LONG = 400  # max_new_tokens for the Stop test: far more than are generated before Stop is pressed
 
 
-class ScriptedEngine:
-    """Stand-in for models.engine.DragonflyEngine (documented `generate` contract) until the engine lands: streams
-    numbered tokens, stops on `cancel` before the next token like the real one. The real `medapp.jobs.ask` runs."""
+@pytest.fixture(scope="module")
+def tiny_engine(v2_checkpoint):
+    """The golden tiny v2 model through the core's holder (loaded once per module; later loads reuse imports)."""
+    from medapp.model_holder import ModelHolder
 
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-        self.info = types.SimpleNamespace(model_id="golden/dragonfly-v2-tiny", device="cpu", checkpoint_sha256="0" * 64)
-        self.fail: Exception | None = None
-
-    def generate(self, image, turns, question, *, max_new_tokens, do_sample=False, on_token=None, cancel=None, **_):
-        self.calls.append({"image": image, "question": question, "turns": list(turns)})
-        if self.fail is not None:
-            raise self.fail
-        out: list[str] = []
-        reason = "max_new_tokens"
-        for i in range(6 if question.startswith("short") else 400):
-            if cancel is not None and cancel.is_set():
-                reason = "cancelled"
-                break
-            tok = f"w{i} "
-            out.append(tok)
-            if on_token is not None:
-                on_token(tok)
-            time.sleep(0.002)
-        return types.SimpleNamespace(text="".join(out), token_ids=list(range(len(out))), stop_reason=reason)
+    return ModelHolder(model_dir=v2_checkpoint, device="cpu").get()
 
 
-def _image(color: tuple[int, int, int]) -> Image.Image:
-    return Image.new("RGB", (64, 48), color)
+class CtViewer:
+    """What the image viewer publishes into the context: pydicom's CT slice at a window, with an optional ROI
+    (the same `render_rgb` call the real viewer makes)."""
 
+    def __init__(self, ctx: AppContext, path: Path) -> None:
+        import dicom_io
 
-class Viewer:
-    """What a viewer publishes into the context: the image on screen and an optional ROI."""
-
-    def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        self.image = _image((200, 10, 10))
+        self.stack = dicom_io.open_path(path)
+        self.window = dicom_io.Window(40.0, 400.0)
         self.region: tuple[int, int, int, int] | None = None
         ctx.set_input_provider(self.provide)
 
     def provide(self, use_region: bool = True) -> ModelInput:
-        image, region = self.image, self.region if use_region else None
-        if region is not None:
-            x, y, w, h = region
-            image = image.crop((x, y, x + w, y + h))
-        return ModelInput(lambda: image, description="test image", source=None, region=region)
+        stack, window, roi = self.stack, self.window, self.region if use_region else None
+        return ModelInput(
+            lambda: stack.render_rgb(0, window, region=roi),
+            description=f"CT slice 1 · W {window.width:g} / L {window.center:g}",
+            source=stack.path,
+            region=roi,
+            modality="CT",
+            kind=stack.kind,
+        )
 
-    def show(self, image: Image.Image, region=None) -> None:
-        self.image, self.region = image, region
+    def show(self, *, window=None, region=None) -> None:
+        self.window = window or self.window
+        self.region = region
         self.ctx.notify_input_changed(immediate=True)
 
 
 @pytest.fixture
-def jobs():
-    """The engine double; named `jobs` because tests read the calls the job made."""
-    return ScriptedEngine()
-
-
-@pytest.fixture
-def ctx(qtbot, tmp_path, jobs):
-    c = AppContext(session=Session(tmp_path / "session"))
-    c.model.set_engine(jobs)
+def ctx(qtbot, tmp_path, tiny_engine):
+    c = AppContext(
+        settings=Settings(max_new_tokens=12),
+        session=Session(tmp_path / "session"),
+        audit=AuditLog(tmp_path / "audit.jsonl"),
+    )
+    c.model.set_engine(tiny_engine)
     yield c
-    assert c.workers.shutdown(10000), "workers still running after the test"
+    assert c.workers.shutdown(30000), "workers still running after the test"
 
 
 @pytest.fixture
-def panel(qtbot, ctx, jobs):
-    viewer = Viewer(ctx)
-    bridge = ModelBridge(ctx)
-    widget = ChatPanel(ctx, bridge)
-    widget.viewer = viewer
+def panel(qtbot, ctx, pydicom_test_files):
+    widget = ChatPanel(ctx, ModelBridge(ctx))
+    widget.viewer = CtViewer(ctx, pydicom_test_files / "CT_small.dcm")
     qtbot.addWidget(widget)
     widget.resize(520, 640)
     widget.show()
@@ -98,82 +82,108 @@ def panel(qtbot, ctx, jobs):
 def _answer(panel: ChatPanel, qtbot, question: str):
     job = panel.ask(question)
     assert job is not None
-    with qtbot.waitSignal(job.finished, timeout=20000):
+    with qtbot.waitSignal(job.finished, timeout=120000):
         pass
     return job
 
 
-def test_answer_streams_in_and_is_marked_as_ai(qtbot, panel, ctx, jobs):
-    seen: list[str] = []
-    job = panel.ask("short question")
-    job.token.connect(lambda _t: seen.append(panel.transcript.toPlainText()))
-    with qtbot.waitSignal(job.finished, timeout=20000):
+def _audit(ctx: AppContext, event: str) -> list[dict]:
+    lines = ctx.audit.path.read_text(encoding="utf-8").splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == event]
+
+
+def test_answer_streams_in_and_is_marked_as_ai(qtbot, panel, ctx):
+    snapshots: list[str] = []
+    job = panel.ask("What does this CT slice show?")
+    assert job is not None and panel.stop_button.isEnabled() and not panel.ask_button.isEnabled()
+    job.token.connect(lambda _t: snapshots.append(panel.transcript.toPlainText()))
+    with qtbot.waitSignal(job.finished, timeout=120000):
         pass
-    assert len(seen) >= 2 and len(seen[0]) < len(seen[-1]), "text grew token by token"
+    assert len(snapshots) >= 3, "the answer arrived token by token"
+    assert all(len(a) < len(b) for a, b in zip(snapshots, snapshots[1:])), "the transcript grew with every token"
+    turn = panel.last_answer()
+    assert turn is not None and not turn.stopped and turn.answer.strip()
     text = panel.transcript.toPlainText()
-    assert "short question" in text and AI_LABEL in text and "w5" in text
+    assert "What does this CT slice show?" in text and AI_LABEL in text and turn.answer.strip()[:20] in text
+    assert _audit(ctx, "ask")[-1]["details"]["n_tokens"] == 12
     key = panel.viewer.provide().key
-    assert ctx.session.history(key) == [("short question", "w0 w1 w2 w3 w4 w5 ")]
-    assert panel.sent_image is not None and panel.sent_image.size == (64, 48)
+    assert ctx.session.history(key) == [("What does this CT slice show?", turn.answer)]
+    assert panel.sent_image is not None and panel.sent_image.size == (128, 128)
+    assert panel.sent_image.tobytes() == panel.viewer.provide().image.tobytes(), "the thumbnail is what was sent"
     assert panel.ask_button.isEnabled() and not panel.stop_button.isEnabled()
 
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    _answer(panel, qtbot, "Is there any abnormality?")
+    panel.grab().save(str(SCREENSHOTS / "chat_answer.png"))
 
-def test_stop_cancels_within_a_token(qtbot, panel, ctx, jobs):
-    job = panel.ask("long question")
-    qtbot.waitUntil(lambda: "w2" in panel.transcript.toPlainText(), timeout=20000)
+
+def test_stop_cancels_within_a_token(qtbot, panel, ctx):
+    ctx.settings = Settings(max_new_tokens=LONG)
+    pieces: list[str] = []
+    job = panel.ask("Describe everything in detail.")
+    job.token.connect(pieces.append)
+    qtbot.waitUntil(lambda: len(pieces) >= 3, timeout=120000)
     panel.stop()
-    shown_at_stop = panel.transcript.toPlainText().count(" w")
-    with qtbot.waitSignal(job.finished, timeout=20000):
+    shown_at_stop = len(pieces)
+    with qtbot.waitSignal(job.finished, timeout=120000):
         pass
+    assert len(pieces) == shown_at_stop, "no token is shown after Stop"
+    event = _audit(ctx, "ask")[-1]["details"]
+    assert event["stop_reason"] == "cancelled"
+    assert event["n_tokens"] <= shown_at_stop + 2 < LONG, "the engine stopped within a token of Stop"
     turn = panel.last_answer()
     assert turn is not None and turn.stopped
-    n_tokens = len(turn.answer.split())
-    assert n_tokens < 400
-    assert n_tokens <= shown_at_stop + 2, "at most the token in flight arrives after Stop"
     assert "[stopped]" in panel.transcript.toPlainText()
+    assert panel.ask_button.isEnabled()
 
 
-def test_history_is_per_image_and_follows_the_session(qtbot, panel, ctx, jobs):
-    _answer(panel, qtbot, "short first")
-    _answer(panel, qtbot, "short second")
-    assert jobs.calls[1]["turns"] == [("short first", "w0 w1 w2 w3 w4 w5 ")], "earlier turn sent as context"
-    panel.viewer.show(_image((0, 0, 250)))
-    qtbot.waitUntil(lambda: "short first" not in panel.transcript.toPlainText())
-    _answer(panel, qtbot, "short blue")
-    panel.viewer.show(_image((200, 10, 10)))
-    qtbot.waitUntil(lambda: "short second" in panel.transcript.toPlainText())
-    assert "short blue" not in panel.transcript.toPlainText()
+def test_history_is_per_image_and_kept_in_the_session(qtbot, panel, ctx):
+    import dicom_io
+
+    _answer(panel, qtbot, "First question")
+    _answer(panel, qtbot, "Second question")
+    soft_tissue_key = panel.viewer.provide().key
+    panel.viewer.show(window=dicom_io.Window(300.0, 1500.0))  # other pixels: another conversation
+    qtbot.waitUntil(lambda: "First question" not in panel.transcript.toPlainText())
+    _answer(panel, qtbot, "Bone window question")
+    panel.viewer.show(window=dicom_io.Window(40.0, 400.0))
+    qtbot.waitUntil(lambda: "Second question" in panel.transcript.toPlainText())
+    assert "Bone window question" not in panel.transcript.toPlainText()
     reopened = Session(ctx.session.directory)
-    assert [q for q, _ in reopened.history(panel.viewer.provide().key)] == ["short first", "short second"]
+    assert [q for q, _ in reopened.history(soft_tissue_key)] == ["First question", "Second question"]
+    assert _audit(ctx, "ask")[1]["details"]["turn"] == 2, "the first turn went to the model as context"
 
 
 def test_copy_puts_labelled_answer_on_clipboard(qtbot, panel):
     from PySide6.QtGui import QGuiApplication
 
-    _answer(panel, qtbot, "short copy")
+    _answer(panel, qtbot, "Copy me")
     text = panel.copy_last_answer()
     assert QGuiApplication.clipboard().text() == text
-    assert text.startswith(f"[{AI_LABEL}") and "short copy" in text and "w5" in text
+    assert text.startswith(f"[{AI_LABEL}") and "Q: Copy me" in text and panel.last_answer().answer in text
 
 
-def test_ask_about_region_sends_the_roi_or_the_whole_view(qtbot, panel, jobs):
+def test_ask_about_region_sends_the_roi_or_the_whole_view(qtbot, panel):
     assert not panel.region_check.isEnabled()
-    panel.viewer.show(_image((10, 200, 10)), region=(8, 4, 20, 10))
+    panel.viewer.show(region=(16, 24, 64, 48))
     assert panel.region_check.isEnabled() and panel.region_check.isChecked(), "a fresh ROI is what is asked about"
-    _answer(panel, qtbot, "short region")
-    assert jobs.calls[-1]["image"].size == (20, 10)
-    assert "region 20×10 at (8, 4)" in panel.input_label.text()
+    assert "region 64×48 at (16, 24)" in panel.input_label.text()
+    _answer(panel, qtbot, "What is in the region?")
+    assert panel.sent_image.size == (64, 48)
     panel.region_check.setChecked(False)
-    _answer(panel, qtbot, "short whole")
-    assert jobs.calls[-1]["image"].size == (64, 48)
-    panel.viewer.show(_image((10, 200, 10)), region=None)
+    _answer(panel, qtbot, "And in the whole slice?")
+    assert panel.sent_image.size == (128, 128)
+    panel.viewer.show(region=None)
     assert not panel.region_check.isEnabled()
 
 
-def test_failure_in_worker_shows_dialog_and_panel_lives(qtbot, panel, jobs):
-    jobs.fail = RuntimeError("engine exploded")
-    _answer(panel, qtbot, "short boom")
+def test_failure_in_worker_shows_dialog_and_panel_lives(qtbot, panel):
+    from medapp.jobs.ask import MAX_QUESTION_CHARS
+
+    _answer(panel, qtbot, "x" * (MAX_QUESTION_CHARS + 1))  # the core refuses it inside the worker
     qtbot.waitUntil(lambda: panel.last_error_box is not None)
-    assert "engine exploded" in panel.last_error_box.text()
-    assert panel.isVisible() and panel.ask_button.isEnabled()
-    assert "short boom" not in panel.transcript.toPlainText(), "a failed turn is not kept as an answer"
+    assert "the limit is" in panel.last_error_box.text()
+    assert panel.isVisible() and panel.ask_button.isEnabled() and not panel.stop_button.isEnabled()
+    assert "xxxxxxxx" not in panel.transcript.toPlainText(), "a failed question is not kept as a turn"
+    _answer(panel, qtbot, "Still working?")
+    assert panel.last_answer().question == "Still working?"

@@ -196,7 +196,7 @@ class ChatPanel(QWidget):
 
     @staticmethod
     def _question_html(question: str) -> str:
-        return f"<p style='margin:8px 0 2px 0;'><b>You:</b> {html.escape(question)}</p>"
+        return f"<p style='margin:8px 0 2px 0; white-space:pre-wrap;'><b>You:</b> {html.escape(question)}</p>"
 
     @staticmethod
     def _ai_header_html(model: str) -> str:
@@ -204,13 +204,13 @@ class ChatPanel(QWidget):
         return f"<p style='margin:0; color:#9a5b00; font-size:small;'><b>{AI_LABEL}</b>{who}</p>"
 
     def _turn_html(self, turn: ChatTurn) -> str:
-        answer = html.escape(turn.answer).replace("\n", "<br/>")
+        answer = html.escape(turn.answer)  # pre-wrap below keeps tabs, runs of spaces and newlines as generated
         note = " <i style='color:#b00;'>[stopped]</i>" if turn.stopped else ""
         return (
             self._question_html(turn.question)
             + f"<table width='100%' cellpadding='4'><tr><td style='{_AI_STYLE}'>"
             + self._ai_header_html(turn.model)
-            + f"<p style='margin:2px 0;'>{answer}{note}</p></td></tr></table>"
+            + f"<p style='margin:2px 0; white-space:pre-wrap;'>{answer}{note}</p></td></tr></table>"
         )
 
     # -- asking ------------------------------------------------------------------------------------------------
