@@ -67,7 +67,7 @@ def make_report(ct_png: bytes):
                 sex="M",
                 accession_number="ACC-4455",
                 study_date="20261121",
-                study_instance_uid="1.2.826.0.1.3680043.8.498.1",
+                study_instance_uid="1.2.826.0.1.3680043.8.498.77777",
                 referring_physician="Dr Élise Müller",
             ),
             key_images=(

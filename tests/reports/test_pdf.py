@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from io import BytesIO
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,8 +14,6 @@ from pypdf import PdfReader
 
 from reports import ReportError
 from reports.pdf import WATERMARK, render_report_pdf, report_pdf_bytes
-
-from io import BytesIO
 
 
 def _squash(text: str) -> str:
@@ -102,7 +101,7 @@ def test_metadata_and_deidentified_export(make_report) -> None:
     assert meta.author == "medapp 0.1.0"
     assert "Llama-3.1-8B-Dragonfly-Med-v2" in meta.subject
     assert "checkpoint_sha256=" + "ab" * 32 in meta["/Keywords"]
-    assert "study_uid=1.2.826.0.1.3680043.8.498.1" in meta["/Keywords"]
+    assert "study_uid=1.2.826.0.1.3680043.8.498.77777" in meta["/Keywords"]
     text = " ".join(_squash(p.extract_text()) for p in identified.pages)
     assert "PID-778899" in text and "CT_small.dcm" in text
 
@@ -111,8 +110,9 @@ def test_metadata_and_deidentified_export(make_report) -> None:
     everything = " ".join(_squash(p.extract_text()) for p in deid.pages) + " " + " ".join(
         str(v) for v in deid.metadata.values()
     )
-    for phi in ("王小明", "Wang", "PID-778899", "19600102", "1960-01-02", "ACC-4455", "Müller", "1.2.826.0.1.3680043.8.498.1",
-                "CT_small.dcm"):
+    leaks = ("王小明", "Wang", "PID-778899", "19600102", "1960-01-02", "ACC-4455", "Müller",
+             "1.2.826.0.1.3680043.8.498.77777", "CT_small.dcm")
+    for phi in leaks:
         assert phi not in everything, f"{phi!r} leaked into the de-identified PDF"
         assert phi.encode("utf-8") not in deid_bytes
     assert "removed (de-identified export)" in everything
