@@ -2,7 +2,7 @@
 
 The session holds: the open inputs, the current one, which frame / region / window is shown, the conversation about
 each image (keyed by the image's content hash, so the same pixels always find their answers again), and the report
-draft (`Report.to_dict()`). Every mutating method writes the whole state atomically (`medapp._atomic`): the file on
+draft (`Report.to_dict()`). Every mutating method writes the whole state atomically (`reports.atomic`): the file on
 disk is always either the previous or the new state, never half of one. Constructing a `Session` on the same folder
 restores it — that is the crash recovery, nothing else is needed.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from medapp import paths
-from medapp._atomic import atomic_write_text
+from reports.atomic import atomic_write_text
 
 __all__ = ["Session", "SessionState", "ViewSnapshot", "Turn"]
 
@@ -108,6 +108,7 @@ class Session:
     def save(self) -> None:
         with self._lock:
             text = json.dumps(self.state.to_dict(), indent=1, ensure_ascii=False)
+            self.directory.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, text)
 
     def subscribe(self, listener: Callable[[Session], None]) -> Callable[[], None]:

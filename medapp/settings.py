@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from medapp import paths
-from medapp._atomic import atomic_write_text
 from medapp.errors import UserError
 
 __all__ = ["Settings", "GenerationLimits", "DEVICES", "QUANTS", "DTYPES"]
@@ -102,7 +101,10 @@ class Settings:
     def save(self, path: str | Path | None = None) -> Path:
         """Validate, then write atomically (a crash mid-save leaves the previous file intact)."""
         path = Path(path) if path is not None else paths.settings_path()
+        from reports.atomic import atomic_write_text
+
         self.validate(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path
 

@@ -13,3 +13,63 @@ def medapp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("MEDAPP_HOME", str(home))
     return home
+
+
+class NetworkBlocked(OSError):
+    """Raised by the patched socket functions: any attempt to reach the network is a test failure."""
+
+
+def _blocked(*args: object, **kwargs: object) -> None:
+    raise NetworkBlocked("network access attempted while medapp must be offline")
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every outgoing connection and name lookup raise (connect, connect_ex, create_connection, getaddrinfo)."""
+    import socket
+
+    monkeypatch.setattr(socket.socket, "connect", _blocked)
+    monkeypatch.setattr(socket.socket, "connect_ex", _blocked)
+    monkeypatch.setattr(socket, "create_connection", _blocked)
+    monkeypatch.setattr(socket, "getaddrinfo", _blocked)
+
+
+# Prepended to a `python -c` run so a whole CLI process (imports, model load, job) runs with the network blocked.
+BLOCK_NETWORK_PRELUDE = (
+    "import socket\n"
+    "def _blocked(*a, **k):\n"
+    "    raise OSError('network access attempted while medapp must be offline')\n"
+    "socket.socket.connect = socket.socket.connect_ex = _blocked\n"
+    "socket.create_connection = socket.getaddrinfo = _blocked\n"
+)
+
+
+@pytest.fixture(scope="session")
+def block_network_prelude() -> str:
+    return BLOCK_NETWORK_PRELUDE
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(v2_checkpoint: Path):
+    """The tiny golden Dragonfly v2 checkpoint, loaded once per test session through the app's own holder."""
+    from medapp.model_holder import ModelHolder
+
+    return ModelHolder(model_dir=v2_checkpoint, device="cpu", quant="none").get()
+
+
+@pytest.fixture
+def cli_engine(tiny_engine, monkeypatch: pytest.MonkeyPatch):
+    """In-process CLI runs reuse the session's engine instead of loading the checkpoint again per command (the
+    subprocess tests load it for real)."""
+    from medapp.model_holder import ModelHolder
+
+    monkeypatch.setattr(ModelHolder, "get", lambda self: tiny_engine)
+    return tiny_engine
+
+
+@pytest.fixture(scope="session")
+def ct_small() -> Path:
+    """pydicom's bundled CT_small.dcm (128x128 CT, explicit VR little endian), found inside the installed wheel."""
+    from pydicom import examples
+
+    return Path(examples.get_path("ct"))

@@ -1,0 +1,90 @@
+"""Export and sign a report: the one place the window and the command line turn a `Report` into files.
+
+Why here and not in `reports`: exporting is where de-identification (`dicom_io.deid`), the report renderers
+(`reports`) and the audit log meet, and only `medapp` may import more than one of them. Every export is audited
+with the report's content hash, the output's hash and the de-identified flag — never the content itself.
+For a de-identified DICOM export the source header is de-identified *before* the report is filed into it, so no
+identifier reaches the new object through the copied study attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from medapp.errors import UserError
+
+__all__ = ["export_report", "sign_report", "EXPORT_KINDS"]
+
+EXPORT_KINDS = ("pdf", "dicom")
+
+
+def _pdf_options(settings: Any, letterhead: str | None) -> Any:
+    from reports.pdf import PdfOptions
+
+    text = letterhead if letterhead is not None else getattr(settings, "letterhead", "") or ""
+    return PdfOptions(letterhead=text) if text.strip() else PdfOptions()
+
+
+def export_report(
+    report: Any,
+    path: str | Path,
+    *,
+    kind: str = "pdf",
+    deidentified: bool = False,
+    source: Any = None,
+    settings: Any = None,
+    letterhead: str | None = None,
+    audit: Any = None,
+) -> Path:
+    """Write `report` as a PDF (`kind="pdf"`) or a DICOM Encapsulated PDF (`kind="dicom"`, filed into the study of
+    `source`, the pydicom header of the shown image, when given). Atomic: a failure never leaves a partial file."""
+    from reports.atomic import atomic_write_bytes
+    from reports.pdf import report_pdf_bytes
+
+    if kind not in EXPORT_KINDS:
+        raise UserError(f"unknown export format {kind!r} (expected one of {', '.join(EXPORT_KINDS)})")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: the folder {path.parent} does not exist")
+    pdf = report_pdf_bytes(report, deidentified=deidentified, options=_pdf_options(settings, letterhead))
+    if kind == "pdf":
+        data = pdf
+    else:
+        from reports.dicom_pdf import encapsulated_pdf
+
+        header = source
+        if deidentified and source is not None:
+            from dicom_io.deid import Deidentifier
+
+            header = Deidentifier().apply(source)
+        ds = encapsulated_pdf(pdf, header, report=report, deidentified=deidentified)
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    if audit is not None:
+        audit.record(
+            "export",
+            inputs=[report.content_sha256()],
+            format=kind,
+            deidentified=deidentified,
+            report_state=report.state,
+            output_sha256=hashlib.sha256(data).hexdigest(),
+        )
+    return path
+
+
+def sign_report(report: Any, name: str, *, when: datetime | None = None, audit: Any = None) -> Any:
+    """Sign `report` as clinician `name` and audit it (the name is the user's own, not patient data, but the audit
+    stores only the OS login and the content hash)."""
+    name = (name or "").strip()
+    if not name:
+        raise UserError("a report is signed with the clinician's name; set it in the settings (clinician_name)")
+    signature = report.sign(name, when)
+    if audit is not None:
+        audit.record("sign", inputs=[report.content_sha256()], report_state=report.state)
+    return signature
