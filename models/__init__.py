@@ -18,6 +18,8 @@ _LAZY = {
     "DragonflyProcessor": "models.processing_dragonfly",
     "DragonflyForCausalLM": "models.modeling_dragonfly",
     "DragonflyEngine": "models.engine",
+    "EngineInfo": "models.engine",
+    "Generation": "models.engine",
 }
 
 __all__ = list(_LAZY)

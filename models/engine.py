@@ -1,0 +1,459 @@
+"""`DragonflyEngine`: the one object the app talks to — load once, encode each image once, stream answers.
+
+Why it is shaped like this:
+
+* **Image prefix KV cache.** Dragonfly puts the image token block (2098 positions for v2, 867 for v1) *before*
+  ``<|begin_of_text|>``, so with causal attention the keys and values of those positions depend on the image only,
+  never on the question. `encode` runs the vision tower and prefills that block once per image; every question about
+  the image (the first and each follow-up) starts from a copy of that cache and prefills only BOS + the chat prompt,
+  at positions P..P+T-1 (P = block length) — exactly the positions a fresh run gives them. A follow-up therefore
+  yields the same tokens as a fresh run without the cache (tested), while prefill work drops from P+T to T tokens.
+* **transformers' own `generate`** does decoding (greedy by default, sampling with temperature / top-p on request),
+  with a stopping criterion for cancel (checked after every token, so Stop takes effect within one token) and a
+  streamer that feeds an incremental detokeniser (a piece is released only when it no longer ends in an incomplete
+  UTF-8 sequence, so multi-byte characters are never split). Generation stops on ``<|eot_id|>`` (and
+  ``<|end_of_text|>``).
+* **One generation at a time.** A re-entrant lock serialises `encode`, `generate` and `caption_batch`: the model and
+  the caches are shared, and a 16 GB model has no room for two concurrent runs anyway.
+* The cache is keyed by the SHA-256 of the image's pixels (mode, size and bytes), so the same picture sent twice — or
+  re-rendered identically — is recognised, and a changed window/level or region is a new image.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from models.errors import ModelError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["DragonflyEngine", "EngineInfo", "Generation", "IncrementalDecoder", "image_key"]
+
+EOT_TOKEN = "<|eot_id|>"
+END_OF_TEXT_TOKEN = "<|end_of_text|>"
+BOS_TOKEN = "<|begin_of_text|>"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One answer: its text, the generated token ids (stop token excluded) and why it stopped.
+
+    stop_reason: "eos" (the model ended its turn), "max_new_tokens" (length limit) or "cancelled".
+    """
+
+    text: str
+    token_ids: tuple[int, ...]
+    stop_reason: str
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a report's provenance and the status bar show about the loaded model."""
+
+    model_id: str
+    version: str
+    device: str
+    quant: str
+    dtype: str
+    checkpoint_sha256: str | None
+    n_params: int
+
+
+def image_key(image: Any) -> str:
+    """SHA-256 over an image's pixel content (mode/dtype, size/shape, bytes): the engine's cache key."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    if hasattr(image, "tobytes") and hasattr(image, "mode") and hasattr(image, "size"):  # PIL
+        digest.update(f"PIL:{image.mode}:{image.size}".encode())
+        digest.update(image.tobytes())
+    elif isinstance(image, np.ndarray):
+        arr = np.ascontiguousarray(image)
+        digest.update(f"ndarray:{arr.dtype.str}:{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    else:
+        raise ModelError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+    return digest.hexdigest()
+
+
+class IncrementalDecoder:
+    """Token ids in, text pieces out, never splitting a multi-byte character.
+
+    Decodes a short window (from the last released boundary) rather than the whole answer each step, and releases the
+    new text only when it does not end in U+FFFD (the replacement character a partial UTF-8 sequence decodes to).
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self._prefix = 0  # start of the decode window
+        self._read = 0  # end of the text already released
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(int(token_id))
+        before = self._decode(self.ids[self._prefix : self._read])
+        after = self._decode(self.ids[self._prefix :])
+        if len(after) > len(before) and not after.endswith("\ufffd") and after.startswith(before):
+            self._prefix, self._read = self._read, len(self.ids)
+            return after[len(before) :]
+        return ""
+
+    def flush(self) -> str:
+        """Whatever is still held back (an incomplete character at the very end decodes as U+FFFD)."""
+        before = self._decode(self.ids[self._prefix : self._read])
+        after = self._decode(self.ids[self._prefix :])
+        self._prefix = self._read = len(self.ids)
+        return after[len(before) :] if after.startswith(before) else ""
+
+
+@dataclass
+class _Encoded:
+    """Everything kept per image: the token block before BOS, the visual features and the block's KV cache."""
+
+    key: str
+    block_ids: "torch.Tensor"  # (1, P)
+    block_indices: "torch.Tensor"  # (1, P) visual index per position, −1 at newlines
+    features: "torch.Tensor"  # (N_vis, hidden) on the model device
+    prefix_cache: Any  # transformers DynamicCache holding P positions
+
+
+class DragonflyEngine:
+    """Load once; `encode` an image once; `generate` / `stream` answers; `caption_batch` several images."""
+
+    def __init__(
+        self, model: Any, processor: Any, *, model_id: str = "dragonfly", quant: str = "none",
+        checkpoint_sha256: str | None = None, n_params: int | None = None, max_cached_images: int = 3,
+    ) -> None:
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self._lock = threading.RLock()
+        self._cache: OrderedDict[str, _Encoded] = OrderedDict()
+        self.max_cached_images = max(1, int(max_cached_images))
+        self.device = next(model.parameters()).device
+        self.eot_id = self._token_id(EOT_TOKEN)
+        self.stop_ids = (self.eot_id, self._token_id(END_OF_TEXT_TOKEN))
+        self.bos_id = self._token_id(BOS_TOKEN)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_ids[1]
+        self.max_positions = int(model.config.text_config.max_position_embeddings)
+        vision = model.image_encoder
+        self._compute_dtype = next(p.dtype for p in vision.parameters() if p.is_floating_point())
+        self.info = EngineInfo(
+            model_id=model_id,
+            version=str(model.config.version),
+            device=str(self.device),
+            quant=quant,
+            dtype=str(self._compute_dtype).removeprefix("torch."),
+            checkpoint_sha256=checkpoint_sha256,
+            n_params=int(n_params if n_params is not None else sum(p.numel() for p in model.parameters())),
+        )
+
+    # ------------------------------------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, device: str = "auto", quant: str = "none", dtype: Any = None, **kwargs: Any
+    ) -> "DragonflyEngine":
+        """Load a checkpoint folder or cached hub id (see models.loading.load) and wrap it."""
+        from models.loading import checkpoint_sha256, load
+
+        load_kwargs = {k: kwargs.pop(k) for k in ("verify", "hash_cache") if k in kwargs}
+        loaded = load(path, device, quant, dtype, **load_kwargs)
+        sha = checkpoint_sha256(loaded.folder, compute=True)  # from manifest/blob names when known, else hashed once
+        return cls(
+            loaded.model, loaded.processor, model_id=loaded.model_id, quant=loaded.plan.quant, checkpoint_sha256=sha,
+            n_params=loaded.n_params, **kwargs,
+        )
+
+    def _token_id(self, token: str) -> int:
+        tid = self.tokenizer.convert_tokens_to_ids(token)
+        if tid is None or tid == self.tokenizer.unk_token_id:
+            raise ModelError(f"the tokenizer has no {token} token: not a Llama-3 Dragonfly checkpoint")
+        return int(tid)
+
+    # ------------------------------------------------------------------------------------------------ encode
+    def encode(self, image: Any) -> str:
+        """Process and encode `image` (once: later calls hit the cache) and prefill its token block; returns its key."""
+        with self._lock:
+            return self._encoded(image).key
+
+    def _encoded(self, image: Any) -> _Encoded:
+        import torch
+        from transformers import DynamicCache
+
+        key = image_key(image)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        try:
+            batch = self.processor(text=[""], images=[image], return_tensors="pt", is_generate=True)
+        except ValueError as exc:
+            raise ModelError(f"image could not be prepared for the model: {exc}") from exc
+        ids = batch["input_ids"][0]
+        bos = (ids == self.bos_id).nonzero()
+        if bos.numel() == 0:
+            raise ModelError("the processor output has no <|begin_of_text|> after the image block")
+        p = int(bos[0, 0])
+        block_ids = ids[:p].unsqueeze(0).to(self.device)
+        block_indices = batch["image_patches_indices"][0, :p].unsqueeze(0).to(self.device)
+        with torch.inference_mode():
+            features = self.model.get_image_features([batch["image_patches"][0].to(self.device)])[0]
+            out = self.model(
+                input_ids=block_ids,
+                attention_mask=torch.ones_like(block_ids),
+                image_patches_indices=block_indices,
+                image_features=[features],
+                past_key_values=DynamicCache(),
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        entry = _Encoded(key, block_ids, block_indices, features, out.past_key_values)
+        self._cache[key] = entry
+        while len(self._cache) > self.max_cached_images:
+            self._cache.popitem(last=False)
+        return entry
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # ------------------------------------------------------------------------------------------------ prompts
+    def prompt_ids(self, turns: Sequence[Sequence[str]] | None, question: str, max_new_tokens: int,
+                   block_len: int) -> "torch.Tensor":
+        """BOS + chat prompt token ids (1, T); the oldest turns are dropped if the context would overflow."""
+        import torch
+
+        from models.prompts import build_prompt
+
+        history = list(turns or [])
+        budget = self.max_positions - block_len - max_new_tokens
+        while True:
+            try:
+                prompt = build_prompt(question, history)
+            except (TypeError, ValueError) as exc:
+                raise ModelError(f"invalid prompt: {exc}") from exc
+            ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+            if not ids or ids[0] != self.bos_id:
+                ids = [self.bos_id, *ids]
+            if len(ids) <= budget:
+                return torch.tensor([ids], dtype=torch.long, device=self.device)
+            if not history:
+                raise ModelError(
+                    f"the question is too long: {len(ids)} tokens, but only {max(budget, 0)} fit after the image "
+                    f"({block_len} positions) with {max_new_tokens} new tokens in {self.max_positions}"
+                )
+            history.pop(0)
+
+    # ------------------------------------------------------------------------------------------------ generate
+    def generate(
+        self,
+        image: Any,
+        turns: Sequence[Sequence[str]] | None,
+        question: str,
+        *,
+        max_new_tokens: int = 512,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        on_token: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
+        use_prefix_cache: bool = True,
+    ) -> Generation:
+        """Answer `question` about `image` after the earlier `(question, answer)` `turns`.
+
+        `on_token(piece)` receives text pieces as they are decoded; setting `cancel` stops within one token.
+        `use_prefix_cache=False` prefills the whole sequence (image block included) — the reference path.
+        """
+        import torch
+
+        if max_new_tokens < 1:
+            raise ModelError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        with self._lock:
+            enc = self._encoded(image)
+            text_ids = self.prompt_ids(turns, question, max_new_tokens, enc.block_ids.shape[1])
+            input_ids = torch.cat([enc.block_ids, text_ids], dim=1)
+            extra: dict[str, Any] = {}
+            if use_prefix_cache:
+                extra["past_key_values"] = copy.deepcopy(enc.prefix_cache)
+            else:
+                pad = torch.full((1, text_ids.shape[1]), -1, dtype=torch.long, device=self.device)
+                extra["image_patches_indices"] = torch.cat([enc.block_indices, pad], dim=1)
+                extra["image_features"] = [enc.features]
+            return self._decode_loop(
+                input_ids, torch.ones_like(input_ids), extra, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                temperature=temperature, top_p=top_p, seed=seed, on_token=on_token, cancel=cancel,
+            )[0]
+
+    def stream(self, image: Any, turns: Sequence[Sequence[str]] | None, question: str, **kwargs: Any) -> Iterator[str]:
+        """`generate` as an iterator of text pieces; closing the iterator early cancels the generation.
+
+        The finished `Generation` is the iterator's return value (`StopIteration.value`).
+        """
+        pieces: queue.Queue[Any] = queue.Queue()
+        done = object()
+        cancel: threading.Event = kwargs.pop("cancel", None) or threading.Event()
+        user_callback = kwargs.pop("on_token", None)
+        result: dict[str, Any] = {}
+
+        def callback(piece: str) -> None:
+            pieces.put(piece)
+            if user_callback is not None:
+                user_callback(piece)
+
+        def work() -> None:
+            try:
+                result["generation"] = self.generate(image, turns, question, on_token=callback, cancel=cancel, **kwargs)
+            except BaseException as exc:  # handed to the consumer's thread below
+                result["error"] = exc
+            finally:
+                pieces.put(done)
+
+        worker = threading.Thread(target=work, name="dragonfly-generate", daemon=True)
+        worker.start()
+        try:
+            while (item := pieces.get()) is not done:
+                yield item
+        finally:
+            if worker.is_alive():
+                cancel.set()
+            worker.join()
+        if "error" in result:
+            raise result["error"]
+        return result["generation"]
+
+    def caption_batch(
+        self,
+        images: Sequence[Any],
+        prompt: str,
+        *,
+        max_new_tokens: int = 128,
+        batch_size: int = 4,
+        cancel: threading.Event | None = None,
+        on_result: Callable[[int, Generation], None] | None = None,
+    ) -> list[Generation]:
+        """Greedy answers to the same `prompt` for several images, `batch_size` images per `generate` (left-padded).
+
+        `on_result(i, generation)` is called as each batch finishes (for resumable jobs). On cancel the list holds the
+        results so far (the last batch's answers marked "cancelled").
+        """
+        from models.prompts import build_prompt
+
+        if batch_size < 1:
+            raise ModelError(f"batch_size must be at least 1, got {batch_size}")
+        text = build_prompt(prompt)
+        results: list[Generation] = []
+        with self._lock:
+            for start in range(0, len(images), batch_size):
+                if cancel is not None and cancel.is_set():
+                    break
+                chunk = list(images[start : start + batch_size])
+                try:
+                    batch = self.processor(text=[text] * len(chunk), images=chunk, return_tensors="pt",
+                                           max_length=2 * self.max_positions, is_generate=True)
+                except ValueError as exc:
+                    raise ModelError(f"images {start}..{start + len(chunk) - 1}: {exc}") from exc
+                extra = {
+                    "image_patches": [p.to(self.device) for p in batch["image_patches"]],
+                    "image_patches_indices": batch["image_patches_indices"].to(self.device),
+                }
+                generations = self._decode_loop(
+                    batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device), extra,
+                    max_new_tokens=max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0, seed=None,
+                    on_token=None, cancel=cancel,
+                )
+                for offset, generation in enumerate(generations):
+                    results.append(generation)
+                    if on_result is not None:
+                        on_result(start + offset, generation)
+        return results
+
+    # ------------------------------------------------------------------------------------------------ decoding
+    def _decode_loop(
+        self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor", extra: dict[str, Any], *,
+        max_new_tokens: int, do_sample: bool, temperature: float, top_p: float, seed: int | None,
+        on_token: Callable[[str], None] | None, cancel: threading.Event | None,
+    ) -> list[Generation]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers.generation.streamers import BaseStreamer
+
+        decoder = IncrementalDecoder(self.tokenizer) if on_token is not None else None
+        stop_ids = set(self.stop_ids)
+        streamed_done = [False]
+
+        class _Streamer(BaseStreamer):
+            """Receives each new token (batch of one) right after it is chosen; the first call is the prompt."""
+
+            def __init__(self) -> None:
+                self.prompt_seen = False
+
+            def put(self, value: torch.Tensor) -> None:
+                if not self.prompt_seen:
+                    self.prompt_seen = True
+                    return
+                for token in value.reshape(-1).tolist():
+                    if streamed_done[0] or token in stop_ids:
+                        streamed_done[0] = True
+                        continue
+                    piece = decoder.push(token)
+                    if piece:
+                        on_token(piece)
+
+            def end(self) -> None:
+                piece = decoder.flush()
+                if piece:
+                    on_token(piece)
+
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+                flag = cancel is not None and cancel.is_set()
+                return torch.full((ids.shape[0],), flag, dtype=torch.bool, device=ids.device)
+
+        options: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": do_sample,
+            "eos_token_id": list(self.stop_ids),
+            "pad_token_id": self.pad_id,
+            "stopping_criteria": StoppingCriteriaList([_Cancelled()]),
+        }
+        if do_sample:
+            if temperature <= 0:
+                raise ModelError(f"temperature must be positive when sampling, got {temperature}")
+            if not 0 < top_p <= 1:
+                raise ModelError(f"top_p must be in (0, 1], got {top_p}")
+            options.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
+        if decoder is not None:
+            if input_ids.shape[0] != 1:
+                raise ModelError("streaming needs a batch of one")
+            options["streamer"] = _Streamer()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(int(seed))
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **options, **extra)
+        new_tokens = output[:, input_ids.shape[1] :].tolist()
+        cancelled = cancel is not None and cancel.is_set()
+        generations = []
+        for row in new_tokens:
+            stop = next((i for i, t in enumerate(row) if t in stop_ids), None)
+            ids = row if stop is None else row[:stop]
+            if stop is not None:
+                reason = "eos"
+            else:
+                reason = "cancelled" if cancelled and len(row) < max_new_tokens else "max_new_tokens"
+            text = self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            generations.append(Generation(text=text, token_ids=tuple(ids), stop_reason=reason))
+        return generations
