@@ -49,8 +49,8 @@ def tiles_for_view(
     x, y, w, h = view
     c0 = max(0, int(math.floor(x / downsample / tile)))
     r0 = max(0, int(math.floor(y / downsample / tile)))
-    c1 = min(math.ceil(lw / tile) - 1, int(math.floor((x + w) / downsample / tile)))
-    r1 = min(math.ceil(lh / tile) - 1, int(math.floor((y + h) / downsample / tile)))
+    c1 = min(math.ceil(lw / tile) - 1, math.ceil((x + w) / downsample / tile) - 1)  # end is exclusive
+    r1 = min(math.ceil(lh / tile) - 1, math.ceil((y + h) / downsample / tile) - 1)
     if c1 < c0 or r1 < r0:
         return []
     cc, cr = (c0 + c1) / 2.0, (r0 + r1) / 2.0

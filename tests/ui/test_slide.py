@@ -1,0 +1,164 @@
+"""Slide viewer: lazy tiles in a worker with a bounded cache, magnification steps, minimap, scale bar, model input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from ui.main_window import open_job
+from ui.viewer.magnification import base_magnification, scale_bar, step_magnification
+from ui.viewer.slide_viewer import SlideViewer, render_slide_region
+from ui.viewer.tiles import TileCache, TileKey, tiles_for_view
+
+
+def _slide_viewer(qtbot, app_context, path, *, cache_tiles=512, size=(800, 600)) -> SlideViewer:
+    kind, _, slide, setup = open_job(path)
+    assert kind == "slide"
+    viewer = SlideViewer(app_context, cache_tiles=cache_tiles)
+    qtbot.addWidget(viewer)
+    viewer.resize(*size)
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    viewer.set_slide(slide, setup)
+    app_context.set_input_provider(viewer.model_input)
+    return viewer
+
+
+def _wait_idle(qtbot, viewer):
+    qtbot.waitUntil(viewer.is_idle, timeout=20000)
+
+
+def test_svs_magnification_tiles_and_model_input(qtbot, app_context, svs_slide, slide_levels, screenshots):
+    viewer = _slide_viewer(qtbot, app_context, svs_slide)
+    assert viewer.base_mag == pytest.approx(20.0)  # AppMag = 20
+    _wait_idle(qtbot, viewer)
+    assert viewer.tiles_read == 0  # fitted: the 1024 px thumbnail is sharp enough, no tile read
+    viewer.set_magnification(10.0)
+    assert viewer.magnification == pytest.approx(10.0)
+    assert viewer.zoom == pytest.approx(0.5)
+    _wait_idle(qtbot, viewer)
+    assert viewer.tiles_read == 0  # still covered by the thumbnail (downsample 2)
+    viewer.set_magnification(20.0)
+    _wait_idle(qtbot, viewer)
+    assert viewer.tiles_read > 0
+    read = viewer.tiles_read
+    # the tiles on screen are those of level 0 covering the view (800×600 → at most 4×4 tiles)
+    assert {k.level for k in viewer._items} == {0}
+    assert 6 <= len(viewer._items) <= 16
+    # panning back and forth reuses the cache
+    viewer.center_on(QPointF(1500, 1500))
+    _wait_idle(qtbot, viewer)
+    viewer.center_on(QPointF(1024, 1024))
+    _wait_idle(qtbot, viewer)
+    assert viewer.cache.hits > 0
+    assert viewer.tiles_read >= read
+    # the minimap frame is the visible part of the slide
+    x, y, w, h = viewer.visible_rect()
+    mm = viewer.minimap.view_rect
+    assert (mm.x(), mm.y(), mm.width(), mm.height()) == pytest.approx((x, y, w, h))
+    # magnification steps (+ / −)
+    viewer.set_magnification(10.0)
+    viewer.step_magnification(+1)
+    assert viewer.magnification == pytest.approx(20.0)
+    viewer.step_magnification(+1)
+    assert viewer.magnification == pytest.approx(40.0)  # one step of digital zoom past the scan
+    viewer.step_magnification(+1)
+    assert viewer.magnification == pytest.approx(40.0)
+    viewer.set_magnification(5.0)
+    _wait_idle(qtbot, viewer)
+    assert viewer.magnification == pytest.approx(5.0)
+    # what the model gets: the visible view at the on-screen resolution (downsample 4 at 5×)
+    mi = app_context.current_model_input()
+    assert mi.kind == "slide" and mi.region is not None
+    rx, ry, rw, rh = mi.region
+    assert mi.image.size == (round(rw / 4), round(rh / 4))
+    expected = slide_levels[2][ry // 4 : ry // 4 + mi.image.size[1], rx // 4 : rx // 4 + mi.image.size[0]]
+    diff = np.abs(np.asarray(mi.image).astype(int) - expected.astype(int)).mean()
+    assert diff < 12, diff  # same pixels up to JPEG loss
+    # screenshot at 20× on the edge of a tissue blob: tiles from level 0, minimap frame, scale bar
+    viewer.set_magnification(20.0)
+    viewer.center_on(QPointF(1000, 1050))
+    _wait_idle(qtbot, viewer)
+    assert {k.level for k in viewer._items} == {0}
+    viewer.grab().save(str(screenshots / "slide_viewer.png"))
+
+
+def test_drawn_region_goes_to_model(qtbot, app_context, tiled_tiff_slide, slide_levels):
+    viewer = _slide_viewer(qtbot, app_context, tiled_tiff_slide)
+    assert viewer.base_mag == pytest.approx(20.0)  # no objective power in a generic TIFF: 10 µm / 0.5 mpp
+    viewer.set_magnification(20.0)  # 1:1 with level 0
+    viewer.set_roi((600, 700, 300, 200))
+    mi = app_context.current_model_input()
+    assert mi.region == (600, 700, 300, 200) and mi.image.size == (300, 200)
+    diff = np.abs(np.asarray(mi.image).astype(int) - slide_levels[0][700:900, 600:900].astype(int)).mean()
+    assert diff < 12, diff
+    whole = app_context.current_model_input(use_region=False)
+    assert whole.region != mi.region
+    viewer.set_roi(None)
+    assert app_context.current_model_input().region == tuple(int(round(v)) for v in viewer.visible_rect())
+
+
+def test_tile_cache_is_bounded(qtbot, app_context, tiled_tiff_slide):
+    viewer = _slide_viewer(qtbot, app_context, tiled_tiff_slide, cache_tiles=6)
+    viewer.set_magnification(20.0)
+    for point in ((300, 300), (1700, 300), (300, 1700), (1700, 1700)):
+        viewer.center_on(QPointF(*point))
+        _wait_idle(qtbot, viewer)
+    assert viewer.tiles_read > 6
+    assert len(viewer.cache) <= 6
+
+
+def test_tiles_for_view_centre_first():
+    # level-0 view 1024×512 at downsample 2 = 512×256 level px = two tiles; the edge at 512 is exclusive
+    keys = tiles_for_view((0, 0, 1024, 512), level=1, level_dims=(1024, 1024), downsample=2.0, tile=256)
+    assert sorted(keys) == [TileKey(1, 0, 0), TileKey(1, 1, 0)]
+    keys = tiles_for_view((100, 100, 1024, 512), level=1, level_dims=(1024, 1024), downsample=2.0, tile=256)
+    assert len(keys) == 6
+    big = tiles_for_view((0, 0, 2048, 2048), 0, (2048, 2048), 1.0)
+    assert len(big) == 64
+    centre = big[0]
+    assert centre.col in (3, 4) and centre.row in (3, 4)
+    assert tiles_for_view((5000, 5000, 10, 10), 0, (2048, 2048), 1.0) == []
+
+
+def test_tile_cache_lru():
+    from PySide6.QtGui import QImage
+
+    cache = TileCache(2)
+    a, b, c = TileKey(0, 0, 0), TileKey(0, 1, 0), TileKey(0, 2, 0)
+    cache.put(a, QImage(1, 1, QImage.Format.Format_RGB888))
+    cache.put(b, QImage(1, 1, QImage.Format.Format_RGB888))
+    assert cache.get(a) is not None  # a is now the most recent
+    cache.put(c, QImage(1, 1, QImage.Format.Format_RGB888))
+    assert a in cache and c in cache and b not in cache
+
+
+@pytest.mark.parametrize(
+    ("power", "mpp", "expected"), [(20.0, (0.5, 0.5), 20.0), (None, (0.25, 0.25), 40.0), (None, None, None)]
+)
+def test_base_magnification(power, mpp, expected):
+    assert base_magnification(power, mpp) == expected
+
+
+def test_magnification_steps_and_scale_bar():
+    assert step_magnification(10.0, +1, 20.0) == 20.0
+    assert step_magnification(10.0, -1, 20.0) == 5.0
+    assert step_magnification(7.0, +1, 20.0) == 10.0
+    assert step_magnification(1.25, -1, 20.0) == 1.25
+    assert step_magnification(40.0, +1, 20.0) == 40.0
+    assert step_magnification(20.0, +1, 10.0) == 20.0  # base 10×: at most 20×
+    length, px, label = scale_bar(0.5)  # 0.5 µm per screen pixel: 60 µm ideal → 50 µm
+    assert (length, px, label) == (50.0, 100.0, "50 µm")
+    length, px, label = scale_bar(40.0)  # 4800 µm ideal → 2 mm... 5 mm is too long
+    assert label == "2 mm" and px == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="positive"):
+        scale_bar(0.0)
+
+
+def test_render_slide_region_caps_size(tiled_tiff_slide):
+    _, _, slide, _ = open_job(tiled_tiff_slide)
+    image = render_slide_region(slide, (0, 0, 2048, 1024), 1.0)
+    assert image.size == (2048, 1024)
+    with pytest.raises(ValueError, match="empty region"):
+        render_slide_region(slide, (0, 0, 0, 10), 1.0)
