@@ -3,14 +3,14 @@
 Why here and not in `reports`: exporting is where de-identification (`dicom_io.deid`), the report renderers
 (`reports`) and the audit log meet, and only `medapp` may import more than one of them. Every export is audited
 with the report's content hash, the output's hash and the de-identified flag — never the content itself.
-For a de-identified DICOM export the source header is de-identified *before* the report is filed into it, so no
-identifier reaches the new object through the copied study attributes.
+For a de-identified DICOM export the PDF is the de-identified rendering and the finished DICOM header goes through
+`dicom_io.deid.Deidentifier` (PS3.15 Basic Profile) before the PDF is put in, so no identifier reaches the new
+object through the copied patient and study attributes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,21 +50,18 @@ def export_report(
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"{path}: the folder {path.parent} does not exist")
-    pdf = report_pdf_bytes(report, deidentified=deidentified, options=_pdf_options(settings, letterhead))
+    options = _pdf_options(settings, letterhead)
     if kind == "pdf":
-        data = pdf
+        data = report_pdf_bytes(report, deidentified=deidentified, options=options)
     else:
-        from reports.dicom_pdf import encapsulated_pdf
+        from reports.dicom_pdf import dicom_bytes, report_dicom
 
-        header = source
-        if deidentified and source is not None:
+        deidentify = None
+        if deidentified:
             from dicom_io.deid import Deidentifier
 
-            header = Deidentifier().apply(source)
-        ds = encapsulated_pdf(pdf, header, report=report, deidentified=deidentified)
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        data = buffer.getvalue()
+            deidentify = Deidentifier().apply
+        data = dicom_bytes(report_dicom(report, source, deidentify=deidentify, options=options))
     atomic_write_bytes(path, data)
     if audit is not None:
         audit.record(
