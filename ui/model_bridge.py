@@ -426,31 +426,31 @@ class ModelBridge(QObject):
 def _export_report(
     report: Any, path: Path, *, kind: str, deidentified: bool, source: Any, letterhead: str, audit: Any
 ) -> Path:
-    """Render `report` with `reports` and write it; audit the export (hashes and flags only).
+    """Write `report` with `reports` (PDF, or DICOM Encapsulated PDF in the source study) and audit the export
+    (hashes and flags only). De-identified DICOM uses `dicom_io.deid.Deidentifier` (PS3.15 Basic Profile) on the
+    header and the de-identified PDF rendering inside it, the pairing `reports.dicom_pdf` guarantees.
 
-    Kept here, as calls into `reports` only, until the core offers one export function for the CLI and the window.
+    Kept here as calls into `reports` / `dicom_io` only, until the core offers one export function for both the CLI
+    and the window.
     """
     import hashlib
 
-    from reports.atomic import atomic_write_bytes
-    from reports.pdf import PdfOptions, report_pdf_bytes
+    from reports.pdf import PdfOptions, render_report_pdf
 
     options = PdfOptions(letterhead=letterhead) if letterhead.strip() else PdfOptions()
-    pdf = report_pdf_bytes(report, deidentified=deidentified, options=options)
     if kind == "pdf":
-        data = pdf
+        render_report_pdf(report, path, deidentified=deidentified, options=options)
     elif kind == "dicom":
-        from io import BytesIO
+        from reports.dicom_pdf import write_report_dicom
 
-        from reports.dicom_pdf import encapsulated_pdf
+        deidentify = None
+        if deidentified:
+            from dicom_io.deid import Deidentifier
 
-        ds = encapsulated_pdf(pdf, source, report=report, deidentified=deidentified)
-        buffer = BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        data = buffer.getvalue()
+            deidentify = Deidentifier().apply
+        write_report_dicom(report, path, source, deidentify=deidentify, options=options)
     else:
         raise ValueError(f"unknown export kind {kind!r} (expected 'pdf' or 'dicom')")
-    atomic_write_bytes(path, data)
     if audit is not None:
         audit.record(
             "export",
@@ -458,6 +458,6 @@ def _export_report(
             format=kind,
             deidentified=deidentified,
             report_state=report.state,
-            output_sha256=hashlib.sha256(data).hexdigest(),
+            output_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
         )
     return path

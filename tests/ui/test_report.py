@@ -1,14 +1,15 @@
-"""Report panel: generate → edit → regenerate one section → sign → export PDF, autosave, draft banner, failures."""
+"""Report panel on the real core and the tiny golden model: generate → edit → regenerate one section → sign →
+export PDF and DICOM PDF, autosave through the session, the draft banner, and worker failures."""
 
 from __future__ import annotations
 
-import time
-import types
+import io
+import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
+from medapp.audit import AuditLog
 from medapp.session import Session
 from medapp.settings import Settings
 from ui.context import AppContext, ModelInput
@@ -16,152 +17,204 @@ from ui.model_bridge import ModelBridge
 from ui.panels.report import DRAFT_BANNER, ReportPanel
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+INDICATION = "Cough for three weeks"
 
-DRAFT_TEXT = "FINDINGS: Lungs are clear. No effusion.\nIMPRESSION: Normal study.\nRECOMMENDATIONS: None."
 
+@pytest.fixture(scope="module")
+def tiny_engine(v2_checkpoint):
+    """The golden tiny v2 model through the core's holder (loaded once per module; later loads reuse imports)."""
+    from medapp.model_holder import ModelHolder
 
-class ScriptedEngine:
-    """Stand-in for the engine's `generate` contract; each call's text is taken from `texts` in turn."""
-
-    def __init__(self) -> None:
-        self.info = types.SimpleNamespace(model_id="golden/dragonfly-v2-tiny", device="cpu", checkpoint_sha256="0" * 64)
-        self.texts = [DRAFT_TEXT]
-        self.calls = 0
-        self.fail: Exception | None = None
-        self.delay = 0.0
-
-    def generate(self, image, turns, question, *, max_new_tokens, do_sample=False, on_token=None, cancel=None, **_):
-        text = self.texts[min(self.calls, len(self.texts) - 1)]
-        self.calls += 1
-        if self.fail is not None:
-            raise self.fail
-        out = []
-        for word in text.split(" "):
-            if cancel is not None and cancel.is_set():
-                return types.SimpleNamespace(text=" ".join(out), token_ids=[0] * len(out), stop_reason="cancelled")
-            out.append(word)
-            if on_token is not None:
-                on_token(word + " ")
-            time.sleep(self.delay)
-        return types.SimpleNamespace(text=text, token_ids=[0] * len(out), stop_reason="eos")
+    return ModelHolder(model_dir=v2_checkpoint, device="cpu").get()
 
 
 @pytest.fixture
-def engine():
-    return ScriptedEngine()
+def ct(pydicom_test_files):
+    import dicom_io
+
+    return dicom_io.open_path(pydicom_test_files / "CT_small.dcm")
 
 
 @pytest.fixture
-def ctx(qtbot, tmp_path, engine):
-    c = AppContext(settings=Settings(clinician_name="Dr Test Reader"), session=Session(tmp_path / "session"))
-    c.model.set_engine(engine)
-    image = Image.new("RGB", (96, 80), (90, 90, 90))
-    c.set_input_provider(lambda use_region=True: ModelInput(lambda: image, description="CT slice", source=None, modality="CT"))
+def ctx(qtbot, tmp_path, tiny_engine, ct):
+    import dicom_io
+
+    c = AppContext(
+        settings=Settings(clinician_name="Dr Test Reader", max_new_tokens=24, letterhead="Radiology, Test Hospital"),
+        session=Session(tmp_path / "session"),
+        audit=AuditLog(tmp_path / "audit.jsonl"),
+    )
+    c.model.set_engine(tiny_engine)
+    window = dicom_io.Window(40.0, 400.0)
+    c.set_input_provider(
+        lambda use_region=True: ModelInput(
+            lambda: ct.render_rgb(0, window), description="CT slice 1", source=ct.path, modality="CT",
+            dataset=lambda: ct.dataset(0), frame=0, window=window, kind=ct.kind,
+        )
+    )
     yield c
-    assert c.workers.shutdown(10000), "workers still running after the test"
+    assert c.workers.shutdown(30000), "workers still running after the test"
 
 
 @pytest.fixture
 def panel(qtbot, ctx):
     widget = ReportPanel(ctx, ModelBridge(ctx))
     qtbot.addWidget(widget)
-    widget.resize(640, 820)
+    widget.resize(640, 860)
     widget.show()
     return widget
 
 
 def _run(qtbot, job):
     assert job is not None
-    with qtbot.waitSignal(job.finished, timeout=30000):
+    with qtbot.waitSignal(job.finished, timeout=120000):
         pass
     return job
 
 
-def _generate(qtbot, panel, indication="Cough for three weeks"):
+def _generate(qtbot, panel, indication=INDICATION) -> list[str]:
     panel.indication.setText(indication)
-    _run(qtbot, panel.generate())
-    assert panel.report is not None
+    tokens: list[str] = []
+    job = panel.generate()
+    assert job is not None
+    job.token.connect(tokens.append)
+    _run(qtbot, job)
+    assert panel.report is not None, panel.status.text()
+    return tokens
+
+
+def _pdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+
+    return "".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
 
 
 def test_generate_edit_sign_export_pdf(qtbot, panel, ctx, tmp_path):
-    from pypdf import PdfReader
-
-    assert DRAFT_BANNER in panel.banner.text()
-    _generate(qtbot, panel)
-    assert panel.editor("findings").toPlainText() == "Lungs are clear. No effusion."
-    assert panel.editor("impression").toPlainText() == "Normal study."
-    assert panel.editor("indication").toPlainText() == "Cough for three weeks"
+    assert DRAFT_BANNER in panel.banner.text() and not panel.sign_button.isEnabled()
+    tokens = _generate(qtbot, panel)
+    report = panel.report
+    assert len(tokens) >= 3, "the draft streamed into the preview"
+    assert report.provenance.model_id == "dragonfly-v2-tiny" and report.modality == "CT"
+    assert report.text("indication") == INDICATION
+    assert report.text("findings").strip(), "the model's text is kept (leftovers go to Findings)"
+    for section in report.sections:
+        assert panel.editor(section.key).toPlainText() == section.text
     assert DRAFT_BANNER in panel.banner.text()
 
     panel.editor("impression").setPlainText("No acute abnormality.")
-    assert panel.report.text("impression") == "No acute abnormality."
+    assert report.text("impression") == "No acute abnormality."
     qtbot.waitUntil(lambda: Session(ctx.session.directory).report().text("impression") == "No acute abnormality.")
 
     draft_pdf = tmp_path / "draft.pdf"
     _run(qtbot, panel.export_pdf(draft_pdf))
-    assert "AI DRAFT" in "".join(p.extract_text() for p in PdfReader(draft_pdf).pages)
-
-    assert panel.sign()
-    assert panel.report.is_signed and "Signed by Dr Test Reader" in panel.banner.text()
-    assert DRAFT_BANNER not in panel.banner.text()
-    signed_pdf = tmp_path / "signed.pdf"
-    _run(qtbot, panel.export_pdf(signed_pdf))
-    text = "".join(p.extract_text() for p in PdfReader(signed_pdf).pages)
-    assert "No acute abnormality." in text and "Dr Test Reader" in text
-    assert "AI DRAFT" not in text
-    assert panel.last_pdf == signed_pdf and panel.open_button.isEnabled()
-    assert Session(ctx.session.directory).report().is_signed
-
-    panel.editor("findings").setPlainText("Lungs are clear. Small left effusion.")
-    assert not panel.report.is_signed, "editing a signed report returns it to draft (reports.Report rule)"
-    assert DRAFT_BANNER in panel.banner.text() and "Dr Test Reader" in panel.banner.text()
-    assert panel.sign_button.isEnabled()
+    draft_text = _pdf_text(draft_pdf.read_bytes())
+    assert "AI DRAFT" in draft_text and "No acute abnormality." in draft_text
+    assert "Radiology, Test Hospital" in draft_text, "letterhead from Settings"
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     panel.grab().save(str(SCREENSHOTS / "report_panel_draft.png"))
-    panel.sign()
+
+    assert panel.sign()
+    assert report.is_signed and "Signed by Dr Test Reader" in panel.banner.text()
+    assert DRAFT_BANNER not in panel.banner.text() and not panel.sign_button.isEnabled()
+    signed_pdf = tmp_path / "signed.pdf"
+    _run(qtbot, panel.export_pdf(signed_pdf))
+    signed_text = _pdf_text(signed_pdf.read_bytes())
+    assert "No acute abnormality." in signed_text and "Dr Test Reader" in signed_text
+    assert "AI DRAFT" not in signed_text
+    assert panel.last_pdf == signed_pdf and panel.open_button.isEnabled()
+    assert Session(ctx.session.directory).report().is_signed
+    events = [json.loads(line)["event"] for line in ctx.audit.path.read_text().splitlines()]
+    assert events == ["report", "export", "sign", "export"]
     panel.grab().save(str(SCREENSHOTS / "report_panel_signed.png"))
 
+    panel.editor("findings").setPlainText("Small left pleural effusion.")
+    assert not report.is_signed, "editing a signed report returns it to draft (reports.Report rule)"
+    assert DRAFT_BANNER in panel.banner.text() and "Dr Test Reader" in panel.banner.text()
+    assert panel.sign_button.isEnabled()
 
-def test_regenerate_one_section_keeps_other_edits(qtbot, panel, engine):
+
+def test_open_pdf_uses_the_desktop_service(qtbot, panel, tmp_path, monkeypatch):
+    from PySide6.QtGui import QDesktopServices
+
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
     _generate(qtbot, panel)
-    engine.texts = ["FINDINGS: Something else entirely.\nIMPRESSION: A new impression."]
-    engine.delay = 0.02
-    job = panel.regenerate_section("impression")
-    assert panel.editor("impression").isReadOnly(), "the section being regenerated cannot be typed into"
-    panel.editor("findings").setPlainText("My own findings, typed during the regeneration.")
+    assert not panel.open_button.isEnabled()
+    _run(qtbot, panel.export_pdf(tmp_path / "r.pdf"))
+    assert panel.open_pdf() and opened == [str(tmp_path / "r.pdf")]
+
+
+def test_regenerate_one_section_keeps_other_edits(qtbot, panel):
+    _generate(qtbot, panel)
+    model_findings = panel.report.text("findings")
+    panel.editor("findings").setPlainText("To be replaced by the model.")
+    job = panel.regenerate_section("findings")
+    assert job is not None and panel.editor("findings").isReadOnly(), "no typing into a section being regenerated"
+    panel.editor("impression").setPlainText("Typed while the findings were regenerated.")
     _run(qtbot, job)
-    assert panel.editor("impression").toPlainText() == "A new impression."
-    assert panel.report.text("findings") == "My own findings, typed during the regeneration."
-    assert panel.editor("findings").toPlainText() == "My own findings, typed during the regeneration."
-    assert not panel.editor("impression").isReadOnly()
+    assert panel.report.text("findings") == model_findings == panel.editor("findings").toPlainText()
+    assert panel.report.text("impression") == "Typed while the findings were regenerated."
+    assert panel.editor("impression").toPlainText() == "Typed while the findings were regenerated."
+    assert panel.report.text("indication") == INDICATION
+    assert not panel.editor("findings").isReadOnly()
 
 
-def test_stopped_draft_leaves_report_unchanged(qtbot, panel, engine):
-    engine.delay = 0.05
+def test_stopped_draft_leaves_report_unchanged(qtbot, panel, ctx):
+    ctx.settings = Settings(max_new_tokens=400)
     job = panel.generate()
-    qtbot.waitUntil(lambda: len(panel.stream_view.toPlainText()) > 0, timeout=10000)
+    tokens: list[str] = []
+    job.token.connect(tokens.append)
+    qtbot.waitUntil(lambda: len(tokens) >= 2, timeout=120000)
     panel.stop()
     _run(qtbot, job)
     assert panel.report is None and "Stopped" in panel.status.text()
+    assert panel.generate_button.isEnabled()
 
 
-def test_failure_in_worker_shows_dialog_and_panel_lives(qtbot, panel, engine):
-    engine.fail = RuntimeError("model crashed")
+def test_export_dicom_pdf_deidentified(qtbot, panel, ct, tmp_path):
+    import pydicom
+
+    source = ct.dataset(0)
+    _generate(qtbot, panel)
+    assert panel.report.identifiers.patient_name, "identifiers come from the shown frame's header"
+    panel.deid_check.setChecked(True)
+    out = tmp_path / "report.dcm"
+    _run(qtbot, panel.export_dicom(out))
+    ds = pydicom.dcmread(out)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1" and ds.Modality == "DOC"
+    assert str(ds.PatientName) != str(source.PatientName)
+    assert ds.StudyInstanceUID != source.StudyInstanceUID, "UIDs remapped by the de-identifier"
+    pdf = bytes(ds.EncapsulatedDocument)[: int(ds.EncapsulatedDocumentLength)]
+    text = _pdf_text(pdf)
+    assert "AI DRAFT" in text and panel.report.identifiers.patient_name not in text
+
+    panel.deid_check.setChecked(False)
+    identified = tmp_path / "identified.dcm"
+    _run(qtbot, panel.export_dicom(identified))
+    ds = pydicom.dcmread(identified)
+    assert ds.StudyInstanceUID == source.StudyInstanceUID and str(ds.PatientName) == str(source.PatientName)
+
+
+def test_failure_in_worker_shows_dialog_and_panel_lives(qtbot, panel):
+    from medapp.jobs.report import MAX_INDICATION_CHARS
+
+    panel.indication.setText("x" * (MAX_INDICATION_CHARS + 1))  # the core refuses it inside the worker
     _run(qtbot, panel.generate())
     qtbot.waitUntil(lambda: panel.last_error_box is not None)
-    assert "model crashed" in panel.last_error_box.text()
+    assert "the limit is" in panel.last_error_box.text()
     assert panel.isVisible() and panel.generate_button.isEnabled() and panel.report is None
+    _generate(qtbot, panel)  # and it still works
 
 
 def test_edits_survive_a_restart_through_the_session(qtbot, panel, ctx):
     _generate(qtbot, panel)
-    panel.editor("findings").setPlainText("Edited before the crash.")
+    panel.editor("findings").setPlainText("Edited just before the crash.")
     directory = ctx.session.directory
-    qtbot.waitUntil(lambda: Session(directory).report().text("findings") == "Edited before the crash.", timeout=5000)
+    qtbot.waitUntil(lambda: Session(directory).report().text("findings") == "Edited just before the crash.")
     restarted = AppContext(session=Session(directory))
     again = ReportPanel(restarted, ModelBridge(restarted))
     qtbot.addWidget(again)
-    assert again.editor("findings").toPlainText() == "Edited before the crash."
-    assert again.indication.text() == "Cough for three weeks"
+    assert again.editor("findings").toPlainText() == "Edited just before the crash."
+    assert again.indication.text() == INDICATION
     assert DRAFT_BANNER in again.banner.text()
