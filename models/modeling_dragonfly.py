@@ -59,6 +59,21 @@ def _module_key(key: str) -> str:
     return key
 
 
+def _disable_unsupported_bnb_cpu_packing(model: nn.Module) -> None:
+    """bitsandbytes 0.50 on an AVX512-BF16 CPU repacks 4-bit weights on first use and asserts that the output size is
+    a multiple of 32 and the input size a multiple of the quantisation block; small layers (the tiny test
+    checkpoints' 8-wide k/v projections, 16-wide inputs) then crash. Such layers keep the generic 4-bit kernel
+    (same maths, no repacking). Real 8B layers (4096 / 1024 / 14336) are unaffected.
+    """
+    for module in model.modules():
+        if not hasattr(module, "support_avx512bf16_for_cpu"):
+            continue
+        state = getattr(getattr(module, "weight", None), "quant_state", None)
+        block = int(getattr(state, "blocksize", 64) or 64)
+        if module.out_features % 32 or module.in_features % block:
+            module.support_avx512bf16_for_cpu = False
+
+
 class ZoomSelection:
     """What the v1 zoom-in step decided for one image (kept for inspection and tests).
 
@@ -151,9 +166,11 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         """transformers' `from_pretrained` (offline folder or cache), with the module key names during loading."""
         _LOADER.active = getattr(_LOADER, "active", 0) + 1
         try:
-            return super().from_pretrained(*args, **kwargs)
+            model = super().from_pretrained(*args, **kwargs)
         finally:
             _LOADER.active -= 1
+        _disable_unsupported_bnb_cpu_packing(model[0] if isinstance(model, tuple) else model)
+        return model
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()

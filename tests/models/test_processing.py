@@ -1,0 +1,189 @@
+"""DragonflyProcessor: geometry, token layout, batching, input conversion, and the fast pixel path vs per-crop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models._geometry import LAYOUTS, crop_boxes, high_resolution, medium_resolution
+
+PROMPT = "<|start_header_id|>user<|end_header_id|>\n\nDescribe.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+LONG_PROMPT = PROMPT.replace("Describe.", "Describe the findings of this study in two sentences, please.")
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((200, 200), (672, 672)), ((300, 100), (672, 672)), ((800, 600), (672, 672)), ((1920, 1080), (672, 672)),
+     ((2000, 1000), (672, 672)), ((700, 175), (1344, 336)), ((1000, 250), (1344, 336)), ((1200, 400), (1344, 336)),
+     ((3000, 1000), (1344, 336)), ((250, 1000), (336, 1344))],
+)
+def test_medium_grid_v2(size: tuple[int, int], expected: tuple[int, int]) -> None:
+    assert medium_resolution(size, 336) == expected
+    assert high_resolution(size, 336, "v2") == (3 * expected[0], 3 * expected[1])
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((200, 200), (1344, 896)), ((800, 600), (1344, 896)), ((600, 800), (1344, 896)), ((3000, 1000), (1792, 672)),
+     ((1000, 250), (1344, 896))],
+)
+def test_high_grid_v1_is_chosen_on_its_own(size: tuple[int, int], expected: tuple[int, int]) -> None:
+    assert high_resolution(size, 224, "v1") == expected
+
+
+def test_crop_boxes_are_raster_order() -> None:
+    assert crop_boxes((672, 336), 336) == [(0, 0, 336, 336), (336, 0, 672, 336)]
+    assert crop_boxes((336, 672), 336) == [(0, 0, 336, 336), (0, 336, 336, 672)]
+    with pytest.raises(ValueError, match="not a multiple"):
+        crop_boxes((500, 336), 336)
+
+
+def test_layouts() -> None:
+    assert (LAYOUTS["v2"].n_visual, LAYOUTS["v2"].block_len, LAYOUTS["v2"].n_crops) == (2057, 2098, 41)
+    assert (LAYOUTS["v1"].n_visual, LAYOUTS["v1"].block_len, LAYOUTS["v1"].n_crops) == (850, 867, 29)
+
+
+def _reference_patches(image: Image.Image, proc) -> np.ndarray:
+    """The straightforward path: Pillow resize + crop, then CLIPImageProcessor on every crop (as the official code)."""
+    from transformers import CLIPImageProcessorPil
+
+    s = proc.layout.crop_size
+    ip = CLIPImageProcessorPil(
+        size={"shortest_edge": s}, crop_size={"height": s, "width": s}, resample=3,
+        image_mean=proc.image_processor.image_mean, image_std=proc.image_processor.image_std,
+    )
+    medium = medium_resolution(image.size, s)
+    high = high_resolution(image.size, s, proc.version)
+    crops = [image.resize((s, s), Image.Resampling.BICUBIC)]
+    for size in (medium, high):
+        big = image.resize(size, Image.Resampling.BICUBIC)
+        crops += [big.crop(box) for box in crop_boxes(size, s)]
+    return np.stack([np.asarray(ip.preprocess(c, return_tensors="np")["pixel_values"][0]) for c in crops])
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_fast_pixels_equal_per_crop_reference(version: str, dragonfly_processors: dict) -> None:
+    proc = dragonfly_processors[version]
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(rng.integers(0, 256, (190, 530, 3), dtype=np.uint8))  # wide: 4x1 medium grid
+    fast = proc.image_patches(image)
+    assert fast.dtype == np.float32 and fast.shape == (LAYOUTS[version].n_crops, 3, proc.layout.crop_size, proc.layout.crop_size)
+    np.testing.assert_array_equal(fast, _reference_patches(image, proc))
+    np.testing.assert_array_equal(fast, proc.image_patches(image, concurrent=False))
+
+
+def test_generate_mode_left_pads_several_images(dragonfly_processors: dict) -> None:
+    proc = dragonfly_processors["v1"]
+    images = [Image.new("RGB", (300, 200), (200, 10, 10)), Image.new("RGB", (120, 500), (10, 10, 200))]
+    batch = proc(text=[PROMPT, LONG_PROMPT], images=images, max_length=2048, return_tensors="pt", is_generate=True)
+    ids, mask, idx = batch["input_ids"], batch["attention_mask"], batch["image_patches_indices"]
+    n_short, n_long = (len(proc.tokenizer(p)["input_ids"]) for p in (PROMPT, LONG_PROMPT))
+    block = proc.layout.block_len
+    assert ids.shape == (2, block + n_long) and idx.shape == (2, block + n_long + 10)
+    pad = n_long - n_short
+    assert mask[0, :pad].sum() == 0 and bool(mask[0, pad:].all()) and bool(mask[1].all())
+    assert bool((ids[0, :pad] == proc.pad_token_id).all())
+    bos = proc.tokenizer.bos_token_id
+    assert int(ids[0, pad + block]) == bos and int(ids[1, block]) == bos  # image block sits before BOS
+    for b in range(2):
+        placeholder = ids[b] == proc.placeholder_id
+        assert torch.equal(placeholder, idx[b, : ids.shape[1]] >= 0)
+        assert idx[b][idx[b] >= 0].tolist() == list(range(proc.layout.n_visual))
+    assert [tuple(p.shape) for p in batch["image_patches"]] == [(29, 3, 224, 224)] * 2
+    assert not torch.equal(batch["image_patches"][0], batch["image_patches"][1])
+
+
+def test_training_mode_right_pads_and_keeps_end_of_text(dragonfly_processors: dict) -> None:
+    proc = dragonfly_processors["v1"]
+    image = Image.new("RGB", (64, 64), (0, 128, 0))
+    batch = proc(text=[LONG_PROMPT, PROMPT], images=[image, image], return_tensors="pt", is_generate=False)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert int(ids[0, -1]) == proc.end_of_text_id and bool(mask[0].all())
+    assert int(mask[1, -1]) == 0 and int(mask[1, 0]) == 1
+
+
+def test_truncation_keeps_the_official_text_budget(dragonfly_processors: dict) -> None:
+    proc = dragonfly_processors["v1"]
+    batch = proc(text=[LONG_PROMPT], images=[Image.new("RGB", (64, 64))], max_length=10, is_generate=True)
+    assert batch["input_ids"].shape[1] == proc.layout.block_len + 10 // 2 - 1
+
+
+def test_text_only_prompt(dragonfly_processors: dict) -> None:
+    proc = dragonfly_processors["v2"]
+    batch = proc(text=[PROMPT], images=None, is_generate=True)
+    assert batch["image_patches"] == [None]
+    assert int(batch["input_ids"][0, 0]) == proc.tokenizer.bos_token_id
+    assert bool((batch["image_patches_indices"] < 0).all())
+
+
+def test_count_mismatch_and_bad_images_are_clear_errors(dragonfly_processors: dict) -> None:
+    proc = dragonfly_processors["v1"]
+    with pytest.raises(ValueError, match="2 prompts but 1 images"):
+        proc(text=[PROMPT, PROMPT], images=[Image.new("RGB", (10, 10))])
+    with pytest.raises(ValueError, match=r"images\[0\].*shape"):
+        proc(text=[PROMPT], images=[np.zeros((4, 4, 2), dtype=np.uint8)])
+    with pytest.raises(ValueError, match=r"images\[0\].*empty"):
+        proc(text=[PROMPT], images=[np.zeros((0, 4), dtype=np.uint8)])
+    with pytest.raises(ValueError, match="PIL image or a numpy array"):
+        proc(text=[PROMPT], images=["scan.png"])
+
+
+def test_from_pretrained_errors_name_the_folder(tmp_path: Path) -> None:
+    from models.processing_dragonfly import DragonflyProcessor
+
+    with pytest.raises(ValueError, match="preprocessor_config.json is missing"):
+        DragonflyProcessor.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="not a folder"):
+        DragonflyProcessor.from_pretrained(tmp_path / "nope")
+
+
+class TestInputConversion:
+    """Documented conversions of non-RGB inputs (models._pixels.to_rgb)."""
+
+    def test_grayscale_is_replicated(self) -> None:
+        from models._pixels import to_rgb
+
+        gray = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16))
+        rgb = np.asarray(to_rgb(gray))
+        assert rgb.shape == (16, 16, 3) and bool((rgb[..., 0] == np.asarray(gray)).all()) and bool((rgb[..., 1] == rgb[..., 2]).all())
+
+    @pytest.mark.parametrize("kind", ["pil16", "numpy16", "float"])
+    def test_high_bit_depth_is_min_max_scaled(self, kind: str) -> None:
+        from models._pixels import to_rgb
+
+        values = np.linspace(1000, 5000, 64).reshape(8, 8)
+        if kind == "pil16":
+            image = Image.fromarray(values.astype(np.uint16))
+            assert image.mode.startswith("I;16")
+        elif kind == "numpy16":
+            image = values.astype(np.uint16)
+        else:
+            image = values.astype(np.float32)
+        rgb = np.asarray(to_rgb(image))
+        assert rgb.dtype == np.uint8 and rgb[..., 0].min() == 0 and rgb[..., 0].max() == 255
+        assert bool((np.diff(rgb[..., 0].reshape(-1).astype(int)) >= 0).all())  # monotone, not clipped at 255
+
+    def test_transparency_is_composited_on_black(self) -> None:
+        from models._pixels import to_rgb
+
+        rgba = np.zeros((4, 4, 4), dtype=np.uint8)
+        rgba[..., :3] = 255
+        rgba[:2, :, 3] = 255  # top half opaque white, bottom half fully transparent white
+        out = np.asarray(to_rgb(Image.fromarray(rgba, mode="RGBA")))
+        assert bool((out[:2] == 255).all()) and bool((out[2:] == 0).all())
+
+    def test_palette_uses_its_colours(self) -> None:
+        from models._pixels import to_rgb
+
+        pal = Image.new("P", (4, 4), 1)
+        pal.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+        assert np.asarray(to_rgb(pal))[0, 0].tolist() == [10, 200, 30]
+
+    def test_constant_16bit_image_is_black(self) -> None:
+        from models._pixels import to_rgb
+
+        assert int(np.asarray(to_rgb(np.full((5, 5), 4095, dtype=np.uint16))).max()) == 0
