@@ -228,6 +228,12 @@ class ModelBridge(QObject):
         device = str(getattr(info, "device", "") or "").upper()
         return " · ".join(p for p in (name, device) if p)
 
+    def sign_report(self, report: Any, name: str) -> Any:
+        """Sign on the UI thread (instant) through `medapp.jobs.export.sign_report`, which also audits it."""
+        from medapp.jobs.export import sign_report
+
+        return sign_report(report, name, audit=getattr(self._ctx, "audit", None))
+
     def _settings(self) -> Any:
         return getattr(self._ctx, "settings", None)
 
@@ -333,18 +339,20 @@ class ModelBridge(QObject):
     def export_report(
         self, report: Any, path: Path, *, kind: str, deidentified: bool = False, source: Any = None
     ) -> JobHandle:
-        """A job writing `report` as a PDF (`kind="pdf"`) or a DICOM Encapsulated PDF (`kind="dicom"`) to `path`;
-        result: the path. The report is copied first, so edits during the export do not race the renderer."""
+        """A job writing `report` as a PDF (`kind="pdf"`) or a DICOM Encapsulated PDF (`kind="dicom"`) to `path`
+        with `medapp.jobs.export.export_report` (de-identification, letterhead, audit); result: the path. The report
+        is copied first, so edits made during the export do not race the renderer."""
         from reports.model import Report
 
         snapshot = Report.from_dict(report.to_dict())
-        letterhead = getattr(self._settings(), "letterhead", "") or ""
+        settings = self._settings()
         audit = getattr(self._ctx, "audit", None)
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Path:
-            return _export_report(
-                snapshot, Path(path), kind=kind, deidentified=deidentified, source=source, letterhead=letterhead,
-                audit=audit,
+            from medapp.jobs.export import export_report
+
+            return export_report(
+                snapshot, path, kind=kind, deidentified=deidentified, source=source, settings=settings, audit=audit
             )
 
         return self.make_job("Export report", job)
@@ -422,42 +430,3 @@ class ModelBridge(QObject):
 
         return self.make_job("Check model", job)
 
-
-def _export_report(
-    report: Any, path: Path, *, kind: str, deidentified: bool, source: Any, letterhead: str, audit: Any
-) -> Path:
-    """Write `report` with `reports` (PDF, or DICOM Encapsulated PDF in the source study) and audit the export
-    (hashes and flags only). De-identified DICOM uses `dicom_io.deid.Deidentifier` (PS3.15 Basic Profile) on the
-    header and the de-identified PDF rendering inside it, the pairing `reports.dicom_pdf` guarantees.
-
-    Kept here as calls into `reports` / `dicom_io` only, until the core offers one export function for both the CLI
-    and the window.
-    """
-    import hashlib
-
-    from reports.pdf import PdfOptions, render_report_pdf
-
-    options = PdfOptions(letterhead=letterhead) if letterhead.strip() else PdfOptions()
-    if kind == "pdf":
-        render_report_pdf(report, path, deidentified=deidentified, options=options)
-    elif kind == "dicom":
-        from reports.dicom_pdf import write_report_dicom
-
-        deidentify = None
-        if deidentified:
-            from dicom_io.deid import Deidentifier
-
-            deidentify = Deidentifier().apply
-        write_report_dicom(report, path, source, deidentify=deidentify, options=options)
-    else:
-        raise ValueError(f"unknown export kind {kind!r} (expected 'pdf' or 'dicom')")
-    if audit is not None:
-        audit.record(
-            "export",
-            inputs=[report.content_sha256()],
-            format=kind,
-            deidentified=deidentified,
-            report_state=report.state,
-            output_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        )
-    return path

@@ -393,18 +393,15 @@ class ReportPanel(QWidget):
         if not name:
             self.status.setText("Not signed: a name is needed.")
             return False
+        from medapp.errors import UserError
         from reports.errors import ReportError
 
         try:
-            self.report.sign(name)
-        except ReportError as exc:
+            self._bridge.sign_report(self.report, name)
+        except (ReportError, UserError) as exc:
             self._on_failed("Cannot sign", exc)
             return False
         self.save_now()
-        audit = getattr(self._ctx, "audit", None)
-        if audit is not None:
-            # Hashes and state only: the clinician is the log's OS user; names stay out of the audit details.
-            audit.record("sign", inputs=[self.report.content_sha256()], report_state="signed")
         self.status.setText("Signed.")
         self._sync_state()
         self.report_changed.emit(self.report)
