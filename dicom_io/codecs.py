@@ -7,11 +7,11 @@ Transfer syntax                             Decoder (licence)
 ==========================================  ==============================================================
 Native LE/BE, implicit/explicit, Deflate    pydicom itself (MIT)
 RLE Lossless                                pylibjpeg-rle (MIT), pydicom's own as fallback
-JPEG Baseline (8-bit)                       python-gdcm (BSD) or Pillow (HPND)
+JPEG Baseline (8-bit)                       Pillow (HPND), python-gdcm (BSD) as fallback
 JPEG Extended 12-bit                        imagecodecs' libjpeg-turbo 3 (BSD), registered here
 JPEG Lossless (Process 14, SV1)             python-gdcm (BSD)
-JPEG-LS lossless / near-lossless            pyjpegls (MIT, CharLS BSD) or python-gdcm
-JPEG 2000 / JPEG 2000 lossless              pylibjpeg-openjpeg (MIT) or python-gdcm
+JPEG-LS lossless / near-lossless            pyjpegls (MIT, CharLS BSD), python-gdcm as fallback
+JPEG 2000 / JPEG 2000 lossless              pylibjpeg-openjpeg (MIT), Pillow, python-gdcm as fallback
 ==========================================  ==============================================================
 
 Why: pylibjpeg-libjpeg, the usual pydicom choice for JPEG Extended/Lossless, is GPLv3, which would force the
@@ -58,10 +58,35 @@ def _decode_frame(src: bytes, runner: Any) -> bytes:
     return bytes(arr.tobytes())
 
 
-def register() -> None:
-    """Add our plugin to pydicom's JPEG Extended decoder once (idempotent; pydicom's other plugins stay first)."""
+_GDCM = ("gdcm", ("pydicom.pixels.decoders.gdcm", "_decode_frame"))
+
+
+def _gdcm_last() -> None:
+    """Make GDCM the last resort wherever another decoder exists.
+
+    Why: on inconsistent input GDCM can throw a C++ exception that aborts the whole process (seen in our fuzz test:
+    a JPEG 2000 frame whose component count disagrees with (0028,0004) Photometric Interpretation ->
+    `terminate called after throwing an instance of 'gdcm::Exception'`). pylibjpeg-openjpeg, pyjpegls and Pillow
+    raise Python exceptions instead. GDCM stays first only where nothing else decodes (JPEG Lossless, Process 14).
+    """
     from pydicom.pixels import get_decoder
 
+    for ts in uid.AllTransferSyntaxes:
+        try:
+            decoder = get_decoder(ts)
+        except NotImplementedError:
+            continue
+        available = list(decoder._available)  # noqa: SLF001 - pydicom has no public "plugin order" API
+        if "gdcm" in available and len(available) > 1 and available[-1] != "gdcm":
+            decoder.remove_plugin("gdcm")
+            decoder.add_plugin(*_GDCM)
+
+
+def register() -> None:
+    """Add our JPEG Extended plugin and put GDCM last (idempotent). Uses pydicom's plugin API only."""
+    from pydicom.pixels import get_decoder
+
+    _gdcm_last()
     decoder = get_decoder(uid.JPEGExtended12Bit)
     if _LABEL in decoder._available or _LABEL in decoder._unavailable:  # noqa: SLF001 - no public query exists
         return

@@ -69,6 +69,8 @@ def map_exception(path: str | Path | None, exc: BaseException, action: str = "re
         return CorruptFileError(path, f"{action}: nesting too deep (malformed sequences)")
     if isinstance(exc, struct.error | EOFError):
         return CorruptFileError(path, f"{action}: truncated or malformed data ({short(exc)})")
+    if type(exc).__name__ == "PanicException":  # pyo3 (pylibjpeg-rle ...) panics derive from BaseException
+        return PixelDecodeError(path, f"{action}: the decoder failed on malformed data ({short(exc)})")
     if isinstance(exc, NotImplementedError) or (isinstance(exc, RuntimeError) and _decoder_failure(exc)):
         return PixelDecodeError(path, f"{action}: {short(exc)}")
     return CorruptFileError(path, f"{action}: {short(exc)}")
@@ -80,7 +82,8 @@ def guard(path: str | Path | None, action: str = "reading") -> Iterator[None]:
 
     Warnings are silenced, not logged, because pydicom's warnings about invalid values quote the values, which may be
     patient data; structural problems we care about are reported through `.warnings` lists instead.
-    KeyboardInterrupt and SystemExit pass through untouched.
+    KeyboardInterrupt and SystemExit pass through untouched; other BaseExceptions are mapped too, because Rust
+    decoders built with pyo3 raise `PanicException`, which derives from BaseException, on malformed input.
     """
     try:
         with warnings.catch_warnings():
@@ -88,5 +91,7 @@ def guard(path: str | Path | None, action: str = "reading") -> Iterator[None]:
             yield
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - this is the one place that maps everything
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one place that maps everything, incl. Rust decoder panics
         raise map_exception(path, exc, action) from exc

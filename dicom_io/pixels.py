@@ -90,6 +90,11 @@ def check_pixel_budget(ds: Dataset, path: str | Path | None) -> None:
         raise CorruptFileError(path, f"unsupported layout: {spp} samples per pixel, {bits} bits allocated")
     if rows * cols * spp > MAX_FRAME_SAMPLES:
         raise CorruptFileError(path, f"implausible frame size {cols}x{rows}x{spp} (header corrupt?)")
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    wants = 1 if photometric in (*MONOCHROME, "PALETTE COLOR") else 3 if photometric.startswith(("RGB", "YBR")) else 0
+    if wants and spp != wants:
+        # Decoders disagree on such files, and GDCM may abort the process on them: refuse up front.
+        raise CorruptFileError(path, f"photometric {photometric} with {spp} samples per pixel is inconsistent")
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     try:
         length = len(ds[keyword].value)

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicom_io.errors import EmptyFileError, FileMissingError, UnsupportedFormatError
+from dicom_io.errors import CorruptFileError, EmptyFileError, FileMissingError, UnsupportedFormatError
 from dicom_io.guard import guard
 
 # Elements whose presence makes a forced read believable; a random text file parses into none of these.
@@ -84,6 +84,8 @@ def read_dicom(path: str | Path, *, header_only: bool = False) -> Dataset:
             ds = dcmread(p, force=True, **kwargs)
             if not _plausible(ds):
                 raise UnsupportedFormatError(p, "not a DICOM file") from None
+        if len(ds) == 0:
+            raise CorruptFileError(p, "the DICOM header holds no data elements")
         _convert_all(ds)
         _ensure_transfer_syntax(ds)
     return ds
