@@ -3,9 +3,10 @@
 Why it is shaped this way:
 
 * **Items, not files.** A plain image or DICOM is one item; a slide is an overview at thumbnail level plus the top-N
-  tissue tiles (`dicom_io.tissue.tissue_tiles`, a saturation / optical-density threshold), each its own row. Every
-  item has a stable key (``relative/path``, ``relative/path#overview``, ``relative/path#tile-X-Y``), so a rerun
-  can skip exactly the rows already written (resume) whatever order the folder lists in.
+  tissue tiles (`dicom_io.tissue.tissue_tiles`, a saturation threshold), each its own row. Every item has a stable
+  key (relative path, region: ``""``, ``"overview"`` or ``"x,y,w,h"``), so a rerun skips exactly the rows already
+  written (resume) whatever order the folder lists in. Files that failed are skipped on resume too (so a rerun adds
+  nothing) unless `retry_errors` asks to try them again.
 * **A bad file never stops the batch.** Opening or rendering errors (`dicom_io.InputError`, a region outside a
   slide) become an error row and an `on_error` call, and the batch goes on. Model errors do stop it: they would
   fail for every item.
@@ -36,14 +37,22 @@ _SKIP_NAMES = {"DICOMDIR", "Thumbs.db", "desktop.ini"}
 
 @dataclass(frozen=True)
 class CaptionItem:
-    """One image to caption. `region` is (x, y, w, h) at slide level 0 for tiles; `error` marks a file that could
-    not even be listed (it becomes an error row)."""
+    """One image to caption; its row key is (`file`, `region`) as in `reports.captions.CaptionRow`.
 
-    key: str
+    `file` is the path relative to the batch root (POSIX form), `region` is "" for a whole image, "overview" for a
+    slide's overview and "x,y,w,h" (level-0 pixels) for a tissue tile. `error` marks a file that could not even be
+    opened (it becomes an error row)."""
+
+    file: str
     path: Path
     kind: str  # "image" | "dicom" | "series" | "slide-overview" | "slide-tile" | "error"
-    region: tuple[int, int, int, int] | None = None
+    region: str = ""
+    box: tuple[int, int, int, int] | None = None  # the tile's (x, y, w, h) at level 0
     error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.file, self.region)
 
 
 @dataclass
@@ -53,7 +62,7 @@ class CaptionSummary:
     done: int = 0  # captioned in this run
     failed: int = 0  # error rows written in this run
     cancelled: bool = False
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (key, message)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (file, message)
     seconds: float = 0.0
 
 
@@ -78,18 +87,20 @@ def input_files(source: str | Path | Sequence[str | Path]) -> tuple[Path, list[P
     if not paths:
         raise UserError("no files to caption")
     try:
-        root = Path(os.path.commonpath([p.resolve().parent for p in paths]))
+        root = Path(os.path.commonpath([os.path.abspath(p.parent) for p in paths]))
     except ValueError:  # different drives on Windows
         root = Path()
     return root, paths
 
 
 def _key(root: Path, path: Path) -> str:
+    """The row's file column: the path relative to the batch root, symlinks not followed (a linked slide keeps the
+    name the user sees), POSIX separators so a table moves between systems."""
+    absolute, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
     try:
-        rel = path.resolve().relative_to(root.resolve())
+        return absolute.relative_to(base).as_posix()
     except ValueError:
-        rel = path
-    return rel.as_posix()
+        return absolute.as_posix()
 
 
 def list_items(
@@ -108,17 +119,20 @@ def list_items(
         except InputError as exc:
             items.append(CaptionItem(key, path, "error", error=_one_line(exc)))
             continue
+        except Exception as exc:  # a reader bug on one odd file must not end the batch; say what it was
+            items.append(CaptionItem(key, path, "error", error=f"{path}: cannot open ({type(exc).__name__}: {exc})"))
+            continue
         try:
             kind = getattr(opened, "kind", "")
             if kind == "slide":
-                items.append(CaptionItem(f"{key}#overview", path, "slide-overview"))
+                items.append(CaptionItem(key, path, "slide-overview", "overview"))
                 if tissue_tiles > 0:
                     from dicom_io.tissue import tissue_tiles as find_tiles
 
                     for x, y, level, w, h in find_tiles(opened, tile_px, tissue_tiles):
                         ds = opened.level_downsamples[level]
-                        region = (int(x), int(y), round(w * ds), round(h * ds))
-                        items.append(CaptionItem(f"{key}#tile-{int(x)}-{int(y)}", path, "slide-tile", region))
+                        box = (int(x), int(y), round(w * ds), round(h * ds))
+                        items.append(CaptionItem(key, path, "slide-tile", ",".join(map(str, box)), box))
             elif kind in ("dicom", "image", "series"):
                 items.append(CaptionItem(key, path, kind))
             else:
@@ -174,6 +188,8 @@ def caption_batch(
     tissue_tiles: int = 4,
     tile_px: int = 512,
     resume: bool = True,
+    retry_errors: bool = False,
+    thumbnails: dict[tuple[str, str], Any] | None = None,
     on_progress: ProgressCallback | None = None,
     on_error: Callable[[str, str], None] | None = None,
     cancel: threading.Event | None = None,
@@ -182,9 +198,11 @@ def caption_batch(
 ) -> CaptionSummary:
     """Caption every item of `source` into `writer` (a `reports.captions.CaptionWriter`).
 
-    With `resume` (the default) rows whose key the writer already holds are skipped. `on_progress(Progress)` is
-    called after each batch (done counts error rows too), `on_error(key, message)` for each bad file, and `cancel`
-    is checked between batches. `progress` is an alias of `on_progress` (the GUI's worker passes that name).
+    With `resume` (the default) items whose (file, region) the writer already holds are skipped, failed ones too
+    unless `retry_errors`. `on_progress(Progress)` is called after each batch (done counts error rows too),
+    `on_error(file, message)` for each bad file, and `cancel` stops after the current batch's token (unfinished
+    rows are not written, so a resume redoes them). `thumbnails`, if given, is filled with a small copy of each
+    image sent, keyed like the rows (for a contact sheet). `progress` is an alias of `on_progress`.
     """
     from dicom_io.errors import InputError
 
@@ -193,14 +211,18 @@ def caption_batch(
 
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise UserError("the caption prompt is empty")
     on_progress = on_progress or progress
     started = time.monotonic()
-    if source and not isinstance(source, (str, os.PathLike)) and isinstance(next(iter(source)), CaptionItem):
-        items = list(source)  # type: ignore[arg-type]
+    given = list(source) if not isinstance(source, (str, os.PathLike)) else None
+    if given and all(isinstance(it, CaptionItem) for it in given):
+        items: list[CaptionItem] = given  # type: ignore[assignment]
     else:
         items = list_items(source, tissue_tiles=tissue_tiles, tile_px=tile_px)  # type: ignore[arg-type]
     summary = CaptionSummary(total=len(items))
-    done_keys = set(writer.done_keys()) if resume else set()
+    done_keys = set(writer.done_keys(include_errors=not retry_errors)) if resume else set()
     todo = [it for it in items if it.key not in done_keys]
     summary.skipped = len(items) - len(todo)
     clock = EtaClock(len(todo))
@@ -209,11 +231,11 @@ def caption_batch(
     info = engine.info
 
     def fail(item: CaptionItem, message: str) -> None:
-        writer.write_error(item.key, message, kind=item.kind)
+        writer.add(item.file, region=item.region, model=info.model_id, error=message)
         summary.failed += 1
-        summary.errors.append((item.key, message))
+        summary.errors.append((item.file, message))
         if on_error is not None:
-            on_error(item.key, message)
+            on_error(item.file, message)
 
     try:
         for batch in _batches(todo, batch_size):
@@ -226,35 +248,37 @@ def caption_batch(
                     fail(item, item.error or "unreadable")
                     continue
                 try:
-                    opened = opener.get(item.path)
-                    loaded = load_image(item.path, region=item.region, opened=opened)
+                    loaded = load_image(item.path, region=item.box, opened=opener.get(item.path))
                 except (InputError, UserError) as exc:
                     opener.close()
                     fail(item, _one_line(exc))
                     continue
-                ready.append((item, loaded))
+                ready.append((item, loaded.image))
             if ready:
-                images = [loaded.image for _, loaded in ready]
+                images = [image for _, image in ready]
                 generations = engine.caption_batch(
-                    images, prompt, max_new_tokens=max_new_tokens, batch_size=batch_size
+                    images, prompt, max_new_tokens=max_new_tokens, batch_size=batch_size, cancel=cancel
                 )
-                for (item, loaded), generation, image in zip(ready, generations, images, strict=True):
+                for (item, image), generation in zip(ready, generations, strict=False):
+                    if generation.stop_reason == "cancelled":
+                        summary.cancelled = True
+                        continue
                     digest = image_sha256(image)
                     sent_hashes.append(digest)
-                    writer.write_caption(
-                        item.key,
-                        generation.text.strip(),
-                        kind=item.kind,
-                        modality=loaded.modality or "",
-                        region=item.region,
-                        image_sha256=digest,
-                        model_id=info.model_id,
-                        stop_reason=str(generation.stop_reason),
-                    )
+                    writer.add(item.file, generation.text.strip(), region=item.region, model=info.model_id,
+                               input_sha256=digest)
+                    if thumbnails is not None:
+                        thumb = image.copy()
+                        thumb.thumbnail((256, 256))
+                        thumbnails[item.key] = thumb
                     summary.done += 1
+                if len(generations) < len(ready):
+                    summary.cancelled = True
             if on_progress is not None:
                 finished = summary.done + summary.failed
-                on_progress(Progress(finished, len(todo), clock.eta(finished), batch[-1].key, summary.failed))
+                on_progress(Progress(finished, len(todo), clock.eta(finished), batch[-1].file, summary.failed))
+            if summary.cancelled:
+                break
     finally:
         opener.close()
         summary.seconds = time.monotonic() - started

@@ -73,3 +73,23 @@ def ct_small() -> Path:
     from pydicom import examples
 
     return Path(examples.get_path("ct"))
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path, golden_dir: Path, ct_small: Path, tiled_tiff_slide: Path) -> Path:
+    """What a clinician might drop on the batch dialog: two PNGs, two DICOMs (one in a subfolder), a pyramidal
+    slide and one truncated DICOM."""
+    import shutil
+
+    from pydicom import examples
+
+    folder = tmp_path / "batch"
+    (folder / "mr").mkdir(parents=True)
+    for name in ("pub_224x224.png", "pub_1000x250_wide.png"):
+        shutil.copy(golden_dir / "cases-v2" / name, folder / name)
+    shutil.copy(ct_small, folder / "ct_small.dcm")
+    shutil.copy(examples.get_path("mr"), folder / "mr" / "mr_small.dcm")
+    (folder / "slide.tif").symlink_to(tiled_tiff_slide)
+    data = ct_small.read_bytes()
+    (folder / "broken.dcm").write_bytes(data[: len(data) // 3])  # header intact, pixel data cut short
+    return folder
