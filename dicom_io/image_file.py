@@ -50,7 +50,7 @@ class PlainImage(ImageStack):
                 self.metadata["photometric"] = "RGB" if first[1] == "RGB" else "MONOCHROME2"
         self.instances = [self.path]
         if not self.metadata["colour"] and first[0].dtype == np.uint8:
-            self.windows = [Window(127.5, 256.0, explanation="full range")]
+            self.windows = [Window(128.0, 256.0, explanation="full range")]  # LINEAR identity on 0..255
             self.metadata["window"] = self.windows[0].as_dict()
 
     @staticmethod

@@ -90,7 +90,7 @@ class ImageStack:
         """
         if self._auto is None:
             values = self.modality_values(self.n_frames // 2)
-            self._auto = Window(127.5, 256.0, explanation="auto") if values.ndim == 3 else auto_window(values)
+            self._auto = Window(128.0, 256.0, explanation="auto") if values.ndim == 3 else auto_window(values)
         return self._auto
 
     def effective_window(self, window: Window | None) -> Window:

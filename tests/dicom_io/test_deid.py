@@ -1,0 +1,71 @@
+"""PS3.15 Basic Application Level Confidentiality Profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from dicom_io.deid import Deidentifier, action_for, deidentify_file
+
+
+def _with_extras(ds: Dataset) -> Dataset:
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = ds.SOPClassUID
+    ref.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    ref.add_new(0x00091001, "LO", "private inside a sequence")
+    ds.ReferencedImageSequence = Sequence([ref])
+    ds.OtherPatientIDsSequence = Sequence([Dataset()])
+    ds.add_new(0x00291010, "LO", "vendor private")
+    ds.InstitutionName, ds.OperatorsName = "General Hospital", "Smith^Tech"
+    return ds
+
+
+def test_profile_actions(pydicom_test_files: Path) -> None:
+    ds = _with_extras(pydicom.dcmread(pydicom_test_files / "CT_small.dcm"))
+    out = Deidentifier().apply(ds)
+    assert ds.PatientName == "CompressedSamples^CT1"  # the original is untouched
+    assert not out.get("PatientName") and "CompressedSamples" not in str(out)
+    text = str(out)
+    assert out.PatientID != "1CT1" and "General Hospital" not in text and "Smith^Tech" not in text
+    assert "OtherPatientIDsSequence" not in out
+    assert not any(e.tag.is_private for e in out.iterall())
+    assert out.StudyInstanceUID != ds.StudyInstanceUID and out.SOPInstanceUID != ds.SOPInstanceUID
+    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+    # UIDs inside sequences are remapped too, consistently with the top-level ones.
+    assert out.ReferencedImageSequence[0].ReferencedSOPInstanceUID == out.SOPInstanceUID
+    assert out.ReferencedImageSequence[0].ReferencedSOPClassUID == ds.SOPClassUID  # class UIDs are kept
+    assert out.PatientIdentityRemoved == "YES"
+    code = out.DeidentificationMethodCodeSequence[0]
+    assert (code.CodeValue, code.CodingSchemeDesignator) == ("113100", "DCM")
+    assert out.LongitudinalTemporalInformationModified == "REMOVED"
+    assert out.get("StudyDate") in (None, "", "19000101")
+    assert out.pixel_array.shape == ds.pixel_array.shape  # pixels kept (Clean Pixel Data is not part of Basic)
+
+
+def test_uid_remapping_is_consistent_per_run_only(pydicom_test_files: Path) -> None:
+    ds = pydicom.dcmread(pydicom_test_files / "CT_small.dcm")
+    run = Deidentifier()
+    a, b = run.apply(ds), run.apply(ds)
+    assert a.StudyInstanceUID == b.StudyInstanceUID and a.SeriesInstanceUID == b.SeriesInstanceUID
+    other = Deidentifier().apply(ds)
+    assert other.StudyInstanceUID != a.StudyInstanceUID
+
+
+def test_table_comes_from_the_standard() -> None:
+    assert action_for(0x00100010) == "Z"  # Patient's Name
+    assert action_for(0x0020000D) == "U"  # Study Instance UID
+    assert action_for(0x00080080) in ("X", "Z", "D")  # Institution Name
+    assert action_for(0x50000010) == "X"  # curve data, repeating group 50xx
+    assert action_for(0x00280010) is None  # Rows: kept
+
+
+def test_deidentify_file_writes_valid_dicom(pydicom_test_files: Path, tmp_path: Path) -> None:
+    run = Deidentifier()
+    dst = deidentify_file(pydicom_test_files / "examples_ybr_color.dcm", tmp_path / "out" / "us.dcm", run)
+    back = pydicom.dcmread(dst)
+    assert back.PatientIdentityRemoved == "YES" and back.pixel_array.shape == (30, 240, 320, 3)
+    assert any("burned-in" in w for w in run.warnings)  # ultrasound: text in pixels is likely
+    assert not list((tmp_path / "out").glob("*.tmp"))
