@@ -369,42 +369,50 @@ class ModelBridge(QObject):
         resume: bool = True,
     ) -> JobHandle:
         """A job captioning `folder` into `csv_path` (+ JSONL) with `medapp.jobs.caption_batch`, then drawing the
-        contact sheet. `progress` carries the core's `Progress` after each batch, `("error", key, message)` per bad
-        file and `("contact_sheet", path)` before the sheet is drawn. Result: the core's `CaptionSummary`."""
+        contact sheet with `reports.contact_sheet` (the same steps as `medapp caption`). `progress` carries the
+        core's `Progress` after each batch, `("error", file, message)` per bad file and `("contact_sheet", path)`
+        before the sheet is drawn. Result: the core's `CaptionSummary`."""
         settings = self._settings()
         audit = getattr(self._ctx, "audit", None)
-        options: dict[str, Any] = {}
-        if settings is not None:
-            options = {
-                "batch_size": settings.batch_size,
-                "tissue_tiles": settings.tissue_tiles,
-                "tile_px": settings.tissue_tile_px,
-            }
-        if prompt:
-            options["prompt"] = prompt
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
-            from reports.captions import CaptionWriter
+            from medapp.errors import UserError
+            from reports.captions import CaptionWriter, read_caption_rows
 
+            if not resume:
+                for out in (csv_path, jsonl_path):
+                    if out is not None and out.exists() and out.stat().st_size > 0:
+                        raise UserError(f"{out}: already exists; tick Resume to continue it, or choose another file")
+            options: dict[str, Any] = {"prompt": prompt or self.jobs.CAPTION_PROMPT}
+            tiles, tile_px = 4, 512
+            if settings is not None:
+                options.update(batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens)
+                tiles, tile_px = settings.tissue_tiles, settings.tissue_tile_px
+            items = self.jobs.list_items(folder, tissue_tiles=tiles, tile_px=tile_px)
             engine = self.engine()
+            thumbnails: dict[Any, Any] | None = None
+            if contact_sheet is not None:  # rows done in an earlier run: plain images preview from their path
+                thumbnails = {it.key: it.path for it in items if it.kind == "image"}
             with CaptionWriter(csv_path, jsonl_path) as writer:
                 summary = self.jobs.caption_batch(
                     engine,
-                    folder,
+                    items,
                     writer,
                     resume=resume,
+                    thumbnails=thumbnails,
                     on_progress=progress,
-                    on_error=lambda key, message: progress(("error", key, message)),
+                    on_error=lambda file, message: progress(("error", str(file), message)),
                     cancel=cancel,
                     audit=audit,
                     **options,
                 )
             if contact_sheet is not None and not summary.cancelled:
-                from reports.captions import read_rows
                 from reports.contact_sheet import render_contact_sheet
 
                 progress(("contact_sheet", contact_sheet))
-                render_contact_sheet(read_rows(csv_path), contact_sheet, root=folder)
+                render_contact_sheet(
+                    read_caption_rows(csv_path), contact_sheet, thumbnails=thumbnails, model=engine.info.model_id
+                )
             return summary
 
         return self.make_job("Caption folder", job)

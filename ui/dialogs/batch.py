@@ -112,6 +112,7 @@ class BatchCaptionDialog(QDialog):
         self.status.setWordWrap(True)
         self.error_list = QListWidget(objectName="batchErrors")
         self.error_list.setMaximumHeight(120)
+        self.error_list.setWordWrap(True)
         self.error_list.hide()
 
         self.start_button = QPushButton("Start", objectName="batchStart")
