@@ -18,7 +18,7 @@ from PIL import Image
 
 from models._geometry import LAYOUTS, high_resolution, medium_resolution
 
-__all__ = ["CropResult", "image_crops", "normalize_crops", "normalization_lut", "to_rgb"]
+__all__ = ["CropResult", "Normalizer", "image_crops", "image_patches", "normalize_crops", "normalization_lut", "to_rgb"]
 
 _POOL = ThreadPoolExecutor(max_workers=3, thread_name_prefix="dragonfly-resize")
 
@@ -103,15 +103,26 @@ class CropResult:
         self.high_wh = high_wh
 
 
-def _tiles(arr: np.ndarray, crop: int) -> np.ndarray:
-    """`(H, W, 3)` → `(rows*cols, crop, crop, 3)` raster-order tiles (a reshape, no per-tile copy)."""
+def _tile_view(arr: np.ndarray, crop: int) -> np.ndarray:
+    """`(H, W, 3)` → `(rows, cols, crop, crop, 3)` raster-order tiles as a strided view (no copy)."""
     h, w, c = arr.shape
-    rows, cols = h // crop, w // crop
-    return arr.reshape(rows, crop, cols, crop, c).swapaxes(1, 2).reshape(rows * cols, crop, crop, c)
+    return arr.reshape(h // crop, crop, w // crop, crop, c).swapaxes(1, 2)
+
+
+def _tiles(arr: np.ndarray, crop: int) -> np.ndarray:
+    """`(H, W, 3)` → `(rows*cols, crop, crop, 3)` raster-order tiles."""
+    view = _tile_view(arr, crop)
+    return view.reshape(-1, crop, crop, arr.shape[2])
 
 
 def _resize(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.resize(size, Image.Resampling.BICUBIC))
+
+
+def _grids(image: Image.Image, version: str) -> tuple[int, list[tuple[int, int]]]:
+    layout = LAYOUTS[version]
+    s = layout.crop_size
+    return s, [(s, s), medium_resolution(image.size, s), high_resolution(image.size, s, version)]
 
 
 def image_crops(image: Image.Image, version: str, *, concurrent: bool = True) -> CropResult:
@@ -122,19 +133,13 @@ def image_crops(image: Image.Image, version: str, *, concurrent: bool = True) ->
         version: 'v2' (41 crops of 336) or 'v1' (29 crops of 224).
         concurrent: run the three Pillow resizes in threads (same result, less wall time).
     """
-    layout = LAYOUTS[version]
-    s = layout.crop_size
-    medium = medium_resolution(image.size, s)
-    high = high_resolution(image.size, s, version)
-    sizes = [(s, s), medium, high]
+    s, sizes = _grids(image, version)
     if concurrent:
         arrays = list(_POOL.map(lambda size: _resize(image, size), sizes))
     else:
         arrays = [_resize(image, size) for size in sizes]
     crops = np.concatenate([arrays[0][None], _tiles(arrays[1], s), _tiles(arrays[2], s)], axis=0)
-    if crops.shape[0] != layout.n_crops:  # pragma: no cover - guarded by the geometry functions
-        raise AssertionError(f"{crops.shape[0]} crops, expected {layout.n_crops}")
-    return CropResult(crops, medium, high)
+    return CropResult(crops, sizes[1], sizes[2])
 
 
 def normalization_lut(mean: Sequence[float], std: Sequence[float], rescale: float = 1 / 255) -> np.ndarray:
@@ -149,10 +154,74 @@ def normalization_lut(mean: Sequence[float], std: Sequence[float], rescale: floa
     return ((values[None, :] - mean32) / std32).astype(np.float32)
 
 
-def normalize_crops(crops: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """uint8 `(n, S, S, 3)` → float32 `(n, 3, S, S)` through the per-channel table (one gather per channel)."""
-    n, s, _, _ = crops.shape
+class Normalizer:
+    """uint8 pixels → float32 `(v/255 − mean)/std`, bit-identical to CLIPImageProcessor, as fast as numpy allows.
+
+    The definition is the 256-entry table per channel (`normalization_lut`). Three in-place float32 ufuncs
+    (`/255`, `−mean`, `/std`) are faster than a gather; they are used only when they reproduce the table for all
+    256 values of every channel (checked once here, so equality holds for any image), else the table is gathered.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], rescale: float = 1 / 255) -> None:
+        self.lut = normalization_lut(mean, std, rescale)
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        probe = np.arange(256, dtype=np.uint8)[None, :].repeat(3, 0)
+        out = np.empty((3, 256), dtype=np.float32)
+        for c in range(3):
+            self._arith(probe[c], out[c], c)
+        self.exact_arithmetic = bool(np.array_equal(out, self.lut))
+
+    def _arith(self, src: np.ndarray, dst: np.ndarray, c: int) -> None:
+        np.divide(src, np.float32(255), out=dst, dtype=np.float32)
+        np.subtract(dst, self.mean[c], out=dst)
+        np.divide(dst, self.std[c], out=dst)
+
+    def into(self, src_hw_c: np.ndarray, dst_c_hw: np.ndarray) -> None:
+        """Normalise `src[..., c]` into `dst[..., c, :, :]`-shaped slices (any strides; no temporary copies)."""
+        for c in range(3):
+            if self.exact_arithmetic:
+                self._arith(src_hw_c[..., c], dst_c_hw[c], c)
+            else:
+                np.take(self.lut[c], src_hw_c[..., c], out=dst_c_hw[c])
+
+
+def normalize_crops(crops: np.ndarray, normalizer: "Normalizer | np.ndarray") -> np.ndarray:
+    """uint8 `(n, S, S, 3)` → float32 `(n, 3, S, S)`."""
+    if isinstance(normalizer, np.ndarray):  # a bare table
+        n, s = crops.shape[:2]
+        out = np.empty((n, 3, s, s), dtype=np.float32)
+        for c in range(3):
+            np.take(normalizer[c], crops[..., c], out=out[:, c])
+        return out
+    n, s = crops.shape[:2]
     out = np.empty((n, 3, s, s), dtype=np.float32)
-    for c in range(3):
-        np.take(lut[c], crops[..., c], out=out[:, c])
+    normalizer.into(crops, out.transpose(1, 0, 2, 3))
+    return out
+
+
+def image_patches(image: Image.Image, version: str, normalizer: Normalizer, *, concurrent: bool = True) -> np.ndarray:
+    """float32 `(n_crops, 3, S, S)` normalised crops, pipelined: each grid is tiled and normalised straight from
+    its resized array into the output as soon as its resize finishes, while the larger resizes still run.
+    """
+    s, sizes = _grids(image, version)
+    counts = [1] + [(w // s) * (h // s) for w, h in sizes[1:]]
+    starts = np.cumsum([0] + counts)
+    out = np.empty((int(starts[-1]), 3, s, s), dtype=np.float32)
+
+    def place(k: int, arr: np.ndarray) -> None:
+        h, w = arr.shape[:2]
+        tiles = _tile_view(arr, s)  # (rows, cols, s, s, 3)
+        dst = out[starts[k] : starts[k + 1]].reshape(h // s, w // s, 3, s, s)
+        normalizer.into(tiles, dst.transpose(2, 0, 1, 3, 4))
+
+    if concurrent:
+        futures = {_POOL.submit(_resize, image, size): k for k, size in enumerate(sizes)}
+        from concurrent.futures import as_completed
+
+        for fut in as_completed(futures):
+            place(futures[fut], fut.result())
+    else:
+        for k, size in enumerate(sizes):
+            place(k, _resize(image, size))
     return out

@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, BatchFeature, CLIPImageProcessorPil, Pro
 
 from models._geometry import LAYOUTS, TokenLayout, version_for_crop_size
 from models.configuration_dragonfly import register
-from models._pixels import CropResult, image_crops, normalization_lut, normalize_crops, to_rgb
+from models._pixels import CropResult, Normalizer, image_crops, image_patches, to_rgb
 
 __all__ = ["DragonflyProcessor", "IMAGE_NEWLINE_TOKEN", "IMAGE_PLACEHOLDER_TOKEN"]
 
@@ -58,7 +58,7 @@ class DragonflyProcessor(ProcessorMixin):
         self.newline_id = self._token_id(IMAGE_NEWLINE_TOKEN)
         self.end_of_text_id = self._token_id(END_OF_TEXT_TOKEN)
         self.pad_token_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.end_of_text_id
-        self._lut = normalization_lut(
+        self.normalizer = Normalizer(
             image_processor.image_mean, image_processor.image_std, float(getattr(image_processor, "rescale_factor", 1 / 255))
         )
         self._image_ids, self._image_indices = self._image_block()
@@ -109,7 +109,7 @@ class DragonflyProcessor(ProcessorMixin):
 
     def image_patches(self, image: Any, *, concurrent: bool = True) -> np.ndarray:
         """float32 `(n_crops, 3, S, S)` normalised crops of one image."""
-        return normalize_crops(self.crops(image, concurrent=concurrent).crops, self._lut)
+        return image_patches(to_rgb(image), self.version, self.normalizer, concurrent=concurrent)
 
     def tokenize_prompt(self, text: str, max_length: int) -> list[int]:
         """Official text side: BOS + prompt tokens, cut to `max_length // 2 - 1`, then `<|end_of_text|>` appended."""

@@ -187,3 +187,14 @@ class TestInputConversion:
         from models._pixels import to_rgb
 
         assert int(np.asarray(to_rgb(np.full((5, 5), 4095, dtype=np.uint16))).max()) == 0
+
+
+def test_normalizer_arithmetic_equals_the_table_on_every_value() -> None:
+    """The fast float path is used only where it is provably identical: all 256 values of each channel."""
+    from models._pixels import Normalizer, normalization_lut, normalize_crops
+
+    mean, std = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
+    norm = Normalizer(mean, std)
+    assert norm.exact_arithmetic
+    every = np.arange(256, dtype=np.uint8).reshape(256, 1, 1, 1).repeat(3, axis=3)  # (256 crops of 1x1, 3 channels)
+    np.testing.assert_array_equal(normalize_crops(every, norm), normalize_crops(every, normalization_lut(mean, std)))
