@@ -73,7 +73,7 @@ def _thumbnail(image: Any) -> Any | None:
         else:
             pil = Image.open(os.fspath(image))
         pil.draft("RGB", (_THUMB_PX, _THUMB_PX))  # JPEG: decode at reduced size
-        pil = pil.convert("RGB")
+        pil = pil.convert("L" if pil.mode == "L" else "RGB")
         pil.thumbnail((_THUMB_PX, _THUMB_PX))
         return pil
     except Exception:  # unreadable thumbnail: show a placeholder instead of failing the whole sheet
@@ -119,7 +119,9 @@ def contact_sheet_bytes(
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
-    from reportlab.platypus import Image, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    from reports.flowables import PilImage
 
     if columns < 1 or rows_per_page < 1:
         raise ReportError("contact sheet: columns and rows_per_page must be at least 1")
@@ -154,10 +156,7 @@ def contact_sheet_bytes(
         if pil is not None:
             w, h = pil.size
             scale = min(thumb / w, thumb / h)
-            png = io.BytesIO()
-            pil.save(png, format="PNG")
-            png.seek(0)
-            img = Image(png, width=w * scale, height=h * scale)
+            img = PilImage(pil, w * scale, h * scale, h_align="CENTER")
             box = Table([[img]], colWidths=[inner_w], rowHeights=[thumb])
             box.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
                                      ("BACKGROUND", (0, 0), (-1, -1), colors.black),

@@ -36,43 +36,58 @@ _FILES = {REGULAR: "DejaVuSans.ttf", BOLD: "DejaVuSans-Bold.ttf", CJK: "DroidSan
 
 @dataclass(frozen=True)
 class FontSet:
-    """Registered font names and the code points each covers (used to pick a font per run of text)."""
+    """Registered font names; :meth:`covers` says whether a font has a glyph (used to pick a font per run)."""
 
     regular: str
     bold: str
     fallback: str
-    coverage: dict[str, frozenset[int]]
+
+    def coverage(self, name: str) -> frozenset[int]:
+        """Code points of a packaged font (the CJK fallback is loaded on first use: it is a 3.4 MB file)."""
+        return _load(name)
+
+
+def _load_font(name: str) -> frozenset[int]:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFError, TTFont
+
+    ref = resources.files("reports").joinpath("fonts").joinpath(_FILES[name])
+    with resources.as_file(ref) as path:
+        if not path.is_file():
+            raise ReportError(f"{path}: packaged font is missing (reinstall medapp)")
+        try:
+            font = TTFont(name, str(path))
+        except (TTFError, OSError) as exc:
+            raise ReportError(f"{path}: cannot load font: {exc}") from exc
+    pdfmetrics.registerFont(font)
+    return frozenset(font.face.charToGlyph)
+
+
+@lru_cache(maxsize=None)
+def _load(name: str) -> frozenset[int]:
+    from reportlab.lib.fonts import addMapping
+
+    coverage = _load_font(name)
+    if name == CJK:  # one weight: <b> inside a CJK run maps to the same face
+        for b in (0, 1):
+            for i in (0, 1):
+                addMapping(CJK, b, i, CJK)
+    return coverage
 
 
 @lru_cache(maxsize=1)
 def register_fonts() -> FontSet:
-    """Register the packaged fonts with reportlab once per process (idempotent, cheap after the first call)."""
+    """Register the Latin fonts with reportlab once per process (idempotent); the CJK font follows on demand."""
     from reportlab.lib.fonts import addMapping
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFError, TTFont
 
-    coverage: dict[str, frozenset[int]] = {}
-    folder = resources.files("reports").joinpath("fonts")
-    for name, filename in _FILES.items():
-        ref = folder.joinpath(filename)
-        with resources.as_file(ref) as path:
-            if not path.is_file():
-                raise ReportError(f"{path}: packaged font is missing (reinstall medapp)")
-            try:
-                font = TTFont(name, str(path))
-            except (TTFError, OSError) as exc:
-                raise ReportError(f"{path}: cannot load font: {exc}") from exc
-        pdfmetrics.registerFont(font)
-        coverage[name] = frozenset(font.face.charToGlyph)
-    # <b> inside a paragraph switches to the bold face; CJK has one weight, so bold CJK maps to the same file.
+    _load(REGULAR)
+    _load(BOLD)
+    # <b> inside a paragraph switches to the bold face.
     addMapping(REGULAR, 0, 0, REGULAR)
     addMapping(REGULAR, 1, 0, BOLD)
     addMapping(REGULAR, 0, 1, REGULAR)
     addMapping(REGULAR, 1, 1, BOLD)
-    for b in (0, 1):
-        for i in (0, 1):
-            addMapping(CJK, b, i, CJK)
-    return FontSet(REGULAR, BOLD, CJK, coverage)
+    return FontSet(REGULAR, BOLD, CJK)
 
 
 # C0/C1 controls (except tab and newline), surrogates and non-characters cannot be drawn or stored in PDF text.
@@ -94,12 +109,12 @@ def font_runs(text: str, primary: str | None = None) -> list[tuple[str, str]]:
     """
     fonts = register_fonts()
     primary = primary or fonts.regular
-    have_primary = fonts.coverage.get(primary, fonts.coverage[fonts.regular])
-    have_fallback = fonts.coverage[fonts.fallback]
+    have_primary = fonts.coverage(primary)
     runs: list[tuple[str, str]] = []
     for ch in text:
         cp = ord(ch)
-        font = fonts.fallback if cp not in have_primary and cp in have_fallback and not ch.isspace() else primary
+        use_fallback = cp not in have_primary and not ch.isspace() and cp in fonts.coverage(fonts.fallback)
+        font = fonts.fallback if use_fallback else primary
         if runs and runs[-1][0] == font:
             runs[-1] = (font, runs[-1][1] + ch)
         else:
@@ -110,8 +125,12 @@ def font_runs(text: str, primary: str | None = None) -> list[tuple[str, str]]:
 def missing_glyphs(text: str) -> set[str]:
     """Characters that no packaged font can draw (for warnings and tests)."""
     fonts = register_fonts()
-    have = fonts.coverage[fonts.regular] | fonts.coverage[fonts.fallback]
-    return {ch for ch in clean_text(text) if not ch.isspace() and ord(ch) not in have}
+    regular = fonts.coverage(fonts.regular)
+    return {
+        ch
+        for ch in clean_text(text)
+        if not ch.isspace() and ord(ch) not in regular and ord(ch) not in fonts.coverage(fonts.fallback)
+    }
 
 
 def markup(text: str, *, bold: bool = False, newlines: bool = True) -> str:

@@ -195,22 +195,20 @@ def _kv_table(rows: Sequence[tuple[str, str]], styles: dict[str, Any], width: fl
 def _image_flowable(data: bytes, where: str, max_w: float, max_h: float) -> Any:
     """Decode the key image with Pillow first so a broken file is a clear error, not a reportlab traceback."""
     from PIL import Image as PILImage
-    from reportlab.platypus import Image
+
+    from reports.flowables import PilImage
 
     try:
         with PILImage.open(io.BytesIO(data)) as im:
             im.load()
-            pil = im.convert("RGB") if im.mode not in ("RGB", "L") else im.copy()
+            pil = im.copy() if im.mode in ("RGB", "L") else im.convert("RGB")
     except Exception as exc:  # Pillow raises many types for broken data
         raise ReportError(f"{where}: not a decodable image ({exc.__class__.__name__})") from exc
     if max(pil.size) > _MAX_IMAGE_PX:
         pil.thumbnail((_MAX_IMAGE_PX, _MAX_IMAGE_PX))
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG")
     w, h = pil.size
     scale = min(max_w / w, max_h / h)
-    buf.seek(0)
-    return Image(buf, width=w * scale, height=h * scale)
+    return PilImage(pil, w * scale, h * scale)
 
 
 def _key_image_flowables(report: Report, styles: dict[str, Any], width: float) -> list[Any]:
@@ -224,7 +222,6 @@ def _key_image_flowables(report: Report, styles: dict[str, Any], width: float) -
     for i, k in enumerate(report.key_images, 1):
         where = f"key image {i}" + (f" ({k.path})" if k.path else "")
         img = _image_flowable(k.image_bytes(), where, min(width, 120 * mm), 85 * mm)
-        img.hAlign = "LEFT"
         meta = [f"Image {i}"]
         if k.window_text():
             meta.append(f"window {k.window_text()}")
