@@ -259,6 +259,11 @@ class AppContext(QObject):
         else:
             self._settle.start()
 
+    @property
+    def input_pending(self) -> bool:
+        """True while a change of the model input is waiting to be announced (the settle delay)."""
+        return self._settle.isActive()
+
     def current_model_input(self, use_region: bool = True) -> ModelInput | None:
         """Exactly what is on screen for the model, or None when nothing is open.
 

@@ -365,15 +365,31 @@ class MainWindow(QMainWindow):
         self._current_path = Path(opened.path)
         self.context.set_opened(opened)
         session = self.context.session
-        if session is not None:
+        if session is not None and str(self._current_path) not in session.state.open_paths:
             try:
-                session.open(self._current_path)
+                session.open(self._current_path)  # a series of a folder: its own view state
             except OSError as exc:
-                log.warning("session not saved: %s", exc)
+                log.warning("session not saved: %s", type(exc).__name__)
+        elif session is not None:
+            session.set_current(self._current_path)
+        self._refresh_recent()
         self.setWindowTitle(f"medapp — {self._current_path.name}")
+        self.status.clearMessage()
+        self.context.show_message(f"Opened {self._current_path.name}")
         self._update_view_actions()
         self._update_tags()
         self.document_shown.emit(opened)
+
+    def is_settled(self) -> bool:
+        """No file work running, and the viewer shows what its state says (image rendered / slide tiles in)."""
+        if self.context.workers.active or self.context.input_pending:
+            return False
+        viewer = self.current_viewer
+        if isinstance(viewer, ImageViewer):
+            return viewer.stack is None or viewer.is_current()
+        if isinstance(viewer, SlideViewer):
+            return viewer.is_idle()
+        return True
 
     @property
     def current_viewer(self) -> ImageViewer | SlideViewer | None:
@@ -391,9 +407,18 @@ class MainWindow(QMainWindow):
         return paths[:MAX_RECENT]
 
     def _remember(self, path: Path) -> None:
+        """What the user opened (file or folder) goes to the top of the recent list."""
         path = Path(path)
-        if self.context.session is None:
+        session = self.context.session
+        if session is None:
             self._recent_memory = [path] + [p for p in self._recent_memory if p != path]
+        else:
+            try:
+                if str(path) in session.state.open_paths:  # move to the end = most recent
+                    session.state.open_paths.remove(str(path))
+                session.open(path)
+            except OSError as exc:
+                log.warning("session not saved: %s", type(exc).__name__)
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:

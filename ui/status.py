@@ -47,10 +47,10 @@ class StatusBar(QStatusBar):
         context.model.status_changed.connect(self.show_model_status)
         context.workers.busy_changed.connect(self._busy)
         context.status_message.connect(lambda text: self.showMessage(text, 6000))
-        self.show_model_status(context.model.status)
         self._gpu_timer = QTimer(self)
         self._gpu_timer.setInterval(2000)
         self._gpu_timer.timeout.connect(self._update_gpu)
+        self.show_model_status(context.model.status)
 
     def show_model_status(self, status: ModelStatus) -> None:
         self.model_label.setText(status.text())

@@ -1,0 +1,177 @@
+"""Main window: welcome → example CT, folders into the browser with thumbnails, slides, errors keep the window up,
+drag and drop, model status, `medapp gui PATH --screenshot`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+from ui.viewer.image_viewer import ImageViewer
+from ui.viewer.slide_viewer import SlideViewer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _settle(qtbot, window, timeout=20000):
+    qtbot.waitUntil(window.is_settled, timeout=timeout)
+
+
+def test_bare_start_welcome_opens_example_ct(qtbot, make_window, screenshots):
+    window = make_window()
+    assert window.stack.currentWidget() is window.welcome
+    assert window.context.current_model_input() is None
+    with qtbot.waitSignal(window.document_shown, timeout=20000):
+        qtbot.mouseClick(window.welcome.ct_button, Qt.MouseButton.LeftButton)
+    _settle(qtbot, window)
+    viewer = window.current_viewer
+    assert isinstance(viewer, ImageViewer)
+    assert viewer.state.modality == "CT" and viewer.state.n_frames == 1
+    assert window.windowTitle() == "medapp — CT_small.dcm"
+    # the study browser lists it with a thumbnail; the session remembers it (recent files)
+    qtbot.waitUntil(lambda: window.browser.thumbnail_count() == 1, timeout=10000)
+    assert window.recent_paths()[0].name == "CT_small.dcm"
+    assert [a.text() for a in window.recent_menu.actions()][0].endswith("CT_small.dcm")
+    # the model input is the viewer's: CT, 128×128, at the displayed window
+    mi = window.context.current_model_input()
+    assert mi.image.size == (128, 128) and mi.modality == "CT"
+    # the tag browser follows the image on screen
+    window.act_tags.trigger()
+    qtbot.waitUntil(window.tag_dock.isVisible, timeout=5000)
+    window.tag_browser.search.setText("Modality")
+    assert ("(0008,0060)", "Modality", "CS", "CT") in window.tag_browser.visible_rows()
+    window.act_tags.trigger()
+    # press a lung preset through the keyboard and screenshot the window
+    labels = [c.label for c in viewer.state.choices]
+    qtbot.keyClick(viewer, getattr(Qt.Key, f"Key_{labels.index('ct-abdomen') + 1}"))
+    _settle(qtbot, window)
+    assert viewer.state.window_label == "ct-abdomen"
+    window.grab().save(str(screenshots / "main_window_ct.png"))
+
+
+def test_folder_opens_into_browser_with_thumbnails(qtbot, make_window, ct_series_dir, pydicom_test_files):
+    window = make_window()
+    with qtbot.waitSignal(window.document_shown, timeout=30000):
+        window.open_paths([pydicom_test_files / "dicomdirtests"])
+    _settle(qtbot, window, 30000)
+    entries = window.browser.entries()
+    series = [e for e in entries if e.kind == "series"]
+    assert len(series) >= 10
+    assert any("CT" in e.label for e in series) and any("MR" in e.label for e in series)
+    # patients are numbered, no names, until patient data is switched on
+    tree_text = []
+    it = [window.browser.tree.topLevelItem(i) for i in range(window.browser.tree.topLevelItemCount())]
+    while it:
+        item = it.pop()
+        tree_text.append(item.text(0))
+        it.extend(item.child(i) for i in range(item.childCount()))
+    assert any(t.startswith("Patient 1") for t in tree_text)
+    qtbot.waitUntil(lambda: window.browser.thumbnail_count() >= len(series) - 1, timeout=30000)
+    # activating a series row opens it (a 5-image CT series)
+    target = next(e for e in series if "SmartScore" in e.label)
+    with qtbot.waitSignal(window.document_shown, timeout=20000):
+        window._open_entry(target)
+    _settle(qtbot, window)
+    assert window.image_viewer.state.n_frames == 5
+    qtbot.keyClick(window.image_viewer, Qt.Key.Key_End)
+    assert window.image_viewer.state.frame == 4
+
+
+def test_open_errors_keep_the_window_alive(qtbot, make_window, tmp_path, example_ct):
+    window = make_window()
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"DICM but not really" * 10)
+    missing = tmp_path / "nope.dcm"
+    with qtbot.waitSignals([window.open_failed, window.open_failed], timeout=20000):
+        window.open_paths([bad, missing])
+    qtbot.waitUntil(lambda: len(window.error_boxes) == 2, timeout=5000)
+    texts = sorted(box.text() for box in window.error_boxes)
+    assert any("broken.dcm" in t for t in texts) and any("nope.dcm" in t for t in texts)
+    assert all(not box.isModal() or box.windowModality() != Qt.WindowModality.ApplicationModal
+               for box in window.error_boxes)
+    # a crash inside any worker is a dialog too, and the window keeps working
+    def explode():
+        raise RuntimeError("worker blew up")
+
+    window.context.workers.run(explode, name="Test job")
+    qtbot.waitUntil(lambda: any("worker blew up" in b.text() for b in window.error_boxes), timeout=5000)
+    assert window.isVisible()
+    with qtbot.waitSignal(window.document_shown, timeout=20000):
+        window.open_paths([example_ct])
+    _settle(qtbot, window)
+    assert window.image_viewer.state.modality == "CT"
+
+
+def test_drop_a_slide_then_region_to_model(qtbot, make_window, svs_slide, screenshots):
+    window = make_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(svs_slide))])
+    enter = QDragEnterEvent(QPoint(300, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier)
+    window.dragEnterEvent(enter)  # (offscreen Qt delivers no synthetic drops without a drag in progress)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(300, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.document_shown, timeout=20000):
+        window.dropEvent(drop)
+    _settle(qtbot, window)
+    viewer = window.current_viewer
+    assert isinstance(viewer, SlideViewer)
+    assert window.mag_menu.isEnabled()
+    viewer.set_magnification(10.0)
+    viewer.set_roi((800, 800, 400, 300))
+    mi = window.context.current_model_input()
+    assert mi.kind == "slide" and mi.region == (800, 800, 400, 300) and mi.image.size == (200, 150)
+    _settle(qtbot, window)
+    window.grab().save(str(screenshots / "main_window_slide.png"))
+
+
+def test_model_status_in_status_bar(qtbot, make_window):
+    window = make_window()
+    label = window.status.model_label
+    assert label.text() == "Model not configured"
+    info = types.SimpleNamespace(model_id="x", device="cuda:0", quant="4bit")
+    window.context.model.set_engine(types.SimpleNamespace(info=info))
+    assert label.text() == "Model ready on CUDA 4-bit"
+    window.context.model.set_engine(types.SimpleNamespace(info=types.SimpleNamespace(device="cpu", quant="none")))
+    assert label.text() == "Model ready on CPU"
+
+    def failing_loader():
+        raise FileNotFoundError("/models/x: no config.json")
+
+    window.context.model.set_configured(True)
+    assert label.text() == "Model not loaded"
+    window.context.model.load(failing_loader)
+    qtbot.waitUntil(lambda: "failed" in label.text(), timeout=5000)
+    assert "no config.json" in label.text()
+
+
+def test_cli_gui_screenshot(tmp_path, ct_series_dir):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", MEDAPP_HOME=str(tmp_path / "home"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "medapp", "gui", str(ct_series_dir), "--screenshot", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    from PIL import Image
+
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape[0] > 400 and image.shape[1] > 800
+    assert image.std() > 10  # a real picture, not a blank window
+
+
+def test_cli_gui_reports_a_missing_frontend(monkeypatch):
+    from medapp.cli import gui
+    from medapp.errors import UserError
+
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [])
+    with pytest.raises(UserError, match="not installed"):
+        gui.load_frontend()
