@@ -12,6 +12,7 @@ Every string that came from the model, the user or the DICOM header goes through
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -57,8 +58,10 @@ def _short(sha: str, n: int = 12) -> str:
 
 
 def pdf_metadata(report: Report, *, deidentified: bool, options: PdfOptions) -> dict[str, str]:
-    """Document-information fields. Never the patient's name, ID, birth date or accession; the study UID only for
-    an identified export (it lets a PACS or a reader match the PDF to its study)."""
+    """Document-information fields: provenance (model, checkpoint, app version, time, prompt and input hashes).
+
+    Never the patient's name, ID, birth date or accession, nor input file names; the study UID only for an
+    identified export (it lets a PACS or a reader match the PDF to its study)."""
     prov = report.provenance
     state = "signed" if report.is_signed else "AI draft, not reviewed"
     keywords = [
@@ -69,6 +72,9 @@ def pdf_metadata(report: Report, *, deidentified: bool, options: PdfOptions) -> 
         f"template={report.template}",
         f"report_id={report.report_id}",
         f"state={'signed' if report.is_signed else 'draft'}",
+        # the prompt as a hash: verifiable against the body's provenance block, and never free text in metadata
+        f"prompt_sha256={hashlib.sha256(prov.prompt.encode('utf-8')).hexdigest() if prov.prompt else ''}",
+        "input_sha256=" + ",".join(sha for _, sha in prov.input_hashes),
         f"deidentified={'yes' if deidentified else 'no'}",
     ]
     if not deidentified and report.identifiers.study_instance_uid:
@@ -115,7 +121,6 @@ def _text_flowables(text: str, styles: dict[str, Any]) -> list[Any]:
 
     out: list[Any] = []
     for block in clean_text(text).strip().split("\n\n"):
-        lines = [ln for ln in block.split("\n")]
         buf: list[str] = []
 
         def flush() -> None:
@@ -123,7 +128,7 @@ def _text_flowables(text: str, styles: dict[str, Any]) -> list[Any]:
                 out.append(Paragraph("<br/>".join(markup(b) for b in buf), styles["para"]))
                 buf.clear()
 
-        for ln in lines:
+        for ln in block.split("\n"):
             stripped = ln.strip()
             if stripped.startswith(("- ", "• ", "* ")):
                 flush()
@@ -137,7 +142,8 @@ def _text_flowables(text: str, styles: dict[str, Any]) -> list[Any]:
 def _identifier_rows(report: Report, deidentified: bool) -> list[tuple[str, str]]:
     ids = report.identifiers
     if deidentified:
-        return [("Identifiers", "removed (de-identified export)"), ("Modality", report.modality)]
+        rows = [("Identifiers", "removed (de-identified export)"), ("Modality", report.modality)]
+        return [(k, v) for k, v in rows if v]
     rows = [
         ("Patient", ids.patient_name),
         ("Patient ID", ids.patient_id),

@@ -111,3 +111,16 @@ def test_bad_template_file_names_the_file(tmp_path: Path) -> None:
     bad.write_text("{nope")
     with pytest.raises(ReportError, match=r"t\.json: invalid JSON at line 1"):
         load_templates(bad)
+
+
+def test_import_is_light() -> None:
+    """The GUI and the CLI import reports at start-up: reportlab and pydicom load only when rendering."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, reports, reports.model, reports.templates, reports.parse, reports.captions, reports.atomic; "
+        "print(' '.join(m for m in ('reportlab', 'pydicom', 'torch', 'PIL', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == ""

@@ -102,6 +102,7 @@ def test_metadata_and_deidentified_export(make_report) -> None:
     assert "Llama-3.1-8B-Dragonfly-Med-v2" in meta.subject
     assert "checkpoint_sha256=" + "ab" * 32 in meta["/Keywords"]
     assert "study_uid=1.2.826.0.1.3680043.8.498.77777" in meta["/Keywords"]
+    assert "input_sha256=" + "cd" * 32 in meta["/Keywords"] and "prompt_sha256=" in meta["/Keywords"]
     text = " ".join(_squash(p.extract_text()) for p in identified.pages)
     assert "PID-778899" in text and "CT_small.dcm" in text
 
