@@ -5,6 +5,7 @@ Metadata and PHI are split at the source: `.metadata` is safe to log and show; `
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -120,21 +121,24 @@ class DicomInstance:
         self.n_frames = n_frames(self.ds)
         self._cache: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
         self._cache_frames = cache_frames
+        self._lock = threading.Lock()
 
     @property
     def size(self) -> tuple[int, int]:
         return int(self.ds.Columns), int(self.ds.Rows)
 
     def frame(self, index: int) -> tuple[np.ndarray, str, Dataset]:
-        hit = self._cache.get(index)
+        with self._lock:
+            hit = self._cache.get(index)
+            if hit is not None:
+                self._cache.move_to_end(index)
         if hit is None:
             with guard(self.path, f"decoding frame {index}"):
                 hit = decode_frame(self.ds, index, self.path)
-            self._cache[index] = hit
-            if len(self._cache) > self._cache_frames:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(index)
+            with self._lock:
+                self._cache[index] = hit
+                if len(self._cache) > self._cache_frames:
+                    self._cache.popitem(last=False)
         arr, photometric = hit
         hdr = frame_header(self.ds, index)
         if photometric == "PALETTE COLOR":

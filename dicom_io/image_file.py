@@ -7,6 +7,7 @@ because they are already display images). Colour images are shown as they are. M
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class PlainImage(ImageStack):
     def __init__(self, path: str | Path) -> None:
         super().__init__(check_file(path))
         self._frames: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
+        self._lock = threading.Lock()
         with guard(self.path, "reading image"):
             try:
                 img = Image.open(self.path)
@@ -86,7 +88,8 @@ class PlainImage(ImageStack):
             with Image.open(self.path) as img:
                 page = next(p for i, p in enumerate(ImageSequence.Iterator(img)) if i == frame)
                 hit = self._decode_image(page)
-            self._frames[frame] = hit
-            if len(self._frames) > 4:
-                self._frames.popitem(last=False)
+            with self._lock:
+                self._frames[frame] = hit
+                if len(self._frames) > 4:
+                    self._frames.popitem(last=False)
         return hit[0], hit[1], None

@@ -18,6 +18,7 @@ interactive window is not; tests check ours against `apply_voi_lut` on the same 
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,7 @@ class LutCache:
     def __init__(self, size: int = 32) -> None:
         self._size = size
         self._luts: OrderedDict[tuple[Any, ...], tuple[np.ndarray, Any]] = OrderedDict()
+        self._lock = threading.Lock()  # the GUI renders from worker threads too
 
     @staticmethod
     def _key(arr: np.ndarray, hdr: Dataset, photometric: str, window: Window) -> tuple[Any, ...]:
@@ -241,17 +243,19 @@ class LutCache:
         if arr.dtype not in (np.uint8, np.int8, np.uint16, np.int16):
             return _to_display(modality_values(arr, hdr), hdr, window, invert)
         key = self._key(arr, hdr, photometric, window)
-        hit = self._luts.get(key)
+        with self._lock:
+            hit = self._luts.get(key)
+            if hit is not None:
+                self._luts.move_to_end(key)
         if hit is None:
             unsigned = np.uint8 if arr.dtype.itemsize == 1 else np.uint16
             every = np.arange(np.iinfo(unsigned).max + 1, dtype=unsigned).view(arr.dtype)
             lut = _to_display(modality_values(every, hdr), hdr, window, invert)
             hit = (lut, hdr)
-            self._luts[key] = hit
-            if len(self._luts) > self._size:
-                self._luts.popitem(last=False)
-        else:
-            self._luts.move_to_end(key)
+            with self._lock:
+                self._luts[key] = hit
+                if len(self._luts) > self._size:
+                    self._luts.popitem(last=False)
         index = arr.view(np.uint8 if arr.dtype.itemsize == 1 else np.uint16)
         return np.take(hit[0], index)
 

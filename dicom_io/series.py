@@ -12,6 +12,7 @@ position or orientation fall back to InstanceNumber, then file name. Gaps, dupli
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,7 @@ class SeriesStack(ImageStack):
         self._frames = [(i, f) for i, e in enumerate(self._entries) for f in range(e.frames)]
         self._cache: OrderedDict[int, DicomInstance] = OrderedDict()
         self._cache_instances = cache_instances
+        self._lock = threading.Lock()
         self.warnings = list(warnings)
         first = self._entries[0].header
         self.metadata = header_metadata(first)
@@ -131,14 +133,16 @@ class SeriesStack(ImageStack):
         return int(h.Columns), int(h.Rows)
 
     def _instance(self, i: int) -> DicomInstance:
-        inst = self._cache.get(i)
-        if inst is None:
-            inst = DicomInstance(self._entries[i].path)
+        with self._lock:
+            inst = self._cache.get(i)
+            if inst is not None:
+                self._cache.move_to_end(i)
+                return inst
+        inst = DicomInstance(self._entries[i].path)
+        with self._lock:
             self._cache[i] = inst
             if len(self._cache) > self._cache_instances:
                 self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(i)
         return inst
 
     def _frame(self, frame: int) -> tuple[np.ndarray, str, Dataset | None]:

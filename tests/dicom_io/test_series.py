@@ -121,3 +121,15 @@ def test_series_phi_is_separate(ct_series) -> None:
     flat = repr(stack.metadata)
     assert "Doe" not in flat and "PID-123" not in flat and "ACC-9" not in flat
     assert stack.phi["patient_name"] == "Doe^Jane" and stack.phi["accession_number"] == "ACC-9"
+
+
+def test_concurrent_rendering_from_threads(ct_series) -> None:
+    """The GUI renders from worker threads: shared caches must not break or mix up slices."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stack = dicom_io.open_path(ct_series([float(z) for z in range(12)])).series[0].open()
+    expected = [stack.render(i).copy() for i in range(12)]
+    stack2 = dicom_io.open_path(stack.instances[0].parent).series[0].open()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: (i % 12, stack2.render(i % 12)), range(96)))
+    assert all(np.array_equal(img, expected[i]) for i, img in results)
