@@ -3,7 +3,9 @@
 The window renders through `medapp.view`; scripts and the command line have only a path, so this module makes the
 same choices a clinician gets by default in the viewer: a DICOM at its stored default window (or the one asked
 for), the first frame unless told otherwise, a slide as an overview at thumbnail level or a region read at the
-pyramid level that keeps it under `MAX_REGION_SIDE` pixels (a level-0 region of a slide can be gigapixels).
+pyramid level that keeps it under `MAX_REGION_SIDE` pixels (a level-0 region of a slide can be gigapixels). The
+pixels come from `medapp.view.render_view`, the renderer the viewer uses, so the command line sends the model what
+the window would show for the same path, frame, region and window.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from typing import Any
 
 from medapp.errors import UserError
 
-__all__ = ["LoadedImage", "load_image", "parse_region", "OVERVIEW_SIDE", "MAX_REGION_SIDE"]
+__all__ = ["LoadedImage", "load_image", "parse_region", "MAX_REGION_SIDE"]
 
-OVERVIEW_SIDE = 1024  # slide overview: longest side in pixels
 MAX_REGION_SIDE = 2048  # a slide region is read at the level that keeps its longest side at most this
 
 
@@ -52,38 +53,38 @@ def load_image(
     frame: int | None = None,
     region: tuple[int, int, int, int] | None = None,
     window: Any = None,
-    opened: Any = None,
 ) -> LoadedImage:
-    """Open `path` with dicom_io and render what the model should see. Raises `dicom_io.InputError` for a bad file.
+    """Open `path` and render what the model should see, through `medapp.view.render_view` (the viewer's own
+    renderer). Raises `dicom_io.InputError` for a bad file, frame or region.
 
-    `opened` lets a caller reuse an already open object (a slide read tile by tile in a batch).
+    A folder is shown as its first series (as the viewer does). For a slide region the pyramid level is chosen so
+    the longest side stays at most `MAX_REGION_SIDE`; without a region a slide is its overview.
     """
-    import dicom_io
+    from medapp.view import ViewState, open_cached, render_view
 
     path = Path(path)
-    obj = opened if opened is not None else dicom_io.open_path(path)
-    kind = getattr(obj, "kind", None)
+    opened = open_cached(path)
+    kind = getattr(opened, "kind", None)
+    level = None
+    if kind == "slide" and region is not None:
+        level = opened.best_level_for_downsample(max(region[2], region[3]) / MAX_REGION_SIDE)
+    state = ViewState(
+        path,
+        0 if frame is None else int(frame),
+        window=(window.center, window.width) if window is not None else None,
+        region=region,
+        level=level,
+    )
+    image = render_view(state).convert("RGB")
     if kind == "slide":
-        return _slide_image(obj, path, region)
-    if kind not in ("dicom", "image", "series"):
-        raise UserError(f"{path}: is a folder of studies; give one file or one series")
-    index = 0 if frame is None else int(frame)  # dicom_io raises FrameIndexError (naming the range) if absent
-    use_window = window if window is not None else obj.default_window
-    image = obj.render_rgb(index, use_window, region)
-    dataset = obj.dataset(index) if kind != "image" else None
-    modality = obj.metadata.get("modality") or None
-    return LoadedImage(image.convert("RGB"), path, kind, modality, dataset, index, region, use_window)
-
-
-def _slide_image(slide: Any, path: Path, region: tuple[int, int, int, int] | None) -> LoadedImage:
-    if region is None:
-        image = slide.thumbnail((OVERVIEW_SIDE, OVERVIEW_SIDE))
-    else:
-        x, y, w, h = region  # dicom_io raises RegionError for a region outside the slide
-        level = slide.best_level_for_downsample(max(w, h) / MAX_REGION_SIDE)
-        ds = slide.level_downsamples[level]
-        size = (max(1, round(w / ds)), max(1, round(h / ds)))
-        image = slide.read_region((x, y), level, size)
-        if max(image.size) > MAX_REGION_SIDE:
-            image.thumbnail((MAX_REGION_SIDE, MAX_REGION_SIDE))
-    return LoadedImage(image.convert("RGB"), path, "slide", "SM", None, None, region, None)
+        return LoadedImage(image, path, "slide", "SM", None, None, region, None)
+    stack = opened
+    if kind not in ("dicom", "image", "series"):  # a Collection: the viewer shows its first series
+        series = [s for s in getattr(opened, "series", []) if s.n_images]
+        if not series:
+            return LoadedImage(image, path, "image", None, None, state.frame, region, None)
+        stack = series[0].open()
+        kind = stack.kind
+    dataset = stack.dataset(state.frame) if kind != "image" else None
+    used = window if window is not None else stack.default_window
+    return LoadedImage(image, path, kind, stack.metadata.get("modality") or None, dataset, state.frame, region, used)

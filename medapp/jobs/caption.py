@@ -12,7 +12,8 @@ Why it is shaped this way:
   fail for every item.
 * **Rows are written as they are produced** by `reports.captions.CaptionWriter` (append + flush per row), so a crash
   or a cancel loses at most the batch in flight, and resume picks up from there.
-* Images are rendered one batch at a time, so memory stays flat for large folders.
+* Images are rendered one batch at a time (through `medapp.view`, so exactly as the viewer shows them), so memory
+  stays flat for large folders.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,28 +156,6 @@ def _batches(items: Sequence[CaptionItem], size: int) -> Iterator[list[CaptionIt
         yield list(items[start : start + size])
 
 
-class _Opener:
-    """Keeps the last opened file so the tiles of one slide are read from one open handle."""
-
-    def __init__(self) -> None:
-        self.path: Path | None = None
-        self.obj: Any = None
-
-    def get(self, path: Path) -> Any:
-        import dicom_io
-
-        if path != self.path:
-            self.close()
-            self.obj, self.path = dicom_io.open_path(path), path
-        return self.obj
-
-    def close(self) -> None:
-        close = getattr(self.obj, "close", None)
-        if callable(close):
-            close()
-        self.obj = self.path = None
-
-
 def caption_batch(
     engine: Any,
     source: str | Path | Sequence[str | Path] | Sequence[CaptionItem],
@@ -226,7 +205,6 @@ def caption_batch(
     todo = [it for it in items if it.key not in done_keys]
     summary.skipped = len(items) - len(todo)
     clock = EtaClock(len(todo))
-    opener = _Opener()
     sent_hashes: list[str] = []
     info = engine.info
 
@@ -248,9 +226,8 @@ def caption_batch(
                     fail(item, item.error or "unreadable")
                     continue
                 try:
-                    loaded = load_image(item.path, region=item.box, opened=opener.get(item.path))
+                    loaded = load_image(item.path, region=item.box)  # the view cache keeps a slide open
                 except (InputError, UserError) as exc:
-                    opener.close()
                     fail(item, _one_line(exc))
                     continue
                 ready.append((item, loaded.image))
@@ -280,7 +257,6 @@ def caption_batch(
             if summary.cancelled:
                 break
     finally:
-        opener.close()
         summary.seconds = time.monotonic() - started
         if audit is not None:
             audit.record(
