@@ -180,11 +180,11 @@ class CaptionWriter:
         if not path.parent.is_dir():
             raise ReportError(f"{path}: folder {path.parent} does not exist")
         try:
+            if path.exists():
+                _repair_tail(path, is_csv)  # may leave an empty file if the crash hit the header
             fresh = not path.exists() or path.stat().st_size == 0
-            if not fresh:
-                _repair_tail(path, is_csv)
-                if is_csv:
-                    read_caption_rows(path)  # validates the header and every record before we append
+            if not fresh and is_csv:
+                read_caption_rows(path)  # validates the header and every record before we append
             fh = open(path, "a", encoding="utf-8", newline="")
         except OSError as exc:
             raise ReportError(f"{path}: cannot open caption table: {exc.strerror or exc}") from exc

@@ -1,0 +1,55 @@
+"""Glyph fallback per run, escaping, saved drafts, identifiers from a DICOM header, header-crash repair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reports import Identifiers, ReportError
+from reports.captions import CaptionWriter, read_caption_rows
+from reports.fonts import CJK, REGULAR, clean_text, font_runs, markup, missing_glyphs
+from reports.store import load_report, save_report
+
+
+def test_runs_switch_font_only_where_needed() -> None:
+    assert font_runs("Dr 王小明, µ ± 5 °C") == [(REGULAR, "Dr "), (CJK, "王小明"), (REGULAR, ", µ ± 5 °C")]
+    assert font_runs("한국 あ") == [(CJK, "한국"), (REGULAR, " "), (CJK, "あ")]
+
+
+def test_markup_escapes_and_keeps_unknown_glyphs() -> None:
+    assert markup("a < b & c > d\nx") == "a &lt; b &amp; c &gt; d<br/>x"
+    assert markup("<font face='Courier'>王</font>") == (
+        "&lt;font face='Courier'&gt;" + f'<font face="{CJK}">王</font>' + "&lt;/font&gt;"
+    )
+    assert missing_glyphs("ok 🙂") == {"🙂"}  # no packaged font has emoji: kept, drawn as a box, logged
+    assert "🙂" in markup("ok 🙂")
+    assert clean_text("a\x00b\x07c\r\nd\te") == "ab" + "c\nd    e"
+
+
+def test_save_and_load_report(make_report, tmp_path: Path) -> None:
+    report = make_report()
+    path = save_report(report, tmp_path / "draft.json")
+    assert load_report(path).to_dict() == report.to_dict()
+    path.write_text('{"format": "medapp.report", "version": 1, "sections": 3}')
+    with pytest.raises(ReportError, match=r"draft\.json: report JSON: sections must be a list"):
+        load_report(path)
+    path.write_bytes(b"\xff\xfe garbage")
+    with pytest.raises(ReportError, match=r"draft\.json: not a report JSON file"):
+        load_report(path)
+    with pytest.raises(ReportError, match=r"missing\.json: cannot read report"):
+        load_report(tmp_path / "missing.json")
+
+
+def test_identifiers_from_dataset(ct_dataset) -> None:
+    ids = Identifiers.from_dataset(ct_dataset)
+    assert ids.patient_name == "CompressedSamples CT1" and ids.patient_id == str(ct_dataset.PatientID)
+    assert ids.study_instance_uid == str(ct_dataset.StudyInstanceUID) and ids.study_date == "20040119"
+
+
+def test_crash_during_header_write(tmp_path: Path) -> None:
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("\ufefffile,reg", encoding="utf-8")  # the process died while writing the header
+    with CaptionWriter(csv_path) as w:
+        w.add("a.png", "ok")
+    assert [r.file for r in read_caption_rows(csv_path)] == ["a.png"]
