@@ -1,0 +1,102 @@
+"""Command-line plumbing: light imports, --help everywhere, no model -> instructions, deid, settings overrides."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from medapp import paths
+from medapp.cli import SUBCOMMANDS, main
+from medapp.model_holder import MODEL_REPO_ID
+
+HEAVY = ("torch", "transformers", "PySide6")
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = code + f"\nimport sys\nprint('LOADED:', ' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.rsplit("LOADED:", 1)[1].split()
+
+
+def test_import_medapp_is_light() -> None:
+    assert _loaded_after("import medapp, medapp.jobs, medapp.session, medapp.settings, medapp.audit") == []
+
+
+def test_help_everywhere_without_torch() -> None:
+    code = (
+        "from medapp.cli import main\n"
+        "for argv in (['--help'], *[[c, '--help'] for c in ('ask', 'report', 'caption', 'deid', 'audit')],"
+        " ['audit', 'verify', '--help']):\n"
+        "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, (argv, e.code)\n"
+    )
+    assert _loaded_after(code) == []
+
+
+def test_every_subcommand_is_registered(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in ("ask", "report", "caption", "deid", "audit"):
+        assert name in SUBCOMMANDS and name in out
+
+
+def test_no_model_means_instructions_but_viewing_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      medapp_home: Path, ct_small: Path, capsys) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("MEDAPP_MODELS_DIR", str(tmp_path / "none"))
+    assert main(["ask", str(ct_small), "Any nodule?"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert MODEL_REPO_ID in err and "medapp model convert" in err and "\n" not in err
+    assert main(["report", str(ct_small), "-o", str(tmp_path / "r.pdf")]) == 2
+    assert not (tmp_path / "r.pdf").exists()
+    # everything that needs no model keeps working
+    assert main(["deid", str(ct_small), str(tmp_path / "anon.dcm")]) == 0
+    from medapp.inputs import load_image
+
+    assert load_image(ct_small).image.size == (128, 128)
+
+
+def test_deid_folder_keeps_layout_and_skips_non_dicom(tmp_path: Path, medapp_home: Path, ct_small: Path,
+                                                       golden_dir: Path, capsys) -> None:
+    from pydicom import examples
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(ct_small, src / "ct.dcm")
+    shutil.copy(examples.get_path("mr"), src / "sub" / "mr.dcm")
+    shutil.copy(golden_dir / "cases-v2" / "pub_224x224.png", src / "photo.png")
+    out = tmp_path / "out"
+    assert main(["deid", str(src), str(out)]) == 0
+    assert "skipped 1 non-DICOM" in capsys.readouterr().out
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["ct.dcm", "sub/mr.dcm"]
+    for name in ("ct.dcm", "sub/mr.dcm"):
+        before, after = pydicom.dcmread(src / name), pydicom.dcmread(out / name)
+        assert after.PatientIdentityRemoved == "YES" and after.PatientName != before.PatientName
+        assert after.SOPInstanceUID != before.SOPInstanceUID
+    entry = json.loads(paths.audit_path().read_text().splitlines()[-1])
+    assert entry["event"] == "deid" and entry["details"]["n_done"] == 2 and len(entry["inputs"]) == 2
+    assert main(["deid", str(src), str(src / "sub")]) == 2  # output inside input is refused
+    assert "must not be inside" in capsys.readouterr().err
+
+
+def test_bad_settings_file_is_one_line(medapp_home: Path, ct_small: Path, capsys) -> None:
+    paths.settings_path().parent.mkdir(parents=True, exist_ok=True)
+    paths.settings_path().write_text('{"device": "gpu"}')
+    assert main(["ask", str(ct_small), "q"]) == 2
+    err = capsys.readouterr().err
+    assert "settings.json" in err and "'device'" in err and err.count("\n") == 1
+
+
+def test_user_window_preset_override(medapp_home: Path) -> None:
+    from medapp.settings import Settings
+
+    s = Settings(window_presets={"ct-lung": {"center": -500, "width": 1400}})
+    assert (s.window_preset("ct-lung").center, s.window_preset("ct-lung").width) == (-500.0, 1400.0)
+    assert s.window_preset("ct-bone").width > 1000  # dicom_io's built-in preset otherwise
