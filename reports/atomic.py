@@ -88,6 +88,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
     try:
         with atomic_writer(path, "w", encoding=encoding) as fh:
             fh.write(text)
+    except UnicodeEncodeError as exc:
+        raise ReportError(f"{path}: text cannot be encoded as {encoding}: {exc.reason}") from exc
     except OSError as exc:
         raise ReportError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     return Path(path)
@@ -97,6 +99,10 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | N
     """Serialise *obj* first (so a serialisation error leaves the old file alone), then write it atomically."""
     try:
         text = json.dumps(obj, ensure_ascii=False, indent=indent, allow_nan=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (e.g. from a bad decode): \u-escape it rather than fail
+            text = json.dumps(obj, ensure_ascii=True, indent=indent, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ReportError(f"{path}: cannot serialise to JSON: {exc}") from exc
     return atomic_write_text(path, text + "\n")

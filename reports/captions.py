@@ -97,6 +97,11 @@ def _unguard(value: str) -> str:
     return value[1:] if value.startswith("'") and _is_formula(value[1:]) else value
 
 
+def _utf8_safe(value: str) -> str:
+    value = str(value).replace("\x00", "")  # NUL breaks csv readers
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def _csv_line(row: CaptionRow) -> str:
     buf = io.StringIO()
     values = row.to_dict()
@@ -202,6 +207,8 @@ class CaptionWriter:
         """Append one row to both files, each flushed and fsync'ed before returning."""
         if self._csv.closed:
             raise ReportError(f"{self.csv_path}: caption writer is closed")
+        # Lone surrogates (a bad decode upstream) cannot be stored as UTF-8: replace them, keep the row.
+        row = CaptionRow(**{k: _utf8_safe(v) for k, v in row.to_dict().items()})
         try:
             self._durable(self._csv, _csv_line(row))
             if self._jsonl is not None:

@@ -76,7 +76,9 @@ def _code(value: str, scheme: str, meaning: str) -> Any:
 
 def _lo(text: str, limit: int = 64) -> str:
     """LO/SH-like values: one line, no backslash (the DICOM multi-value separator), at most *limit* characters."""
-    text = " ".join(str(text).replace("\\", "/").split())
+    from reports.fonts import clean_text
+
+    text = " ".join(clean_text(str(text)).replace("\\", "/").split())
     return text[:limit]
 
 

@@ -80,13 +80,14 @@ def pdf_metadata(report: Report, *, deidentified: bool, options: PdfOptions) -> 
     if not deidentified and report.identifiers.study_instance_uid:
         keywords.append(f"study_uid={report.identifiers.study_instance_uid}")
     version = f" {prov.app_version}" if prov.app_version else ""
-    return {
-        "title": clean_text(f"{report.title} ({state})").replace("\n", " "),
+    fields = {
+        "title": f"{report.title} ({state})",
         "author": f"{options.app_name}{version}",
         "subject": f"{report.modality or 'Imaging'} report, {state}; AI model {prov.model_id or 'unknown'}",
-        "keywords": "; ".join(clean_text(k).replace("\n", " ") for k in keywords),
+        "keywords": "; ".join(keywords),
         "creator": f"{options.app_name}{version} (reportlab)",
     }
+    return {k: clean_text(v).replace("\n", " ") for k, v in fields.items()}
 
 
 def _styles() -> dict[str, Any]:

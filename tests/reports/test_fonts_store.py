@@ -53,3 +53,21 @@ def test_crash_during_header_write(tmp_path: Path) -> None:
     with CaptionWriter(csv_path) as w:
         w.add("a.png", "ok")
     assert [r.file for r in read_caption_rows(csv_path)] == ["a.png"]
+
+
+def test_lone_surrogates_and_nul_never_crash_an_export(make_report, ct_dataset, tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    from reports.dicom_pdf import write_report_dicom
+    from reports.pdf import render_report_pdf
+
+    bad = "lesion \ud800 size\x00 5 mm"
+    report = make_report(findings=bad)
+    report.set_section("exam", "CT \udcff chest")
+    pdf = render_report_pdf(report, tmp_path / "r.pdf")
+    assert "lesion size 5 mm" in " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
+    write_report_dicom(report, tmp_path / "r.dcm", ct_dataset)
+    assert load_report(save_report(report, tmp_path / "r.json")).text("findings") == report.text("findings")
+    with CaptionWriter(tmp_path / "c.csv", tmp_path / "c.jsonl") as w:
+        w.add("a.png", bad)
+    assert read_caption_rows(tmp_path / "c.csv")[0].caption == "lesion ? size 5 mm"
