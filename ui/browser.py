@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ui.viewer.qimage import pil_to_qimage
@@ -74,6 +74,18 @@ def _stack_thumbnail(stack: Any) -> Any:
 
 def _slide_thumbnail(slide: Any) -> Any:
     return slide.thumbnail((THUMB_PX, THUMB_PX))
+
+
+def _framed(pixmap: QPixmap) -> QPixmap:
+    """Scale to THUMB_PX (tiny images are enlarged) and draw a grey frame, so an all-white image still shows."""
+    pixmap = pixmap.scaled(
+        THUMB_PX, THUMB_PX, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
+    painter = QPainter(pixmap)
+    painter.setPen(QColor(128, 128, 128))
+    painter.drawRect(0, 0, pixmap.width() - 1, pixmap.height() - 1)
+    painter.end()
+    return pixmap
 
 
 class StudyBrowser(QWidget):
@@ -154,6 +166,14 @@ class StudyBrowser(QWidget):
             stack[0:0] = [item.child(i) for i in range(item.childCount())]
         return out
 
+    def select(self, entry: BrowserEntry) -> None:
+        """Highlight the row of `entry` (and scroll to it)."""
+        for item in self._all_items():
+            if item.data(0, _ENTRY_ROLE) is entry:
+                self.tree.setCurrentItem(item)
+                self.tree.scrollToItem(item)
+                return
+
     def thumbnail_count(self) -> int:
         """How many rows already show a thumbnail (tests wait on this)."""
         count = 0
@@ -223,8 +243,8 @@ class StudyBrowser(QWidget):
                 if isinstance(image, str):
                     item.setToolTip(0, image)
                     item.setForeground(0, Qt.GlobalColor.darkRed)
-                else:
-                    item.setIcon(0, QIcon(QPixmap.fromImage(image)))
+                else:  # tiny images (16 px test series) are enlarged so the row still shows them
+                    item.setIcon(0, QIcon(_framed(QPixmap.fromImage(image))))
             except RuntimeError:  # the row was removed (browser cleared) while the worker ran
                 pass
 

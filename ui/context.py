@@ -172,13 +172,17 @@ class ModelHolder(QObject):
         self._status = status
         self.status_changed.emit(status)
 
-    def set_configured(self, configured: bool) -> None:
-        """Settings changed: a model folder exists (IDLE) or not (NOT_CONFIGURED). Drops a loaded engine."""
+    def set_configured(self, configured: bool, hint: str = "") -> None:
+        """Settings changed: a model folder exists (IDLE) or not (NOT_CONFIGURED). Drops a loaded engine.
+
+        `hint` (the folder found, or what to download) becomes the status bar's tooltip.
+        """
         if self._loading is not None:
             self._loading.cancel()
             self._loading = None
         self._engine = None
-        self._set_status(ModelStatus(ModelState.IDLE if configured else ModelState.NOT_CONFIGURED))
+        state = ModelState.IDLE if configured else ModelState.NOT_CONFIGURED
+        self._set_status(ModelStatus(state, extra={"hint": hint} if hint else {}))
 
     def load(self, loader: Callable[..., Any], detail: str = "") -> None:
         """Start loading in a worker unless a load is running; `engine` is set when `status` becomes READY."""

@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
         self._build_panels()
         self.panel_dock = self._dock("Assistant", self.panels, Qt.DockWidgetArea.RightDockWidgetArea)
         self.panel_dock.setVisible(self.panels.count() > 0)
-        self.resizeDocks([self.browser_dock, self.panel_dock], [230, 420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.browser_dock, self.panel_dock], [270, 430], Qt.Orientation.Horizontal)
 
         self.status = StatusBar(self.context)
         self.setStatusBar(self.status)
@@ -308,8 +308,9 @@ class MainWindow(QMainWindow):
     def _open_entry(self, entry: BrowserEntry) -> None:
         presets = _user_presets(self.context.settings)
         if entry.kind == "series":
+            self.browser.select(entry)
             self.context.workers.run(_open_series_job, entry.target, presets, name="Open series",
-                                     on_result=self._opened)
+                                     on_result=self._series_opened)
         elif entry.kind == "path":
             self.open_paths([entry.target])
         elif entry.kind == "opened":
@@ -343,6 +344,13 @@ class MainWindow(QMainWindow):
             self.show_stack(opened, setup)
         for warning in getattr(opened, "warnings", None) or []:
             self.context.show_message(f"{path.name}: {warning}")
+
+    def _series_opened(self, result: tuple[str, Path, Any, Any]) -> None:
+        """A series picked in the browser: already listed there, so only shown."""
+        _, _, stack, setup = result
+        self.show_stack(stack, setup)
+        for warning in getattr(stack, "warnings", None) or []:
+            self.context.show_message(warning)
 
     def show_stack(self, stack: Any, setup: Any = None) -> None:
         """Put an ImageStack on screen (setup from `prepare_stack`, else computed here)."""
@@ -538,15 +546,21 @@ class MainWindow(QMainWindow):
         if self.context.settings is None:
             return
 
-        def check() -> bool:
-            self._core_holder().resolve_model_dir()
-            return True
+        holder = self._core_holder()
 
-        worker = Worker(check, name="Find model")
-        worker.signals.result.connect(lambda ok: self.context.model.set_configured(bool(ok)))
-        worker.signals.failed.connect(lambda f: self.context.model.set_configured(False))
-        self.context.workers.pool.start(worker)  # a missing model is a state, not an error dialog
-        self._model_check = worker
+        def check() -> tuple[bool, str]:
+            from models.errors import ModelError
+
+            try:
+                return True, str(holder.resolve_model_dir())
+            except ModelError as exc:  # no model is a state (shown in the status bar), not an error dialog
+                return False, str(exc)
+
+        self._model_check = self.context.workers.run(check, name="Find model", on_result=self._model_checked)
+
+    def _model_checked(self, result: tuple[bool, str]) -> None:
+        configured, detail = result
+        self.context.model.set_configured(configured, hint=detail)
 
     def load_model(self) -> None:
         """Load the engine in a worker; the status bar follows (loading → ready on CUDA 4-bit / CPU, or failed)."""

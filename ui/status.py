@@ -54,7 +54,7 @@ class StatusBar(QStatusBar):
 
     def show_model_status(self, status: ModelStatus) -> None:
         self.model_label.setText(status.text())
-        self.model_label.setToolTip(status.error or status.text())
+        self.model_label.setToolTip(status.error or status.extra.get("hint") or status.text())
         on_cuda = status.state is ModelState.READY and status.detail.upper().startswith("CUDA")
         if on_cuda:
             self._gpu_timer.start()
