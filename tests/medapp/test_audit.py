@@ -79,3 +79,22 @@ def test_appending_after_reopen_keeps_the_chain(tmp_path: Path) -> None:
     _log(tmp_path, n=2)
     AuditLog(tmp_path / "audit.jsonl").record("export", inputs=[H], format="pdf")
     assert verify(tmp_path / "audit.jsonl").entries == 3
+
+
+def test_sign_and_export_are_audited_without_content(tmp_path: Path) -> None:
+    from medapp.jobs.export import export_report, sign_report
+    from medapp.errors import UserError
+    from reports.model import Report, Section
+
+    log = AuditLog(tmp_path / "a.jsonl")
+    report = Report(sections=(Section("findings", "Findings", "Secret finding text."),), modality="CT")
+    with pytest.raises(UserError, match="clinician"):
+        sign_report(report, "  ", audit=log)
+    sign_report(report, "Dr Reader", audit=log)
+    assert report.is_signed
+    export_report(report, tmp_path / "r.pdf", audit=log)
+    entries = [json.loads(x) for x in log.path.read_text().splitlines()]
+    assert [e["event"] for e in entries] == ["sign", "export"]
+    assert entries[0]["inputs"] == [report.content_sha256()] and entries[1]["details"]["report_state"] == "signed"
+    assert "Secret" not in log.path.read_text() and "Reader" not in log.path.read_text()
+    assert verify(log.path).ok

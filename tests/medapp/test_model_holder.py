@@ -43,3 +43,29 @@ def test_model_found_in_hf_cache(no_models: None, tmp_path: Path, monkeypatch: p
     (snap.parents[1] / "refs" / "main").write_text("abc123")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     assert ModelHolder(Settings()).resolve_model_dir() == snap
+
+
+def test_concurrent_get_loads_once(monkeypatch: pytest.MonkeyPatch, v2_checkpoint: Path) -> None:
+    """The window may start two jobs at once; both must get the same engine from a single load."""
+    import threading
+    import time
+
+    import models.engine
+
+    calls: list[tuple] = []
+
+    def slow_load(path, device, quant, dtype):  # stands in for the real load (a test double, test-only)
+        calls.append((path, device, quant, dtype))
+        time.sleep(0.2)
+        return object()
+
+    monkeypatch.setattr(models.engine.DragonflyEngine, "from_pretrained", staticmethod(slow_load))
+    holder = ModelHolder(Settings(device="cpu"), model_dir=v2_checkpoint)
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(holder.get())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and calls[0][1:] == ("cpu", "none", None)
+    assert len(results) == 4 and all(r is results[0] for r in results)

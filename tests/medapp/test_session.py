@@ -41,3 +41,15 @@ def test_damaged_file_is_moved_aside_not_fatal(tmp_path: Path) -> None:
     assert s.state.open_paths == [] and s.recovered_from is not None and s.recovered_from.exists()
     s.open("x.png")
     assert Session(tmp_path).state.open_paths == ["x.png"]
+
+
+def test_report_draft_round_trips_as_a_report(tmp_path: Path) -> None:
+    from reports.model import Report, Section
+
+    report = Report(sections=(Section("findings", "Findings", "No acute abnormality."),), modality="CT")
+    s = Session(tmp_path)
+    s.set_report(report)
+    again = Session(tmp_path).report()
+    assert isinstance(again, Report) and again.text("findings") == "No acute abnormality." and again.state == "draft"
+    s.clear_report()
+    assert Session(tmp_path).report() is None
