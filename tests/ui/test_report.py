@@ -160,6 +160,18 @@ def test_regenerate_one_section_keeps_other_edits(qtbot, panel):
     assert not panel.editor("findings").isReadOnly()
 
 
+def test_new_draft_over_edits_asks_first(qtbot, panel, monkeypatch):
+    _generate(qtbot, panel)
+    panel.editor("impression").setPlainText("Mine.")
+    monkeypatch.setattr(panel, "_confirm_replace", lambda: False)
+    assert panel.generate() is None and panel.report.text("impression") == "Mine."
+    monkeypatch.setattr(panel, "_confirm_replace", lambda: True)
+    job = panel.generate()
+    assert all(panel.editor(s.key).isReadOnly() for s in panel.report.sections), "no typing into a doomed draft"
+    _run(qtbot, job)
+    assert panel.report.text("impression") != "Mine." and not panel.editor("impression").isReadOnly()
+
+
 def test_stopped_draft_leaves_report_unchanged(qtbot, panel, ctx):
     ctx.settings = Settings(max_new_tokens=400)
     job = panel.generate()

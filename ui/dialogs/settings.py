@@ -4,8 +4,8 @@ Validation is `medapp.settings.Settings`'s own: every change is tried with `Sett
 sentence it raises is shown under that field, so the dialog and the settings file can never disagree about what is
 allowed. OK stays disabled while any field is invalid. The model folder check (`models.check.check_checkpoint`,
 through the bridge) reads safetensors headers and can take seconds on an 8B checkpoint, so it runs in a worker and
-its verdict appears inline; a failed check warns but does not block saving (the folder may be on a drive that is
-not mounted yet).
+its verdict appears inline. A folder that does not exist blocks OK; a folder that exists but fails the check only
+warns (the check is advice: a checkpoint still being copied, say, can be fixed before the model is loaded).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ any job, sign or export and when the panel hides), so an edit is never lost, not
 Regenerating one section asks the model for a fresh draft in a worker and, when it comes back, replaces *only* that
 section's text in the report as it is *then* — edits made to other sections meanwhile are untouched, and the section
 being regenerated is read-only until its new text arrives (or the job is stopped), so no typing can be overwritten.
+A full "Generate draft" over a report with text asks first, and keeps every editor read-only while it runs.
 
 Signing follows `reports.Report`: it records the clinician (from Settings, or asked) and the time; editing a signed
 report returns it to draft (the old signature goes to the report's history) and the banner turns back into the
@@ -310,6 +311,8 @@ class ReportPanel(QWidget):
         job.failed.connect(lambda f: self._on_failed("Report draft failed", f))
         job.finished.connect(self._on_draft_finished)
         self._draft_job = job
+        for editor in self._editors.values():  # the new draft will replace them: typing now would be lost
+            editor.editor.setReadOnly(True)
         self.status.setText("Writing the draft…")
         self._sync_state()
         job.start()
@@ -328,6 +331,8 @@ class ReportPanel(QWidget):
     def _on_draft_finished(self) -> None:
         self._draft_job = None
         self.stream_view.hide()
+        for key, editor in self._editors.items():
+            editor.editor.setReadOnly(key in self._section_jobs)
         self._sync_state()
 
     def regenerate_section(self, key: str) -> JobHandle | None:
