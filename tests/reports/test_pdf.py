@@ -71,7 +71,8 @@ def test_draft_watermark_on_every_page_and_gone_once_signed(make_report) -> None
     pages = _pages(report_pdf_bytes(report))
     assert len(pages) >= 4, "long findings must flow over several pages"
     for n, page in enumerate(pages, 1):
-        assert WATERMARK in page, f"page {n} lacks the watermark"
+        # the header line and the diagonal watermark both carry the words
+        assert page.count(WATERMARK) >= 2, f"page {n} lacks the watermark"
         assert f"Page {n} of {len(pages)}" in page
     # the last paragraph made it (nothing truncated by the page flow)
     assert "Paragraph 59: the lesion measures 59 mm <2 cm" in " ".join(pages)
