@@ -12,13 +12,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QStackedWidget,
     QTabWidget,
@@ -96,7 +95,6 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self.error_boxes: list[QMessageBox] = []
         self._recent_memory: list[Path] = []
-        self._opening: set[Worker] = set()
         self._current_path: Path | None = None
         self._bridge: Any = None
         self._core_model: Any = None

@@ -26,7 +26,7 @@ from ui.viewer.magnification import MAG_STEPS, base_magnification, format_mag, s
 from ui.viewer.minimap import Minimap
 from ui.viewer.overlay import paint_overlay
 from ui.viewer.qimage import pil_to_qimage
-from ui.viewer.tiles import TILE, TileCache, TileKey, load_tiles, tile_rect, tiles_for_view
+from ui.viewer.tiles import TileCache, TileKey, load_tiles, tile_rect, tiles_for_view
 from ui.workers import Worker, WorkerFailure, WorkerManager
 
 __all__ = ["SlideViewer", "SlideSetup", "prepare_slide", "render_slide_region"]
