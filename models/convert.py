@@ -13,6 +13,7 @@ leaves a half checkpoint that looks whole):
 * ``model.safetensors.index.json`` (``metadata.total_size`` and ``weight_map``), the layout transformers reads;
 * every other file of the source folder (config, tokenizer, processor files) copied unchanged, sub-folders too
   (a sub-folder with pickle weights, such as an ``image_encoder/`` of a local CLIP, is converted the same way);
+* ``medapp_conversion.json``: the source model id and revision (so reports name the published model, not a folder);
 * ``SHA256SUMS`` over every written file, so loading can check integrity and ``sha256sum -c`` works without medapp.
 """
 
@@ -29,7 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.errors import CheckpointFormatError, ModelError
-from models.loading import PICKLE_SUFFIXES, SAFETENSORS_INDEX, resolve_checkpoint, weight_files
+from models.loading import (
+    CONVERSION_RECORD,
+    PICKLE_SUFFIXES,
+    SAFETENSORS_INDEX,
+    model_id_for,
+    resolve_checkpoint,
+    revision_for,
+    weight_files,
+)
 from models.manifest import MANIFEST_NAME, HashCache, sha256_file, write_manifest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,6 +124,7 @@ def _is_weight_or_index(name: str) -> bool:
         or name.endswith(".bin.index.json")
         or name == SAFETENSORS_INDEX
         or name == MANIFEST_NAME
+        or name == CONVERSION_RECORD
         or name in _TRAINER_FILES
     )
 
@@ -203,6 +213,9 @@ def convert_checkpoint(
         shutil.rmtree(tmp)
     try:
         _convert_into(src_dir, tmp, max_shard_bytes, say)
+        record = {"source_model_id": model_id_for(src_dir), "source_revision": revision_for(src_dir),
+                  "source_files": names, "tool": "medapp model convert"}
+        (tmp / CONVERSION_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         say("hashing the written files (SHA256SUMS)")
         hashes = {
             str(p.relative_to(tmp)): sha256_file(p)

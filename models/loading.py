@@ -49,6 +49,7 @@ __all__ = [
     "find_checkpoints",
     "resolve_checkpoint",
     "model_id_for",
+    "revision_for",
     "weight_files",
     "require_safetensors",
     "read_config",
@@ -152,9 +153,12 @@ def list_checkpoints(
         for folder in sorted(p for p in base.iterdir() if p.is_dir()):
             fmt = _format_of(folder) if _is_dragonfly_folder(folder) else None
             if fmt:
-                entries.append(CheckpointEntry(folder, folder.name, None, fmt, "models-dir"))
+                entries.append(CheckpointEntry(folder, model_id_for(folder), _converted_from(folder)[1], fmt,
+                                               "models-dir"))
     known = {mid: i for i, mid in enumerate(KNOWN_MODEL_IDS)}
-    return sorted(entries, key=lambda e: (known.get(e.model_id, len(known)), e.source, str(e.path)))
+    # Loadable (safetensors) first, then the known checkpoints in KNOWN_MODEL_IDS order (Med-v2 first).
+    return sorted(entries, key=lambda e: (e.weights_format != "safetensors", known.get(e.model_id, len(known)),
+                                          e.source, str(e.path)))
 
 
 def find_checkpoints(hf_cache: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -210,12 +214,34 @@ def resolve_checkpoint(path_or_id: str | os.PathLike[str], hf_cache: str | os.Pa
     raise ModelNotFoundError(f"{path}: no such checkpoint folder")
 
 
+CONVERSION_RECORD = "medapp_conversion.json"
+
+
+def _converted_from(folder: Path) -> tuple[str | None, str | None]:
+    """(source model id, source revision) recorded by `medapp model convert`, or (None, None)."""
+    try:
+        record = json.loads((Path(folder) / CONVERSION_RECORD).read_text(encoding="utf-8"))
+        return record.get("source_model_id"), record.get("source_revision")
+    except (OSError, ValueError, AttributeError):
+        return None, None
+
+
 def model_id_for(folder: Path) -> str:
-    """"togethercomputer/…" for an HF-cache snapshot (…/models--org--name/snapshots/<rev>), else the folder name."""
+    """The checkpoint's model id, for provenance: "togethercomputer/…" for an HF-cache snapshot
+    (…/models--org--name/snapshots/<rev>) or for a folder converted from one, else the folder name."""
     folder = Path(folder)
     if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
         return folder.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
-    return folder.name
+    source, _ = _converted_from(folder)
+    return source or folder.name
+
+
+def revision_for(folder: Path) -> str | None:
+    """The HF commit of a cache snapshot, or of the snapshot a converted folder came from."""
+    folder = Path(folder)
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        return folder.name
+    return _converted_from(folder)[1]
 
 
 # --------------------------------------------------------------------------------------------------- weight files

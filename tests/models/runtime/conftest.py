@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,36 @@ SIDE_FILES = (
     "config.json", "generation_config.json", "preprocessor_config.json", "processor_config.json",
     "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
 )
+
+
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_fake_hf_cache(root: Path, repo_id: str, src: Path, revision: str = REVISION) -> Path:
+    """The hub cache layout: blobs named by SHA-256, snapshot files as relative symlinks, refs/main → revision."""
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / revision
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    for file in sorted(p for p in src.rglob("*") if p.is_file() and p.name != "keys.txt"):
+        rel = file.relative_to(src)
+        blob = repo / "blobs" / _sha256(file)
+        shutil.copyfile(file, blob)
+        link = snapshot / rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    return snapshot
+
+
+@pytest.fixture
+def fake_hf_cache() -> Callable[..., Path]:
+    """`fake_hf_cache(root, repo_id, src_folder[, revision]) -> snapshot folder`."""
+    return make_fake_hf_cache
 
 
 @pytest.fixture(autouse=True)

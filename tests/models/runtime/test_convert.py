@@ -114,7 +114,7 @@ class TestCli:
         out = capsys.readouterr().out
         assert "Dragonfly v2" in out and "4,167,008" in out and "hashes       verified" in out and "result       OK" in out
         assert cli_main(["model", "list"]) == 0
-        assert f"tiny-v2\tsafetensors\tmodels-dir\t{dst}" in capsys.readouterr().out
+        assert f"dragonfly-v2-tiny-bin\tsafetensors\tmodels-dir\t{dst}" in capsys.readouterr().out  # source id kept
 
     def test_model_errors_are_one_line_exit_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert cli_main(["model", "check", str(tmp_path / "missing")]) == 2
@@ -130,3 +130,24 @@ def test_loading_refuses_pickle_then_loads_the_conversion(pickle_v2_checkpoint: 
     model, processor = load_model(converted, device="cpu", dtype="float32")
     assert model.config.version == "v2" and next(model.parameters()).dtype == torch.float32
     assert processor is not None
+
+
+def test_convert_from_the_hf_cache_keeps_the_model_id(pickle_v2_checkpoint: Path, fake_hf_cache, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official repos hold pickle shards: found in the cache, refused, converted by id, listed under that id."""
+    from models.loading import list_checkpoints, load_model, model_id_for, revision_for
+
+    repo_id = "togethercomputer/Llama-3.1-8B-Dragonfly-Med-v2"
+    snapshot = fake_hf_cache(tmp_path / "hub", repo_id, pickle_v2_checkpoint, "f" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert [(e.model_id, e.weights_format) for e in list_checkpoints()] == [(repo_id, "pickle")]
+    with pytest.raises(PickleCheckpointError, match=f"medapp model convert {snapshot}"):
+        load_model(repo_id, device="cpu")
+    dst = tmp_path / "med-v2"
+    with pytest.warns(UnpicklingWarning):
+        convert_checkpoint(repo_id, dst)
+    assert (model_id_for(dst), revision_for(dst)) == (repo_id, "f" * 40)
+    assert "medapp_conversion.json" in read_manifest(dst)
+    monkeypatch.setenv("MEDAPP_MODELS_DIR", str(tmp_path))
+    entries = [(e.model_id, e.weights_format, e.source) for e in list_checkpoints()]
+    assert entries == [(repo_id, "safetensors", "models-dir"), (repo_id, "pickle", "hf-cache")]

@@ -94,3 +94,18 @@ class TestQuantisation:
         monkeypatch.setitem(sys.modules, "bitsandbytes", types.SimpleNamespace(__version__="0.43.1"))
         with pytest.raises(QuantizationUnavailableError, match=r"CPU needs bitsandbytes >= 0\.48 \(installed: 0\.43\.1\)"):
             bnb_4bit_config("cpu", torch.float32)
+
+
+def test_engine_on_cuda_without_cuda_fails_before_loading(v2_checkpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.engine import DragonflyEngine
+    from models.loading import load_model
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    import models.modeling_dragonfly as modeling
+
+    monkeypatch.setattr(modeling.DragonflyForCausalLM, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: pytest.fail("weights were loaded")))
+    with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
+        DragonflyEngine.from_pretrained(v2_checkpoint, device="cuda")
+    with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
+        load_model(v2_checkpoint, device="cuda", quant="4bit")

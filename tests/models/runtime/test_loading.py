@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,32 +25,14 @@ from models.loading import (
 from models.manifest import HashCache, checkpoint_fingerprint, read_manifest, verify_files, write_manifest
 
 MED_V2 = "togethercomputer/Llama-3.1-8B-Dragonfly-Med-v2"
-REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def fake_hf_cache(root: Path, repo_id: str, src: Path, revision: str = REVISION) -> Path:
-    """The hub cache layout: blobs named by SHA-256, snapshot files as relative symlinks, refs/main → revision."""
-    repo = root / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / revision
-    (repo / "blobs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(revision)
-    for file in sorted(p for p in src.rglob("*") if p.is_file() and p.name != "keys.txt"):
-        rel = file.relative_to(src)
-        blob = repo / "blobs" / _sha256(file)
-        shutil.copyfile(file, blob)
-        link = snapshot / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    return snapshot
-
-
 class TestHuggingFaceCache:
-    def test_found_listed_and_resolved_offline(self, tmp_path: Path, v2_checkpoint: Path,
+    def test_found_listed_and_resolved_offline(self, tmp_path: Path, v2_checkpoint: Path, fake_hf_cache: Callable,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
         cache = tmp_path / "hub"
         snapshot = fake_hf_cache(cache, MED_V2, v2_checkpoint)
@@ -61,20 +44,22 @@ class TestHuggingFaceCache:
 
         entries = list_checkpoints()
         assert [(e.model_id, e.revision, e.weights_format, e.source) for e in entries] == [
-            (MED_V2, REVISION, "safetensors", "hf-cache")
+            (MED_V2, "0123456789abcdef0123456789abcdef01234567", "safetensors", "hf-cache")
         ]
         assert find_checkpoints() == [snapshot]
         assert resolve_checkpoint(MED_V2) == snapshot
         assert resolve_checkpoint("Llama-3.1-8B-Dragonfly-Med-v2") == snapshot  # short name of a known id
         assert model_id_for(snapshot) == MED_V2
 
-    def test_hf_home_is_honoured(self, tmp_path: Path, v2_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_hf_home_is_honoured(self, tmp_path: Path, v2_checkpoint: Path, fake_hf_cache: Callable,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
         snapshot = fake_hf_cache(tmp_path / "hfhome" / "hub", MED_V2, v2_checkpoint)
         monkeypatch.delenv("HF_HUB_CACHE")
         monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
         assert find_checkpoints() == [snapshot]
 
-    def test_fingerprint_from_blob_names_equals_hashing_the_files(self, tmp_path: Path, v2_checkpoint: Path) -> None:
+    def test_fingerprint_from_blob_names_equals_hashing_the_files(self, tmp_path: Path, v2_checkpoint: Path,
+                                                                  fake_hf_cache: Callable) -> None:
         snapshot = fake_hf_cache(tmp_path / "hub", MED_V2, v2_checkpoint)
         from_blobs = checkpoint_sha256(snapshot, compute=False)
         assert from_blobs == checkpoint_fingerprint({"model.safetensors": _sha256(v2_checkpoint / "model.safetensors")})
