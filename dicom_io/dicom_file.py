@@ -114,10 +114,11 @@ def header_phi(ds: Dataset) -> dict[str, str]:
 class DicomInstance:
     """Decoded access to one DICOM file's frames, with a small cache of recently decoded frames."""
 
-    def __init__(self, path: Path, ds: Dataset | None = None, cache_frames: int = 4) -> None:
+    def __init__(self, path: Path, ds: Dataset | None = None, cache_frames: int = 4, validate: bool = True) -> None:
         self.path = Path(path)
-        self.ds = ds if ds is not None else read_dicom(self.path)
-        check_pixel_budget(self.ds, self.path)
+        self.ds = ds if ds is not None else read_dicom(self.path, validate=validate)
+        with guard(self.path, "reading image header"):
+            check_pixel_budget(self.ds, self.path)
         self.n_frames = n_frames(self.ds)
         self._cache: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
         self._cache_frames = cache_frames

@@ -69,11 +69,13 @@ def _convert_all(ds: Dataset) -> None:
                 _convert_all(item)
 
 
-def read_dicom(path: str | Path, *, header_only: bool = False) -> Dataset:
+def read_dicom(path: str | Path, *, header_only: bool = False, validate: bool = True) -> Dataset:
     """The dataset of a DICOM file, or InputError. Pixel data is not decoded here.
 
     `header_only=True` (for indexing folders) defers reading values over 64 KB, so the pixel data is seen to be
     present (`"PixelData" in ds`) but not loaded; it is read from the file only if someone accesses it.
+    `validate=False` skips parsing every element up front; for files whose header was already validated while
+    indexing a folder (it is most of the cost of opening a slice).
     """
     p = check_file(path)
     kwargs = {"defer_size": 65536} if header_only else {}
@@ -86,7 +88,8 @@ def read_dicom(path: str | Path, *, header_only: bool = False) -> Dataset:
                 raise UnsupportedFormatError(p, "not a DICOM file") from None
         if len(ds) == 0:
             raise CorruptFileError(p, "the DICOM header holds no data elements")
-        _convert_all(ds)
+        if validate:
+            _convert_all(ds)
         _ensure_transfer_syntax(ds)
     return ds
 
@@ -100,4 +103,5 @@ def is_dicom(path: Path) -> bool:
         return False
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True
-    return len(head) >= 8 and head[0:2] in (b"\x08\x00", b"\x00\x08") and path.suffix.lower() not in (".png", ".jpg")
+    starts = (b"\x02\x00", b"\x08\x00", b"\x00\x08")  # group 0002 / 0008 first, little or big endian
+    return len(head) >= 8 and head[0:2] in starts and path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif")

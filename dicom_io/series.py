@@ -138,7 +138,7 @@ class SeriesStack(ImageStack):
             if inst is not None:
                 self._cache.move_to_end(i)
                 return inst
-        inst = DicomInstance(self._entries[i].path)
+        inst = DicomInstance(self._entries[i].path, validate=False)  # header already validated by the index
         with self._lock:
             self._cache[i] = inst
             if len(self._cache) > self._cache_instances:
@@ -164,6 +164,7 @@ class Series:
     entries: list[_Entry]
     warnings: list[str] = field(default_factory=list)
     path: Path = Path(".")
+    _stack: SeriesStack | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def instances(self) -> list[Path]:
@@ -179,7 +180,10 @@ class Series:
         return sum(e.frames for e in self.entries if e.has_pixels)
 
     def open(self) -> SeriesStack:
-        return SeriesStack(self.path, self.entries, self.warnings)
+        """The series as an ImageStack; the same object on every call, so its decode caches are reused."""
+        if self._stack is None:
+            self._stack = SeriesStack(self.path, self.entries, self.warnings)
+        return self._stack
 
     def summary(self) -> dict[str, Any]:
         return {"uid": self.uid, "modality": self.modality, "description": self.description, "number": self.number,

@@ -14,7 +14,9 @@ from dicom_io.slide import Slide
 SAT_THRESHOLD = 0.08
 MIN_VALUE, MAX_VALUE = 0.15, 0.92
 MIN_FRACTION = 0.5
-OVERVIEW_SIZE = 2048
+# The overview resolves each candidate tile with about this many pixels per side, within these bounds.
+OVERVIEW_PX_PER_TILE = 8
+OVERVIEW_MIN, OVERVIEW_MAX = 512, 4096
 
 
 def tissue_mask(rgb: np.ndarray) -> np.ndarray:
@@ -36,11 +38,12 @@ def tissue_tiles(
     if tile_px <= 0 or n <= 0:
         return []
     W, H = slide.level_dimensions[0]
-    overview = np.asarray(slide.thumbnail(OVERVIEW_SIZE))
+    step0 = tile_px * slide.level_downsamples[level]  # tile edge in level-0 pixels
+    side = int(min(OVERVIEW_MAX, max(OVERVIEW_MIN, OVERVIEW_PX_PER_TILE * max(W, H) / step0)))
+    overview = np.asarray(slide.thumbnail(side))
     mask = tissue_mask(overview)
     oh, ow = mask.shape
     sx, sy = ow / W, oh / H  # overview pixels per level-0 pixel
-    step0 = tile_px * slide.level_downsamples[level]  # tile edge in level-0 pixels
     scored: list[tuple[float, int, int]] = []
     for ty in range(int(H // step0)):
         for tx in range(int(W // step0)):
