@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from typing import Any
 
 
@@ -41,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     import dicom_io
 
     data = dicom_io.info(args.path, phi=args.phi)
-    if args.json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        print("\n".join(_lines(data)))
+    text = json.dumps(data, indent=2, default=str) if args.json else "\n".join(_lines(data))
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `medapp info X | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
