@@ -82,6 +82,10 @@ def test_folder_opens_into_browser_with_thumbnails(qtbot, make_window, ct_series
     assert window.image_viewer.state.n_frames == 5
     qtbot.keyClick(window.image_viewer, Qt.Key.Key_End)
     assert window.image_viewer.state.frame == 4
+    # the view is autosaved in the session (off the UI thread) once it settles
+    _settle(qtbot, window)
+    snapshot = window.context.session.view(window.image_viewer.stack.path)
+    assert snapshot.frame == 4 and snapshot.window is not None and snapshot.region is None
 
 
 def test_open_errors_keep_the_window_alive(qtbot, make_window, tmp_path, example_ct):
