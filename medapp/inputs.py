@@ -33,6 +33,7 @@ class LoadedImage:
     frame: int | None = None
     region: tuple[int, int, int, int] | None = None
     window: Any = None  # dicom_io.Window actually used, if any
+    source_file: Path | None = None  # the file the pixels came from (a series' shown instance), for its hash
 
 
 def parse_region(text: str) -> tuple[int, int, int, int]:
@@ -77,14 +78,22 @@ def load_image(
     )
     image = render_view(state).convert("RGB")
     if kind == "slide":
-        return LoadedImage(image, path, "slide", "SM", None, None, region, None)
+        return LoadedImage(image, path, "slide", "SM", None, None, region, None, path if path.is_file() else None)
     stack = opened
     if kind not in ("dicom", "image", "series"):  # a Collection: the viewer shows its first series
         series = [s for s in getattr(opened, "series", []) if s.n_images]
         if not series:
-            return LoadedImage(image, path, "image", None, None, state.frame, region, None)
+            first = opened.images[0] if getattr(opened, "images", None) else None
+            return LoadedImage(image, path, "image", None, None, state.frame, region, None, first)
         stack = series[0].open()
         kind = stack.kind
     dataset = stack.dataset(state.frame) if kind != "image" else None
     used = window if window is not None else stack.default_window
-    return LoadedImage(image, path, kind, stack.metadata.get("modality") or None, dataset, state.frame, region, used)
+    # the instance file behind this frame: pydicom records it on the dataset it read (a series' slice)
+    filename = getattr(dataset, "filename", None)
+    if isinstance(filename, str) and Path(filename).is_file():
+        source: Path | None = Path(filename)
+    else:
+        source = Path(stack.path) if Path(stack.path).is_file() else None
+    modality = stack.metadata.get("modality") or None
+    return LoadedImage(image, path, kind, modality, dataset, state.frame, region, used, source)

@@ -113,11 +113,12 @@ def load_view(args: argparse.Namespace, settings: Any) -> Any:
 
 
 def record_open(audit: Any, loaded: Any) -> str | None:
-    """Audit the opening of the input; returns the file's SHA-256 (None for a folder/series)."""
+    """Audit the opening of the input; returns the SHA-256 of the file the pixels came from (a series: the shown
+    slice; None when there is no single file)."""
     from medapp.hashing import file_sha256
 
-    source = loaded.path if loaded.path.is_file() else None
-    digest = file_sha256(source) if source is not None else None
+    source = loaded.source_file
+    digest = file_sha256(source) if source is not None and source.is_file() else None
     audit.record(
         "open",
         inputs=[digest] if digest else [],

@@ -36,3 +36,11 @@ def test_slide_overview_and_region_level(tiled_tiff_slide: Path) -> None:
 def test_bad_regions(text: str) -> None:
     with pytest.raises(UserError, match="--region"):
         parse_region(text)
+
+
+def test_series_folder_names_the_shown_slice(pydicom_test_files: Path) -> None:
+    folder = pydicom_test_files / "dicomdirtests" / "77654033" / "CT2"
+    loaded = load_image(folder, frame=1)
+    assert loaded.kind == "series" and loaded.modality == "CT"
+    assert loaded.source_file is not None and loaded.source_file.parent == folder
+    assert loaded.source_file != load_image(folder, frame=0).source_file
