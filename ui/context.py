@@ -61,6 +61,7 @@ class ModelInput:
         window: Any = None,
         kind: str = "image",
         view_id: str = "",
+        view_state: Any = None,
     ) -> None:
         self._render = render
         self._image: Image.Image | None = None
@@ -75,6 +76,8 @@ class ModelInput:
         self.window = window  # dicom_io.Window or None
         self.kind = kind  # "dicom" | "series" | "image" | "slide"
         self.view_id = view_id  # cheap identity of the view state (source, frame, window, region), no pixels
+        # medapp.view.ViewState that reproduces `image` with `render_view` / `medapp render` (provenance), or None
+        self.view_state = view_state
 
     @property
     def image(self) -> Image.Image:

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPointF
 
 from ui.main_window import open_job
 from ui.viewer.magnification import base_magnification, scale_bar, step_magnification
-from ui.viewer.slide_viewer import SlideViewer, render_slide_region
+from ui.viewer.slide_viewer import SlideViewer, model_level, render_slide_region
 from ui.viewer.tiles import TileCache, TileKey, tiles_for_view
 
 
@@ -76,6 +76,11 @@ def test_svs_magnification_tiles_and_model_input(qtbot, app_context, svs_slide, 
     expected = slide_levels[2][ry // 4 : ry // 4 + mi.image.size[1], rx // 4 : rx // 4 + mi.image.size[0]]
     diff = np.abs(np.asarray(mi.image).astype(int) - expected.astype(int)).mean()
     assert diff < 12, diff  # same pixels up to JPEG loss
+    # the ModelInput's ViewState reproduces it through the core's render_view (what `medapp render` prints)
+    from medapp.view import render_view
+
+    assert mi.view_state.level == 2 and mi.view_state.region == mi.region
+    assert np.array_equal(np.asarray(render_view(mi.view_state)), np.asarray(mi.image))
     # screenshot at 20× on the edge of a tissue blob: tiles from level 0, minimap frame, scale bar
     viewer.set_magnification(20.0)
     viewer.center_on(QPointF(1000, 1050))
@@ -156,9 +161,14 @@ def test_magnification_steps_and_scale_bar():
         scale_bar(0.0)
 
 
-def test_render_slide_region_caps_size(tiled_tiff_slide):
+def test_render_slide_region_levels_and_cap(tiled_tiff_slide, monkeypatch):
     _, _, slide, _ = open_job(tiled_tiff_slide)
-    image = render_slide_region(slide, (0, 0, 2048, 1024), 1.0)
-    assert image.size == (2048, 1024)
+    assert render_slide_region(slide, (0, 0, 2048, 1024), 1.0).size == (2048, 1024)
+    assert render_slide_region(slide, (0, 0, 2048, 1024), 3.0).size == (1024, 512)  # level 1: finer than screen
+    monkeypatch.setattr("ui.viewer.slide_viewer.MAX_MODEL_SIDE", 600)
+    assert model_level(slide, (0, 0, 2048, 1024), 1.0) == 2  # 2048 / 4 = 512 ≤ 600
+    assert render_slide_region(slide, (0, 0, 2048, 1024), 1.0).size == (512, 256)
+    monkeypatch.setattr("ui.viewer.slide_viewer.MAX_MODEL_SIDE", 300)
+    assert render_slide_region(slide, (0, 0, 2048, 1024), 1.0).size == (300, 150)  # coarsest level, then shrunk
     with pytest.raises(ValueError, match="empty region"):
         render_slide_region(slide, (0, 0, 0, 10), 1.0)

@@ -169,6 +169,9 @@ def test_roi_becomes_model_input(qtbot, app_context, example_ct):
     full = viewer.state.stack.render_rgb(0, viewer.state.window)
     assert np.array_equal(np.asarray(model_input.image), np.asarray(full)[y : y + h, x : x + w])
     assert "region" in model_input.description and "CT" in model_input.description
+    from medapp.view import render_view  # the ViewState reproduces the same pixels through the core
+
+    assert np.array_equal(np.asarray(render_view(model_input.view_state)), np.asarray(model_input.image))
     whole = app_context.current_model_input(use_region=False)
     assert whole.image.size == (128, 128)
     qtbot.keyClick(viewer, Qt.Key.Key_Escape)

@@ -48,6 +48,15 @@ def _render_frame(stack: Any, frame: int, window: Any, need_values: bool) -> tup
     return stack, frame, window, array_to_qimage(np.asarray(pixels)), values
 
 
+def _view_state(path: Any, **fields: Any) -> Any:
+    """A medapp.view.ViewState reproducing this view (provenance; `medapp render`), or None without medapp.view."""
+    try:
+        from medapp.view import ViewState
+    except ImportError:
+        return None
+    return ViewState(path, **fields)
+
+
 def describe_view(state: StackState, roi: tuple[int, int, int, int] | None = None) -> str:
     """A PHI-free one-liner of what is on screen: modality, series, image number, window, region."""
     stack = state.stack
@@ -252,6 +261,8 @@ class ImageViewer(QGraphicsView):
             window=window,
             kind=stack.kind,
             view_id=f"{stack.path}|{frame}|{window_id}|{roi}",
+            view_state=_view_state(stack.path, frame=frame, window=window_id and (window.center, window.width),
+                                   region=roi),
         )
 
     # --- state → view -------------------------------------------------------------------------------------------

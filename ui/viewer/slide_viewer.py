@@ -6,8 +6,9 @@ bounded LRU cache, and laid over it. Stale tile requests are cancelled when the 
 
 Mouse: wheel = zoom at the cursor, left-drag = pan (or draw the region with the ROI tool). Keys: 1–6 = 1.25×…40×,
 + / − = next magnification step, F = fit, arrows = pan a quarter screen, R = ROI tool, Esc = clear the region.
-What the model gets: the drawn region, or else the visible part of the slide, at the resolution on screen (never
-finer than level 0), read from the pyramid by `render_slide_region`.
+What the model gets: the drawn region, or else the visible part of the slide, read from the pyramid level closest
+to (and not coarser than) the screen by `render_slide_region` — the same pixels `medapp.view.render_view` gives for the
+ModelInput's `view_state`.
 """
 
 from __future__ import annotations
@@ -53,23 +54,39 @@ def prepare_slide(slide: Any) -> SlideSetup:
     return SlideSetup(pil_to_qimage(thumb), base_magnification(slide.objective_power, slide.mpp))
 
 
-def render_slide_region(slide: Any, region: tuple[int, int, int, int], downsample: float) -> Image.Image:
-    """The RGB image of `region` (x, y, w, h in level-0 px) at `downsample` (≥ 1), from the closest finer level.
+def model_level(slide: Any, region: tuple[int, int, int, int], downsample: float) -> int:
+    """Pyramid level the model input is read from: the finest level no finer than the screen (`downsample`), moved
+    to coarser levels while the result would exceed MAX_MODEL_SIDE px."""
+    w, h = region[2], region[3]
+    level = int(slide.best_level_for_downsample(max(1.0, float(downsample))))
+    while level + 1 < slide.level_count and max(w, h) / float(slide.level_downsamples[level]) > MAX_MODEL_SIDE:
+        level += 1
+    return level
 
-    This is exactly what the viewer shows for that area at that zoom; the result is capped at MAX_MODEL_SIDE px.
-    """
+
+def render_slide_region(slide: Any, region: tuple[int, int, int, int], downsample: float) -> Image.Image:
+    """The RGB image of `region` (x, y, w, h in level-0 px) read at `model_level`, i.e. at least the resolution
+    on screen and never resampled — the same pixels as `medapp.view.render_view(ViewState(path, region=region,
+    level=level))` and `medapp render PATH --region … --level …`. Only a region too big even at the coarsest level
+    is shrunk to MAX_MODEL_SIDE."""
     x, y, w, h = (int(round(v)) for v in region)
     if w <= 0 or h <= 0:
         raise ValueError(f"{getattr(slide, 'path', 'slide')}: empty region {region}")
-    downsample = max(1.0, float(downsample), max(w, h) / MAX_MODEL_SIDE)
-    level = int(slide.best_level_for_downsample(downsample))
-    level_ds = float(slide.level_downsamples[level])
-    size = (max(1, round(w / level_ds)), max(1, round(h / level_ds)))
-    image = slide.read_region((x, y), level, size).convert("RGB")
-    out = (max(1, round(w / downsample)), max(1, round(h / downsample)))
-    if image.size != out:
-        image = image.resize(out, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    level = model_level(slide, (x, y, w, h), downsample)
+    d = float(slide.level_downsamples[level])
+    image = slide.read_region((x, y), level, (max(1, round(w / d)), max(1, round(h / d)))).convert("RGB")
+    if max(image.size) > MAX_MODEL_SIDE:
+        image.thumbnail((MAX_MODEL_SIDE, MAX_MODEL_SIDE), Image.Resampling.LANCZOS)
     return image
+
+
+def _view_state(path: Any, **fields: Any) -> Any:
+    """A medapp.view.ViewState for provenance, or None if the core's view module is unavailable."""
+    try:
+        from medapp.view import ViewState
+    except ImportError:
+        return None
+    return ViewState(path, **fields)
 
 
 class SlideViewer(QGraphicsView):
@@ -276,6 +293,7 @@ class SlideViewer(QGraphicsView):
         if region[2] < 1 or region[3] < 1:
             return None
         downsample = max(1.0, 1.0 / self.zoom)
+        level = model_level(slide, region, downsample)
         mag = self.magnification
         what = "region" if roi else "view"
         desc = f"slide {what} {region[2]}×{region[3]} px at ({region[0]}, {region[1]})"
@@ -289,7 +307,8 @@ class SlideViewer(QGraphicsView):
             modality="SM",
             dataset=None,
             kind="slide",
-            view_id=f"{slide.path}|{region}|{downsample:.4f}",
+            view_id=f"{slide.path}|{region}|{level}",
+            view_state=_view_state(slide.path, region=region, level=level),
         )
 
     # --- tiles ----------------------------------------------------------------------------------------------------
