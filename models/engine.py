@@ -192,6 +192,12 @@ class DragonflyEngine:
         import torch
         from transformers import DynamicCache
 
+        if isinstance(image, str):  # a key returned by `encode`
+            hit = self._cache.get(image)
+            if hit is None:
+                raise ModelError("that image is no longer in the engine's cache: pass the image itself")
+            self._cache.move_to_end(image)
+            return hit
         key = image_key(image)
         hit = self._cache.get(key)
         if hit is not None:
@@ -272,7 +278,7 @@ class DragonflyEngine:
         cancel: threading.Event | None = None,
         use_prefix_cache: bool = True,
     ) -> Generation:
-        """Answer `question` about `image` after the earlier `(question, answer)` `turns`.
+        """Answer `question` about `image` (or the key `encode` returned) after the earlier `(question, answer)` `turns`.
 
         `on_token(piece)` receives text pieces as they are decoded; setting `cancel` stops within one token.
         `use_prefix_cache=False` prefills the whole sequence (image block included) — the reference path.

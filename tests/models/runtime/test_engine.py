@@ -75,13 +75,16 @@ class TestPrefixCache:
         a, b = _image(golden_dir, engine.info.version), _image(golden_dir, engine.info.version, "pub_224x224")
         key = engine.encode(a)
         assert engine.encode(a.copy()) == key and len(calls) == 1  # same pixels, another object: cached
-        engine.generate(a, [], QUESTION, max_new_tokens=1)
+        by_image = engine.generate(a, [], QUESTION, max_new_tokens=3)
+        assert engine.generate(key, [], QUESTION, max_new_tokens=3) == by_image  # the key stands for the image
         assert len(calls) == 1
         engine.max_cached_images = 1
         try:
             assert engine.encode(b) != key and len(calls) == 2  # b evicts a
             engine.encode(a)  # a is encoded again and evicts b
             assert len(calls) == 3 and list(engine._cache) == [key]
+            with pytest.raises(ModelError, match="no longer in the engine's cache"):
+                engine.generate(image_key(b), [], QUESTION, max_new_tokens=1)
         finally:
             engine.max_cached_images = 3
 
