@@ -113,6 +113,7 @@ def list_items(
 
     root, files = input_files(source)
     items: list[CaptionItem] = []
+    seen_wsi: set[tuple[str, tuple]] = set()
     for path in files:
         key = _key(root, path)
         try:
@@ -125,6 +126,12 @@ def list_items(
             continue
         try:
             kind = getattr(opened, "kind", "")
+            if kind == "slide" and _is_dicom_file(path):
+                # DICOM-WSI keeps one pyramid level per file and each file opens the whole slide: caption it once
+                identity = (os.path.abspath(path.parent), tuple(map(tuple, opened.level_dimensions)))
+                if identity in seen_wsi:
+                    continue
+                seen_wsi.add(identity)
             if kind == "slide":
                 items.append(CaptionItem(key, path, "slide-overview", "overview"))
                 if tissue_tiles > 0:
@@ -145,6 +152,12 @@ def list_items(
             if callable(close):
                 close()
     return items
+
+
+def _is_dicom_file(path: Path) -> bool:
+    from dicom_io.reading import is_dicom
+
+    return is_dicom(path)
 
 
 def _one_line(exc: BaseException) -> str:

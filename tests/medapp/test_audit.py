@@ -98,3 +98,23 @@ def test_sign_and_export_are_audited_without_content(tmp_path: Path) -> None:
     assert entries[0]["inputs"] == [report.content_sha256()] and entries[1]["details"]["report_state"] == "signed"
     assert "Secret" not in log.path.read_text() and "Reader" not in log.path.read_text()
     assert verify(log.path).ok
+
+
+def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
+    """The window's workers and a command-line run may log at once (separate AuditLog objects, one file)."""
+    import threading
+
+    path = tmp_path / "shared.jsonl"
+
+    def writer(n: int) -> None:
+        log = AuditLog(path)
+        for i in range(15):
+            log.record("open", inputs=[H], frames=n * 100 + i)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result = verify(path)
+    assert result.ok and result.entries == 60

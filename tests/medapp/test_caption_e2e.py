@@ -66,3 +66,10 @@ def test_caption_job_progress_and_cancel(tiny_engine, mixed_folder: Path, tmp_pa
         rest = caption_batch(tiny_engine, items, writer, batch_size=2, max_new_tokens=3)
     assert (rest.skipped, rest.done, rest.cancelled) == (2, 3, False)
     assert len(read_caption_rows(tmp_path / "c.csv")) == 5
+
+
+def test_dicom_wsi_folder_is_one_slide(dicom_wsi_slide: Path) -> None:
+    """Each level file of a DICOM-WSI opens the whole slide; the batch must caption it once, not once per level."""
+    items = list_items(dicom_wsi_slide, tissue_tiles=1)
+    assert [(it.kind, it.region) for it in items][0] == ("slide-overview", "overview")
+    assert sum(it.kind == "slide-overview" for it in items) == 1 and len(items) == 2
