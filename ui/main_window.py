@@ -356,6 +356,7 @@ class MainWindow(QMainWindow):
         """Put an ImageStack on screen (setup from `prepare_stack`, else computed here)."""
         self.slide_viewer.set_slide(None)
         self.image_viewer.set_stack(stack, setup)
+        self._restore_view(stack)
         self.stack.setCurrentWidget(self.image_viewer)
         self.context.set_input_provider(self.image_viewer.model_input)
         self._after_show(stack)
@@ -364,10 +365,37 @@ class MainWindow(QMainWindow):
     def show_slide(self, slide: Any, setup: Any = None) -> None:
         self.image_viewer.clear()
         self.slide_viewer.set_slide(slide, setup)
+        self._restore_view(slide)
         self.stack.setCurrentWidget(self.slide_viewer)
         self.context.set_input_provider(self.slide_viewer.model_input)
         self._after_show(slide)
         self.slide_viewer.setFocus()
+
+    def _saved_view(self, path: Path) -> Any:
+        session = self.context.session
+        return None if session is None else session.state.views.get(str(Path(path)))
+
+    def _restore_view(self, opened: Any) -> None:
+        """Reopening a file brings back its frame, window and region from the session (crash recovery too)."""
+        snap = self._saved_view(opened.path)
+        if snap is None:
+            return
+        region = tuple(snap.region) if snap.region else None
+        if getattr(opened, "kind", "") == "slide":
+            if region:
+                self.slide_viewer.set_roi(region)
+            return
+        state = self.image_viewer.state
+        state.set_frame(int(snap.frame or 0))
+        if snap.window:
+            from dicom_io import Window
+
+            state.set_window(Window(float(snap.window[0]), float(snap.window[1])), "saved")
+        elif snap.preset:
+            for number, choice in enumerate(state.choices, start=1):
+                if choice.label == snap.preset:
+                    state.apply_preset(number)
+        state.set_roi(region)
 
     def _after_show(self, opened: Any) -> None:
         self._current_path = Path(opened.path)

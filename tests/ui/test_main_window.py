@@ -86,6 +86,22 @@ def test_folder_opens_into_browser_with_thumbnails(qtbot, make_window, ct_series
     _settle(qtbot, window)
     snapshot = window.context.session.view(window.image_viewer.stack.path)
     assert snapshot.frame == 4 and snapshot.window is not None and snapshot.region is None
+    # W/L and frame survive switching away and back (the session restores the view)
+    labels = [c.label for c in window.image_viewer.state.choices]
+    qtbot.keyClick(window.image_viewer, getattr(Qt.Key, f"Key_{labels.index('ct-lung') + 1}"))
+    lung = window.image_viewer.state.window
+    _settle(qtbot, window)
+    other = next(e for e in series if "Scout" in e.label)
+    with qtbot.waitSignal(window.document_shown, timeout=20000):
+        window._open_entry(other)
+    _settle(qtbot, window)
+    assert window.image_viewer.state.n_frames == 2
+    with qtbot.waitSignal(window.document_shown, timeout=20000):
+        window._open_entry(target)
+    _settle(qtbot, window)
+    state = window.image_viewer.state
+    assert state.frame == 4 and state.window_label == "saved"
+    assert (state.window.center, state.window.width) == (lung.center, lung.width)
 
 
 def test_open_errors_keep_the_window_alive(qtbot, make_window, tmp_path, example_ct):
