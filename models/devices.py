@@ -109,9 +109,11 @@ def _physical_ram_bytes() -> int | None:
 
 
 def resolve_dtype(device: str, dtype: "str | torch.dtype | None", n_params: int | None = None) -> "torch.dtype":
-    """The compute dtype: the caller's choice if valid on `device`, else bf16 on CUDA and fp32/bf16 on CPU by RAM."""
+    """The compute dtype: the caller's choice if valid on `device`; None or "auto": bf16 on CUDA, fp32/bf16 on CPU by RAM."""
     import torch
 
+    if isinstance(dtype, str) and dtype.strip().lower() in ("", "auto"):
+        dtype = None
     if dtype is not None:
         if isinstance(dtype, torch.dtype):
             chosen = dtype

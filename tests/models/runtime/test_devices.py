@@ -50,6 +50,8 @@ class TestResolveDtype:
         monkeypatch.setattr(devices, "_physical_ram_bytes", lambda: 24 * 1024**3)
         assert resolve_dtype("cpu", None, 4_167_008) == torch.float32
         assert resolve_dtype("cpu", None, 8_340_000_000) == torch.bfloat16  # 33 GB in fp32 > half of 24 GB
+        assert resolve_dtype("cpu", "auto", 4_167_008) == torch.float32  # the settings' default spelling
+        assert resolve_dtype("cuda:0", "auto", 4_167_008) == torch.bfloat16
 
     def test_explicit_names_and_aliases(self) -> None:
         assert resolve_dtype("cpu", "bf16", None) == torch.bfloat16
