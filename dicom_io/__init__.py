@@ -7,6 +7,7 @@ No torch and no Qt here: the output is numpy arrays, PIL images and plain datacl
 """
 
 from dicom_io import codecs as _codecs
+from dicom_io import guard as _guard
 from dicom_io.errors import (
     CorruptFileError,
     EmptyFileError,
@@ -27,6 +28,7 @@ from dicom_io.slide import Slide  # noqa: E402
 from dicom_io.stack import ImageStack  # noqa: E402
 
 _codecs.register()
+_guard.install_quiet_warnings()
 
 __all__ = [
     "PRESETS",

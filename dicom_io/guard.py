@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,22 +77,46 @@ def map_exception(path: str | Path | None, exc: BaseException, action: str = "re
     return CorruptFileError(path, f"{action}: {short(exc)}")
 
 
+_STATE = threading.local()
+_ORIGINAL_SHOWWARNING = warnings.showwarning
+
+
+def _showwarning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    if getattr(_STATE, "quiet", 0):
+        return
+    _ORIGINAL_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+def install_quiet_warnings() -> None:
+    """Route warnings through a filter that drops those raised inside `guard` on the current thread.
+
+    Why not `warnings.catch_warnings()` per call: it swaps the process-wide filter list and is not thread-safe; with
+    the GUI decoding in worker threads, interleaved enter/exit can leave "ignore all" installed for good. A
+    thread-local flag checked at display time has no shared state to corrupt.
+    """
+    if warnings.showwarning is not _showwarning:
+        global _ORIGINAL_SHOWWARNING
+        _ORIGINAL_SHOWWARNING = warnings.showwarning
+        warnings.showwarning = _showwarning
+
+
 @contextlib.contextmanager
 def guard(path: str | Path | None, action: str = "reading") -> Iterator[None]:
-    """Run a block; anything it raises leaves as an InputError naming `path`. Library warnings are silenced.
+    """Run a block; anything it raises leaves as an InputError naming `path`. Library warnings are not shown.
 
-    Warnings are silenced, not logged, because pydicom's warnings about invalid values quote the values, which may be
+    Warnings are dropped, not logged, because pydicom's warnings about invalid values quote the values, which may be
     patient data; structural problems we care about are reported through `.warnings` lists instead.
     KeyboardInterrupt and SystemExit pass through untouched; other BaseExceptions are mapped too, because Rust
     decoders built with pyo3 raise `PanicException`, which derives from BaseException, on malformed input.
     """
+    _STATE.quiet = getattr(_STATE, "quiet", 0) + 1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     except InputError:
         raise
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - the one place that maps everything, incl. Rust decoder panics
         raise map_exception(path, exc, action) from exc
+    finally:
+        _STATE.quiet -= 1
