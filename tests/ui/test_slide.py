@@ -172,3 +172,31 @@ def test_render_slide_region_levels_and_cap(tiled_tiff_slide, monkeypatch):
     assert render_slide_region(slide, (0, 0, 2048, 1024), 1.0).size == (300, 150)  # coarsest level, then shrunk
     with pytest.raises(ValueError, match="empty region"):
         render_slide_region(slide, (0, 0, 0, 10), 1.0)
+
+
+def test_zoom_step_keeps_previous_level_until_new_tiles_arrive(qtbot, app_context, tiled_tiff_slide, monkeypatch):
+    """No flash back to the thumbnail: level-1 tiles stay under the view while the level-0 tiles are read."""
+    monkeypatch.setattr("ui.viewer.slide_viewer.THUMB_SIDE", 256)  # thumbnail at downsample 8: tiles from level 1 up
+    viewer = _slide_viewer(qtbot, app_context, tiled_tiff_slide, size=(512, 512))
+    viewer.set_zoom(0.4)  # downsample 2.5: level 1
+    _wait_idle(qtbot, viewer)
+    assert {k.level for k in viewer._items} == {1}
+    level1 = set(viewer._items)
+    gate = __import__("threading").Event()
+    real = viewer.slide.read_region
+
+    def slow_read(*args, **kwargs):
+        gate.wait(10)
+        return real(*args, **kwargs)
+
+    viewer.slide.read_region = slow_read
+    try:
+        viewer.set_zoom(1.5)
+        qtbot.waitUntil(lambda: bool(viewer._pending), timeout=5000)
+        assert viewer._backdrop and set(viewer._backdrop) <= level1  # old tiles still drawn
+        assert all(item.zValue() < 1 for item in viewer._backdrop.values())
+    finally:
+        gate.set()
+    _wait_idle(qtbot, viewer)
+    viewer.slide.read_region = real
+    assert not viewer._backdrop and {k.level for k in viewer._items} == {0}

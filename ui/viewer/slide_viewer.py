@@ -123,6 +123,7 @@ class SlideViewer(QGraphicsView):
         self.scene().addItem(self._thumb_item)
         self._thumb_ds = 1.0
         self._items: dict[TileKey, QGraphicsPixmapItem] = {}
+        self._backdrop: dict[TileKey, QGraphicsPixmapItem] = {}  # previous level, shown until the new one is in
         self._needed: set[TileKey] = set()
         self._pending: set[TileKey] = set()
         self._loader: Worker | None = None
@@ -160,6 +161,7 @@ class SlideViewer(QGraphicsView):
         for item in self._items.values():
             self.scene().removeItem(item)
         self._items.clear()
+        self._clear_backdrop()
         self._needed.clear()
         self._pending.clear()
         self.cache.clear()
@@ -342,8 +344,18 @@ class SlideViewer(QGraphicsView):
                 self.visible_rect(), level, slide.level_dimensions[level], slide.level_downsamples[level]
             )
         self._needed = set(needed)
+        # Tiles of the previous zoom level stay as a backdrop (under the new ones) until the new level is in, so a
+        # zoom step never flashes back to the blurry thumbnail; off-screen ones go at once.
+        view = QRectF(*self.visible_rect())
         for key in [k for k in self._items if k not in self._needed]:
-            self.scene().removeItem(self._items.pop(key))
+            item = self._items.pop(key)
+            if needed and item.sceneBoundingRect().intersects(view):
+                item.setZValue(0.5)
+                self._backdrop[key] = item
+            else:
+                self.scene().removeItem(item)
+        for key in [k for k, item in self._backdrop.items() if k in self._needed or not item.sceneBoundingRect().intersects(view)]:
+            self.scene().removeItem(self._backdrop.pop(key))
         missing: list[TileKey] = []
         for key in needed:
             if key in self._items:
@@ -355,6 +367,8 @@ class SlideViewer(QGraphicsView):
                 self._add_tile(key, image)
         self._cancel_loader()
         self._pending = set(missing)
+        if not missing:
+            self._clear_backdrop()
         if missing:
             worker = self._loads.create(
                 load_tiles, slide, missing, name="Read slide tiles", on_progress=self._tile_loaded,
@@ -387,11 +401,18 @@ class SlideViewer(QGraphicsView):
             self._add_tile(key, image)
         self._pending.discard(key)
         if not self._pending and not self._update_timer.isActive():
+            self._clear_backdrop()
             self.tiles_idle.emit()
+
+    def _clear_backdrop(self) -> None:
+        for item in self._backdrop.values():
+            self.scene().removeItem(item)
+        self._backdrop.clear()
 
     def _tiles_failed(self, failure: WorkerFailure) -> None:
         log.warning("tile read failed: %s", failure.exc_type)
         self._pending.clear()
+        self._clear_backdrop()
 
     def shutdown(self) -> None:
         self._cancel_loader()
