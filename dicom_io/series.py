@@ -35,6 +35,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".we
 SLIDE_SUFFIXES = {".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide"}
 # A gap is a step between neighbouring slices larger than this multiple of the median step.
 GAP_FACTOR = 1.5
+# Indexing stops after this many files (a home folder dropped by mistake must not read for an hour).
+MAX_FILES = 20000
 
 
 @dataclass
@@ -302,10 +304,14 @@ def _index_files(root: Path, files: list[Path], coll_warnings: list[str]) -> tup
 def index_folder(root: str | Path) -> Collection:
     root = Path(root)
     files: list[Path] = []
+    warnings: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
-    warnings: list[str] = []
+        if len(files) > MAX_FILES:
+            files = files[:MAX_FILES]
+            warnings.append(f"more than {MAX_FILES} files: only the first {MAX_FILES} were indexed")
+            break
     entries, images, slides = _index_files(root, files, warnings)
     coll = group(root, entries, warnings)
     coll.images, coll.slides = images, slides

@@ -220,3 +220,22 @@ def test_window_validation() -> None:
                                      "ct-subdural", "ct-stroke"}  # fmt: skip
     with pytest.raises(KeyError, match="ct-lung"):
         dicom_io.preset("nope")
+
+
+def test_float_pixel_data_gets_an_auto_window(tmp_path: Path, ct_dataset, ct_phantom) -> None:
+    ds = ct_dataset(ct_phantom(16), window=None)
+    values = np.linspace(-1.5, 2.5, 256, dtype=np.float32).reshape(16, 16)
+    del ds.PixelData, ds.RescaleSlope, ds.RescaleIntercept, ds.PixelRepresentation, ds.BitsStored, ds.HighBit
+    ds.BitsAllocated = 32
+    ds.FloatPixelData = values.tobytes()
+    stack = DicomStack(_save(ds, tmp_path))
+    assert np.allclose(stack.modality_values(0), values)
+    out = stack.render(0)
+    assert out[0, 0] == 0 and out[-1, -1] == 255 and np.all(np.diff(out.ravel().astype(int)) >= 0)
+
+
+def test_one_bit_segmentation_is_black_and_white(pydicom_test_files: Path) -> None:
+    seg = DicomStack(pydicom_test_files / "liver_1frame.dcm")
+    assert seg.metadata["bits_allocated"] == 1
+    out = seg.render(0)
+    assert set(np.unique(out)) == {0, 255}

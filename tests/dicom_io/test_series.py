@@ -138,3 +138,12 @@ def test_concurrent_rendering_from_threads(ct_series) -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda i: (i % 12, stack2.render(i % 12)), range(96)))
     assert all(np.array_equal(img, expected[i]) for i, img in results)
+
+
+def test_huge_folders_are_capped_with_a_warning(ct_series, monkeypatch) -> None:
+    import dicom_io.series as series_mod
+
+    folder = ct_series([0.0, 1.0, 2.0, 3.0])
+    monkeypatch.setattr(series_mod, "MAX_FILES", 2)
+    coll = dicom_io.open_path(folder)
+    assert coll.series[0].n_instances == 2 and any("only the first 2" in w for w in coll.warnings)
