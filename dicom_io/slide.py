@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from dicom_io.errors import RegionError, UnsupportedFormatError
+from dicom_io.errors import InputError, RegionError, UnsupportedFormatError
 from dicom_io.guard import guard
 from dicom_io.reading import check_file
 
@@ -104,6 +104,8 @@ class Slide:
         ds = self.level_downsamples[level]
         if x >= W or y >= H or x + w * ds <= 0 or y + h * ds <= 0:
             raise RegionError(self.path, f"region at ({x}, {y}) level {level} lies outside the {W}x{H} slide")
+        if self._osr is None:
+            raise InputError(self.path, "the slide was closed")
         with guard(self.path, "reading slide region"):
             rgba = self._osr.read_region((x, y), level, (w, h))
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -60,10 +60,8 @@ def open_cached(path: str | Path) -> object:
     with _LOCK:
         _CACHE[key] = opened
         while len(_CACHE) > _CACHE_SIZE:
-            _, old = _CACHE.popitem(last=False)
-            close = getattr(old, "close", None)
-            if callable(close):
-                close()
+            # Dropped, not closed: a caller may still hold it (an open slide is freed when nobody does).
+            _CACHE.popitem(last=False)
     return opened
 
 
