@@ -232,6 +232,9 @@ class MainWindow(QMainWindow):
         tools.addAction(self.act_load_model)
         tools.addAction(self.act_batch)
         tools.addAction(self.act_settings)
+        help_menu = bar.addMenu("&Help")
+        self.act_keys = self._action("&Keyboard and mouse", self.show_key_help, QKeySequence.StandardKey.HelpContents)
+        help_menu.addAction(self.act_keys)
         self.act_batch.setEnabled(self._dialog_class("batch") is not None)
         self.act_settings.setEnabled(self._dialog_class("settings") is not None)
 
@@ -649,16 +652,41 @@ class MainWindow(QMainWindow):
         self.context.model.set_configured(False)
         self._check_model_configured()
 
+    def show_key_help(self) -> QMessageBox:
+        """A non-modal table of the viewer keys (from keymap.HELP, the same module as the key tables)."""
+        from ui.viewer.keymap import HELP
+
+        rows = "".join(f"<tr><td><i>{area}</i></td><td><b>{keys}</b></td><td>{what}</td></tr>" for area, keys, what in HELP)
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard and mouse",
+                          f"<table cellspacing=6>{rows}</table>", QMessageBox.StandardButton.Close, self)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.show()
+        self._key_help = box
+        return box
+
     # --- errors and shutdown ------------------------------------------------------------------------------------
     def show_error(self, failure: WorkerFailure | BaseException | str) -> QMessageBox:
-        """A non-modal warning with the message (typed errors name the file) and the traceback behind Details."""
-        from ui.widgets.errors import show_worker_error
-
-        title = getattr(failure, "name", "") or "medapp"
-        box = show_worker_error(self, title, failure)
+        """A non-modal warning (the window stays usable behind it) with the message — typed errors name the file —
+        and the traceback behind "Show Details…"."""
+        if isinstance(failure, WorkerFailure):
+            title, kind, message, details = failure.name or "medapp", failure.exc_type, failure.message, failure.traceback
+        elif isinstance(failure, BaseException):
+            title, kind, message, details = "medapp", type(failure).__name__, str(failure), ""
+        else:
+            title, kind, message, details = "medapp", "", str(failure), ""
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message or kind or "Unknown error",
+                          QMessageBox.StandardButton.Ok, self)
+        if kind:
+            box.setInformativeText(f"({kind}) The window is still usable; nothing else was changed.")
+        if details:
+            box.setDetailedText(details)
+        box.setObjectName("workerErrorBox")
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.error_boxes.append(box)
         box.finished.connect(lambda _=0, b=box: self.error_boxes.remove(b) if b in self.error_boxes else None)
-        summary = failure.summary() if isinstance(failure, WorkerFailure) else str(failure)
+        box.show()
+        summary = failure.summary() if isinstance(failure, WorkerFailure) else (message or kind)
         self.context.show_message(summary)
         return box
 

@@ -114,8 +114,7 @@ def test_open_errors_keep_the_window_alive(qtbot, make_window, tmp_path, example
     qtbot.waitUntil(lambda: len(window.error_boxes) == 2, timeout=5000)
     texts = sorted(box.text() for box in window.error_boxes)
     assert any("broken.dcm" in t for t in texts) and any("nope.dcm" in t for t in texts)
-    assert all(not box.isModal() or box.windowModality() != Qt.WindowModality.ApplicationModal
-               for box in window.error_boxes)
+    assert all(box.windowModality() == Qt.WindowModality.NonModal and box.isVisible() for box in window.error_boxes)
     # a crash inside any worker is a dialog too, and the window keeps working
     def explode():
         raise RuntimeError("worker blew up")
@@ -195,3 +194,57 @@ def test_cli_gui_reports_a_missing_frontend(monkeypatch):
     monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [])
     with pytest.raises(UserError, match="not installed"):
         gui.load_frontend()
+
+
+def test_uncaught_exceptions_become_dialogs(qtbot, make_window):
+    """Exceptions outside workers (a slot, a plain thread) go to the error dialog through the installed hooks."""
+    import threading
+
+    from ui.app import install_exception_hooks
+
+    window = make_window()
+    old_sys, old_thread = sys.excepthook, threading.excepthook
+    try:
+        install_exception_hooks(window)
+        try:
+            raise KeyError("slot failed")
+        except KeyError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+        try:
+            raise OSError("thread failed")
+        except OSError as exc:
+            args = types.SimpleNamespace(exc_type=OSError, exc_value=exc, exc_traceback=exc.__traceback__,
+                                         thread=threading.current_thread())
+            threading.excepthook(args)
+        qtbot.waitUntil(lambda: len(window.error_boxes) == 2, timeout=5000)
+    finally:
+        sys.excepthook, threading.excepthook = old_sys, old_thread
+    texts = " ".join(b.text() for b in window.error_boxes)
+    assert "slot failed" in texts and "thread failed" in texts
+    assert window.isVisible()
+    box = window.show_key_help()
+    assert "Right-drag" in box.text() and not box.isModal()
+
+
+def test_gpu_memory_text_reads_torch_only_when_loaded(monkeypatch):
+    from ui.status import gpu_memory_text
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert gpu_memory_text() == ""
+    cuda = types.SimpleNamespace(is_available=lambda: True, is_initialized=lambda: True,
+                                 mem_get_info=lambda: (6e9, 24e9))
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert gpu_memory_text() == "GPU 18.0/24.0 GB"
+
+
+def test_cli_gui_screenshot_reports_unreadable_input(tmp_path):
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", MEDAPP_HOME=str(tmp_path / "home"))
+    missing = tmp_path / "no_such_study.dcm"
+    proc = subprocess.run(
+        [sys.executable, "-m", "medapp", "gui", str(missing), "--screenshot", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 2
+    assert "no_such_study.dcm" in proc.stderr and "Traceback" not in proc.stderr
+    assert out.is_file()  # the window (welcome page) is still saved

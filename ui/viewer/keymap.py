@@ -52,3 +52,25 @@ def slice_target(action: str, arg: int, current: int, n_frames: int, shift: bool
     else:
         raise ValueError(f"not a slice action: {action}")
     return max(0, min(last, target))
+
+
+#: What the Help → Keyboard and mouse dialog lists (kept next to the tables it describes).
+HELP: tuple[tuple[str, str, str], ...] = (
+    ("Images", "↓ → / ↑ ←", "next / previous slice (Shift: 10 slices)"),
+    ("Images", "PgDn / PgUp", "a tenth of the series forward / back (at least 10)"),
+    ("Images", "Home / End", "first / last slice"),
+    ("Images", "Wheel", "scroll slices (single images: zoom)"),
+    ("Images", "Right-drag", "window / level: horizontal = width, vertical = level"),
+    ("Images", "1 … 9, 0", "window presets (the file's own first), 0 = the file's default"),
+    ("Images", "Space", "cine at the file's frame time"),
+    ("Images", "F / O / + −", "fit / 1:1 pixels / zoom"),
+    ("Images", "V / P", "overlay / patient data in the overlay"),
+    ("Both", "Ctrl+wheel", "zoom at the cursor"),
+    ("Both", "Left-drag", "pan (with the region tool: draw the region the model sees)"),
+    ("Both", "R / Esc", "region tool on/off / clear the region"),
+    ("Slides", "Wheel", "zoom at the cursor"),
+    ("Slides", "1 … 6", "1.25× 2.5× 5× 10× 20× 40×"),
+    ("Slides", "+ / −", "next / previous magnification step"),
+    ("Slides", "Arrows", "pan a quarter screen"),
+    ("Slides", "F", "fit the slide"),
+)
