@@ -25,6 +25,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from ui.widgets.images import small_copy
 from ui.workers import Worker, WorkerFailure
 
 __all__ = ["ChatTurn", "JobHandle", "ModelBridge", "ModelNotReady", "WorkerFailure"]
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 # A job is called as job(on_token=..., progress=..., cancel=...) and returns its result.
 Job = Callable[..., Any]
 
+
+#: longest side of the thumbnails the jobs make for the panels (in the worker, so the UI thread only draws them)
+THUMBNAIL_PX = 128
 
 # Session `Turn.stop_reason` values meaning the clinician pressed Stop.
 _STOPPED = frozenset({"cancelled", "cancel", "stopped"})
@@ -196,6 +200,15 @@ class ModelBridge(QObject):
         handle.finished.connect(lambda h=handle: self._live.discard(h))
         return handle
 
+    def preview(self, model_input: Any) -> JobHandle:
+        """A job rendering `model_input` off the UI thread; result `(key, thumbnail, (width, height))`."""
+
+        def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> tuple[str, Any, Any]:
+            image = model_input.image
+            return model_input.key, small_copy(image, THUMBNAIL_PX), image.size
+
+        return self.make_job("Preview model input", job)
+
     def cancel_all(self) -> None:
         for handle in list(self._live):
             handle.cancel()
@@ -262,14 +275,15 @@ class ModelBridge(QObject):
     def ask(self, model_input: Any, question: str) -> JobHandle:
         """A job answering `question` about `model_input` (the earlier turns about the same image are sent as
         context). The turn — stopped or not — is stored in the history before `succeeded` / `cancelled` fires, so
-        the panel re-renders from the history alone. The result is `(key, ChatTurn)`. `progress` carries `("input", PIL image)` once the exact
-        model input has been rendered (for slides that happens in the worker)."""
+        the panel re-renders from the history alone. The result is `(key, ChatTurn)`. `progress` carries
+        `("input", image, thumbnail)` once the exact model input is rendered (in the worker, like everything slow).
+        """
         label = self.model_label()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> tuple[str, ChatTurn]:
-            image = model_input.image  # renders here, off the UI thread, for slides
+            image = model_input.image  # renders here, off the UI thread
             key = model_input.key
-            progress(("input", image))
+            progress(("input", image, small_copy(image, THUMBNAIL_PX)))
             history = [(t.question, t.answer) for t in self.chat_history(key) if not t.stopped]
             engine = self.engine()
             settings = self._settings()
@@ -315,7 +329,6 @@ class ModelBridge(QObject):
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
             image = model_input.image
-            progress(("input", image))
             return self.jobs.draft_report(self.engine(), image, on_token=on_token, cancel=cancel, **kwargs)
 
         return self.make_job("Draft report", job)

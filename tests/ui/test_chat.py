@@ -4,6 +4,7 @@ session, copy, ask about region, and a worker failure that leaves the panel aliv
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,12 +39,17 @@ class CtViewer:
         self.stack = dicom_io.open_path(path)
         self.window = dicom_io.Window(40.0, 400.0)
         self.region: tuple[int, int, int, int] | None = None
+        self.render_threads: list[int] = []
         ctx.set_input_provider(self.provide)
+
+    def _render(self, window, roi):
+        self.render_threads.append(threading.get_ident())
+        return self.stack.render_rgb(0, window, region=roi)
 
     def provide(self, use_region: bool = True) -> ModelInput:
         stack, window, roi = self.stack, self.window, self.region if use_region else None
         return ModelInput(
-            lambda: stack.render_rgb(0, window, region=roi),
+            lambda: self._render(window, roi),
             description=f"CT slice 1 · W {window.width:g} / L {window.center:g}",
             source=stack.path,
             region=roi,
@@ -114,6 +120,7 @@ def test_answer_streams_in_and_is_marked_as_ai(qtbot, panel, ctx):
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     _answer(panel, qtbot, "Is there any abnormality?")
+    qtbot.waitUntil(lambda: panel.input_label.text().startswith("Sent to the model"))
     panel.grab().save(str(SCREENSHOTS / "chat_answer.png"))
 
 
@@ -187,3 +194,14 @@ def test_failure_in_worker_shows_dialog_and_panel_lives(qtbot, panel):
     assert "xxxxxxxx" not in panel.transcript.toPlainText(), "a failed question is not kept as a turn"
     _answer(panel, qtbot, "Still working?")
     assert panel.last_answer().question == "Still working?"
+
+
+def test_pixels_are_rendered_off_the_ui_thread(qtbot, panel):
+    import dicom_io
+
+    ui_thread = threading.get_ident()
+    qtbot.waitUntil(lambda: panel.thumbnail.pixmap() is not None and not panel.thumbnail.pixmap().isNull())
+    panel.viewer.show(window=dicom_io.Window(300.0, 1500.0), region=(0, 0, 64, 64))
+    qtbot.waitUntil(lambda: "Will be sent" in panel.input_label.text() and "px" in panel.input_label.text())
+    _answer(panel, qtbot, "Where was this rendered?")
+    assert panel.viewer.render_threads and ui_thread not in panel.viewer.render_threads

@@ -40,21 +40,16 @@ AI_LABEL = "AI output · not reviewed"
 _AI_STYLE = "background:#fff4e0; border-left:4px solid #d98c00; padding:4px;"
 
 
-def _describe_input(model_input: Any, image: Any = None) -> str:
+def _describe_input(model_input: Any, size: tuple[int, int] | None = None) -> str:
     """One line about what the model is given: the viewer's description, the region and the pixel size."""
     parts = [str(getattr(model_input, "description", "") or "image")]
     region = getattr(model_input, "region", None)
     if region is not None:
         x, y, w, h = (int(v) for v in region)
         parts.append(f"region {w}×{h} at ({x}, {y})")
-    if image is not None:
-        parts.append(f"{image.width}×{image.height} px")
+    if size is not None:
+        parts.append(f"{size[0]}×{size[1]} px")
     return " · ".join(parts)
-
-
-def _renders_slowly(model_input: Any) -> bool:
-    """Slide views read the pyramid from disk: render those in the worker, never on the UI thread."""
-    return getattr(model_input, "kind", "") == "slide"
 
 
 class ChatPanel(QWidget):
@@ -76,6 +71,9 @@ class ChatPanel(QWidget):
         self._job_input: Any = None
         self.sent_image: Any = None  # the exact PIL image the model was given for the last question
         self._sent_key: str | None = None
+        self._sent_thumb: Any = None
+        self._preview_serial = 0
+        self._preview_pending = False
         self._shown_key: str | None = None
         self.last_error_box = None
         self._build()
@@ -167,25 +165,33 @@ class ChatPanel(QWidget):
             self.thumbnail.setText("no image")
             self.input_label.setText("Open an image to ask about it.")
             self._shown_key = None
+            self._preview_pending = False
             self.transcript.clear()
             return
-        if _renders_slowly(model_input):
-            # Rendering a slide view here would block the UI thread; it is rendered (and shown) when asked.
-            self.thumbnail.clear()
-            self.thumbnail.setText("slide view")
-            self.input_label.setText(f"Will be sent: {_describe_input(model_input)}")
-            return
-        if self.sent_image is not None and model_input.key == self._sent_key:
-            self._show_thumbnail(model_input, self.sent_image, "Sent to the model")
-        else:
-            self._show_thumbnail(model_input, model_input.image, "Will be sent to the model")
-        if model_input.key != self._shown_key:
-            self._shown_key = model_input.key
-            self._render_history(model_input.key)
+        # Rendering and hashing the pixels can take long (slides, large photos): done in a worker, shown when ready.
+        self.input_label.setText(f"Will be sent to the model: {_describe_input(model_input)}")
+        self._preview_serial += 1
+        self._preview_pending = True
+        job = self._bridge.preview(model_input)
+        job.succeeded.connect(lambda result, n=self._preview_serial, m=model_input: self._on_preview(n, m, *result))
+        job.failed.connect(lambda failure: self.input_label.setText(f"Cannot render the image: {failure.message}"))
+        job.start()
 
-    def _show_thumbnail(self, model_input: Any, image: Any, verb: str) -> None:
-        self.thumbnail.setPixmap(thumbnail_pixmap(image, THUMB_PX - 4))
-        text = f"{verb}: {_describe_input(model_input, image)}"
+    def _on_preview(self, serial: int, model_input: Any, key: str, thumb: Any, size: tuple[int, int]) -> None:
+        if serial != self._preview_serial or self.is_busy:
+            return  # a newer view (or a question) superseded this preview
+        self._preview_pending = False
+        if key == self._sent_key and self._sent_thumb is not None:
+            self._show_thumbnail(model_input, self._sent_thumb, size, "Sent to the model")
+        else:
+            self._show_thumbnail(model_input, thumb, size, "Will be sent to the model")
+        if key != self._shown_key:
+            self._shown_key = key
+            self._render_history(key)
+
+    def _show_thumbnail(self, model_input: Any, thumb: Any, size: tuple[int, int], verb: str) -> None:
+        self.thumbnail.setPixmap(thumbnail_pixmap(thumb, THUMB_PX - 4))
+        text = f"{verb}: {_describe_input(model_input, size)}"
         self.input_label.setText(text)
         self.thumbnail.setToolTip(text)
 
@@ -228,9 +234,11 @@ class ChatPanel(QWidget):
             self.status.setText("Open an image first.")
             return None
         self.question.clear()
-        if not _renders_slowly(model_input) and model_input.key != self._shown_key:
-            self._shown_key = model_input.key
-            self._render_history(model_input.key)
+        if self._preview_pending:  # which conversation this image belongs to is known only once it is rendered
+            self._preview_serial += 1
+            self._preview_pending = False
+            self._shown_key = None
+            self.transcript.clear()
         self._job_input = model_input
         cursor = self.transcript.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
@@ -270,9 +278,9 @@ class ChatPanel(QWidget):
         self.transcript.ensureCursorVisible()
 
     def _on_progress(self, event: Any) -> None:
-        if isinstance(event, tuple) and len(event) == 2 and event[0] == "input" and self._job_input is not None:
-            self.sent_image = event[1]
-            self._show_thumbnail(self._job_input, event[1], "Sent to the model")
+        if isinstance(event, tuple) and len(event) == 3 and event[0] == "input" and self._job_input is not None:
+            _, self.sent_image, self._sent_thumb = event
+            self._show_thumbnail(self._job_input, self._sent_thumb, self.sent_image.size, "Sent to the model")
 
     def _on_done(self, result: Any) -> None:
         if self._job is None:
@@ -287,8 +295,11 @@ class ChatPanel(QWidget):
     def _on_failed(self, failure: Any) -> None:
         self.status.setText("The model failed; see the message.")
         self.last_error_box = show_worker_error(self, "Question failed", failure)
+        # Drop the half-streamed answer: the history holds no failed turns.
         if self._shown_key is not None:
-            self._render_history(self._shown_key)  # drop the half-streamed answer; history has no failed turns
+            self._render_history(self._shown_key)
+        else:
+            self.transcript.clear()
 
     def _on_finished(self) -> None:
         self._job = None

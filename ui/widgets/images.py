@@ -6,7 +6,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 
-__all__ = ["pil_to_qimage", "thumbnail_pixmap"]
+__all__ = ["pil_to_qimage", "thumbnail_pixmap", "small_copy"]
 
 
 def pil_to_qimage(image: Image.Image) -> QImage:
@@ -22,3 +22,11 @@ def thumbnail_pixmap(image: Image.Image, size: int) -> QPixmap:
     """A pixmap of `image` scaled to fit a `size`×`size` box, aspect ratio kept, smooth filtering."""
     pixmap = QPixmap.fromImage(pil_to_qimage(image))
     return pixmap.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+
+
+def small_copy(image: Image.Image, size: int) -> Image.Image:
+    """A copy of `image` fitting a `size`×`size` box (PIL only, so a worker thread can make it: scaling a large
+    image is the slow part of a thumbnail and must not run on the UI thread)."""
+    copy = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    copy.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return copy
