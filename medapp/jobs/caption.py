@@ -243,6 +243,9 @@ def caption_batch(
                 except (InputError, UserError) as exc:
                     fail(item, _one_line(exc))
                     continue
+                except Exception as exc:  # e.g. a decoder bug on one odd file: report it, keep the batch going
+                    fail(item, f"{item.path}: cannot render ({type(exc).__name__}: {_one_line(exc)})")
+                    continue
                 ready.append((item, loaded.image))
             if ready:
                 images = [image for _, image in ready]

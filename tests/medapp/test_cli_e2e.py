@@ -75,3 +75,15 @@ def test_report_deidentified(cli_engine, ct_small: Path, tmp_path: Path, medapp_
 def test_report_missing_output_folder(cli_engine, ct_small: Path, tmp_path: Path, medapp_home: Path, capsys) -> None:
     assert main(["report", str(ct_small), "-o", str(tmp_path / "no" / "r.pdf")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_ask_about_a_slide_region_and_a_png(cli_engine, tiled_tiff_slide: Path, golden_dir: Path, medapp_home: Path,
+                                            capsys) -> None:
+    assert main(["ask", str(tiled_tiff_slide), "What tissue?", "--region", "512,512,1024,1024",
+                 "--max-new-tokens", "3"]) == 0
+    assert capsys.readouterr().out.strip()
+    assert main(["ask", str(tiled_tiff_slide), "q", "--region", "5000,5000,10,10"]) == 2  # outside the slide
+    assert "outside" in capsys.readouterr().err
+    assert main(["ask", str(golden_dir / "cases-v2" / "pub_800x600.png"), "Describe.", "--max-new-tokens", "3"]) == 0
+    entries = [json.loads(x) for x in paths.audit_path().read_text().splitlines()]
+    assert [e["details"].get("kind") for e in entries if e["event"] == "open"] == ["slide", "image"]
