@@ -248,3 +248,23 @@ def test_cli_gui_screenshot_reports_unreadable_input(tmp_path):
     assert proc.returncode == 2
     assert "no_such_study.dcm" in proc.stderr and "Traceback" not in proc.stderr
     assert out.is_file()  # the window (welcome page) is still saved
+
+
+@pytest.mark.slow
+def test_load_golden_tiny_model_from_settings(qtbot, tmp_path, monkeypatch, v2_checkpoint):
+    """Settings name the tiny golden checkpoint: the status goes not loaded → loading → ready on CPU, UI alive."""
+    monkeypatch.setenv("MEDAPP_HOME", str(tmp_path / "home"))
+    from medapp.settings import Settings
+    from ui.context import AppContext
+    from ui.main_window import MainWindow
+
+    window = MainWindow(AppContext(settings=Settings(model_dir=str(v2_checkpoint))))
+    qtbot.addWidget(window)
+    label = window.status.model_label
+    qtbot.waitUntil(lambda: label.text() == "Model not loaded", timeout=20000)
+    assert label.toolTip() == str(v2_checkpoint)
+    window.load_model()
+    assert label.text().startswith("Model loading")
+    qtbot.waitUntil(lambda: label.text() == "Model ready on CPU", timeout=180000)
+    assert window.context.model.engine.info.model_id == "dragonfly-v2-tiny"
+    window.close()
