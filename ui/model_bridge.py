@@ -311,6 +311,7 @@ class ModelBridge(QObject):
 
     # -- reports -----------------------------------------------------------------------------------------------
     def _report_kwargs(self, model_input: Any, indication: str) -> dict[str, Any]:
+        """Everything `draft_report` needs but the image; call it in the worker (`dataset` may read the disk)."""
         return {
             "modality": getattr(model_input, "modality", None),
             "indication": indication,
@@ -325,9 +326,8 @@ class ModelBridge(QObject):
     def draft_report(self, model_input: Any, indication: str) -> JobHandle:
         """A job drafting a `reports.Report` about `model_input` (`medapp.jobs.draft_report`); tokens stream.
         A stopped draft is not applied by the panel (it would replace the report with a fragment)."""
-        kwargs = self._report_kwargs(model_input, indication)
-
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
+            kwargs = self._report_kwargs(model_input, indication)
             image = model_input.image
             return self.jobs.draft_report(self.engine(), image, on_token=on_token, cancel=cancel, **kwargs)
 
@@ -337,11 +337,12 @@ class ModelBridge(QObject):
         """A job returning fresh text for section `key` only (a new draft from the same image and indication, of
         which only that section is kept). The panel applies it to the report as it is when the job ends, so edits
         made meanwhile to other sections survive. The core has no per-section prompt yet (see the report)."""
-        kwargs = self._report_kwargs(model_input, indication)
-        kwargs["modality"] = getattr(report, "modality", None) or kwargs["modality"]
-        kwargs["audit"] = None  # the full-draft audit entry would misdescribe a one-section regeneration
+        modality = getattr(report, "modality", None)
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> str:
+            kwargs = self._report_kwargs(model_input, indication)
+            kwargs["modality"] = modality or kwargs["modality"]
+            kwargs["audit"] = None  # the full-draft audit entry would misdescribe a one-section regeneration
             draft = self.jobs.draft_report(self.engine(), model_input.image, on_token=on_token, cancel=cancel, **kwargs)
             if cancel.is_set():
                 return ""
@@ -352,6 +353,8 @@ class ModelBridge(QObject):
     def export_report(
         self, report: Any, path: Path, *, kind: str, deidentified: bool = False, source: Any = None
     ) -> JobHandle:
+        # `source`: the pydicom header to file the DICOM PDF under, or the ModelInput whose `dataset` it is (read
+        # in the worker, since it may touch the disk).
         """A job writing `report` as a PDF (`kind="pdf"`) or a DICOM Encapsulated PDF (`kind="dicom"`) to `path`
         with `medapp.jobs.export.export_report` (de-identification, letterhead, audit); result: the path. The report
         is copied first, so edits made during the export do not race the renderer."""
@@ -364,8 +367,18 @@ class ModelBridge(QObject):
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Path:
             from medapp.jobs.export import export_report
 
+            header = source.dataset if hasattr(source, "dataset") and hasattr(source, "image") else source
+            wanted = snapshot.identifiers.study_instance_uid
+            found = str(header.get("StudyInstanceUID", "")) if header is not None else ""
+            if kind == "dicom" and wanted and found and found != wanted:
+                from medapp.errors import UserError
+
+                raise UserError(
+                    "the image on screen belongs to another study than the report; open the report's study to "
+                    "file the DICOM PDF into it"
+                )
             return export_report(
-                snapshot, path, kind=kind, deidentified=deidentified, source=source, settings=settings, audit=audit
+                snapshot, path, kind=kind, deidentified=deidentified, source=header, settings=settings, audit=audit
             )
 
         return self.make_job("Export report", job)

@@ -208,6 +208,20 @@ def test_export_dicom_pdf_deidentified(qtbot, panel, ct, tmp_path):
     assert ds.StudyInstanceUID == source.StudyInstanceUID and str(ds.PatientName) == str(source.PatientName)
 
 
+def test_dicom_export_refuses_another_study(qtbot, panel, ctx, pydicom_test_files, tmp_path):
+    import dicom_io
+
+    _generate(qtbot, panel)
+    restarted = ReportPanel(ctx, ModelBridge(ctx))  # after a restart the draft's own image is not known
+    qtbot.addWidget(restarted)
+    mr = dicom_io.open_path(pydicom_test_files / "MR_small.dcm")
+    ctx.set_input_provider(lambda use_region=True: ModelInput(
+        lambda: mr.render_rgb(0), description="MR", source=mr.path, modality="MR", dataset=lambda: mr.dataset(0)))
+    _run(qtbot, restarted.export_dicom(tmp_path / "wrong.dcm"))
+    qtbot.waitUntil(lambda: restarted.last_error_box is not None)
+    assert "another study" in restarted.last_error_box.text() and not (tmp_path / "wrong.dcm").exists()
+
+
 def test_failure_in_worker_shows_dialog_and_panel_lives(qtbot, panel):
     from medapp.jobs.report import MAX_INDICATION_CHARS
 

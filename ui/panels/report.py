@@ -123,6 +123,7 @@ class ReportPanel(QWidget):
         self.last_pdf: Path | None = None
         self.last_error_box: QMessageBox | None = None
         self._draft_job: JobHandle | None = None
+        self._source_input: Any = None  # the ModelInput the current draft was made from (for the DICOM export)
         self._section_jobs: dict[str, JobHandle] = {}
         self._editors: dict[str, SectionEditor] = {}
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
@@ -303,6 +304,7 @@ class ReportPanel(QWidget):
                 return None
         self.save_now()
         job = self._bridge.draft_report(model_input, self.indication.text().strip())
+        job.succeeded.connect(lambda _r, m=model_input: setattr(self, "_source_input", m))
         self.stream_view.clear()
         self.stream_view.show()
         job.token.connect(self._on_stream_token)
@@ -442,8 +444,9 @@ class ReportPanel(QWidget):
 
     def _export(self, kind: str, target: Path) -> JobHandle:
         self.save_now()
-        model_input = self._ctx.current_model_input()
-        source = getattr(model_input, "dataset", None) if model_input is not None else None
+        source = None
+        if kind == "dicom":  # the header of the image the draft came from (read in the worker), else what is shown
+            source = self._source_input if self._source_input is not None else self._ctx.current_model_input()
         job = self._bridge.export_report(
             self.report, target, kind=kind, deidentified=self.deid_check.isChecked(), source=source
         )
