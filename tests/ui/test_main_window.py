@@ -251,8 +251,9 @@ def test_cli_gui_screenshot_reports_unreadable_input(tmp_path):
 
 
 @pytest.mark.slow
-def test_load_golden_tiny_model_from_settings(qtbot, tmp_path, monkeypatch, v2_checkpoint):
-    """Settings name the tiny golden checkpoint: the status goes not loaded → loading → ready on CPU, UI alive."""
+def test_load_golden_tiny_model_from_settings(qtbot, tmp_path, monkeypatch, v2_checkpoint, example_ct, screenshots):
+    """Settings name the tiny golden checkpoint: the status goes not loaded → loading → ready on CPU; then a question
+    about the CT on screen streams an answer into the integrated chat panel (screenshot)."""
     monkeypatch.setenv("MEDAPP_HOME", str(tmp_path / "home"))
     from medapp.settings import Settings
     from ui.context import AppContext
@@ -267,4 +268,17 @@ def test_load_golden_tiny_model_from_settings(qtbot, tmp_path, monkeypatch, v2_c
     assert label.text().startswith("Model loading")
     qtbot.waitUntil(lambda: label.text() == "Model ready on CPU", timeout=180000)
     assert window.context.model.engine.info.model_id == "dragonfly-v2-tiny"
+    window.resize(1400, 860)
+    window.show()
+    with qtbot.waitSignal(window.document_shown, timeout=20000):
+        window.open_paths([example_ct])
+    _settle(qtbot, window)
+    panel = window.chat_panel
+    with qtbot.waitSignal(panel.answer_finished, timeout=120000) as blocker:
+        panel.ask("What does this CT slice show?")
+    key, turn = blocker.args
+    assert key == window.context.current_model_input().key  # the answer is about exactly what is on screen
+    assert turn.answer.strip()
+    _settle(qtbot, window)
+    window.grab().save(str(screenshots / "main_window_ct_chat.png"))
     window.close()
