@@ -227,3 +227,28 @@ def test_tag_browser_search(qtbot, example_ct):
 )
 def test_slice_target(action, arg, current, shift, expected):
     assert slice_target(action, arg, current, 100, shift) == expected
+
+
+def test_plain_colour_image_has_no_window_and_goes_to_model_unchanged(qtbot, app_context, tmp_path, grab):
+    from PIL import Image
+
+    rgb = np.zeros((60, 90, 3), np.uint8)
+    rgb[:, :45] = (200, 30, 30)
+    rgb[:, 45:] = (20, 40, 220)
+    path = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(path)
+    viewer = _show(qtbot, app_context, path)
+    assert viewer.state.colour and viewer.state.window is None and viewer.state.choices == []
+    _right_drag(viewer, QPoint(200, 200), QPoint(260, 150))  # no window to change: nothing happens
+    assert viewer.state.window is None
+    qtbot.keyClick(viewer, Qt.Key.Key_1)
+    assert viewer.state.window is None
+    assert np.array_equal(np.asarray(app_context.current_model_input().image), rgb)
+    centre = grab(viewer.viewport())[200, 100]  # left half on screen is red
+    assert centre[0] > 150 and centre[2] < 80
+
+
+def test_dicomdir_file_opens_as_collection(pydicom_test_files):
+    kind, _, collection, _ = open_job(pydicom_test_files / "dicomdirtests" / "DICOMDIR")
+    assert kind == "collection"
+    assert sum(len(st.series) for p in collection.patients for st in p.studies) >= 10
