@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from medapp import paths
+from medapp.errors import UserError
 
-__all__ = ["AuditLog", "AuditError", "VerifyResult", "verify", "EVENTS", "DETAIL_KEYS", "GENESIS"]
+__all__ = ["AuditLog", "AuditError", "AuditWriteError", "VerifyResult", "verify", "EVENTS", "DETAIL_KEYS", "GENESIS"]
 
 GENESIS = "0" * 64
 EVENTS = frozenset({"open", "ask", "report", "sign", "export", "caption", "deid", "model"})
@@ -47,7 +48,12 @@ DETAIL_KEYS = _SAFE_KEYS | {_OPT_IN_QUESTION, _OPT_IN_FILE_NAMES}
 
 
 class AuditError(Exception):
-    """The audit log cannot be written or a caller passed a detail the log must not hold."""
+    """A caller passed an event or a detail the log must not hold (a programming error)."""
+
+
+class AuditWriteError(UserError):
+    """The audit log cannot be appended to (permissions, disk, lock, a damaged last line). Jobs fail closed on it:
+    no model use goes unaudited."""
 
 
 def _canonical(obj: Mapping[str, Any]) -> str:
@@ -127,18 +133,23 @@ class AuditLog:
         return self._append(body)
 
     def _append(self, body: dict[str, Any]) -> dict[str, Any]:
-        from filelock import FileLock
+        from filelock import FileLock, Timeout
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock", timeout=30):
-            seq, prev = _tail(self.path)
-            entry = {"seq": seq + 1, "prev": prev, **body}
-            entry["hash"] = _entry_hash(prev, entry)
-            line = _canonical(entry) + "\n"
-            with open(self.path, "a", encoding="utf-8", newline="\n") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.path) + ".lock", timeout=30):
+                seq, prev = _tail(self.path)
+                entry = {"seq": seq + 1, "prev": prev, **body}
+                entry["hash"] = _entry_hash(prev, entry)
+                line = _canonical(entry) + "\n"
+                with open(self.path, "a", encoding="utf-8", newline="\n") as fh:
+                    fh.write(line)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        except Timeout:
+            raise AuditWriteError(f"{self.path}: the audit log is locked by another medapp process (waited 30 s)") from None
+        except OSError as exc:
+            raise AuditWriteError(f"{self.path}: cannot write the audit log ({exc.strerror or exc})") from exc
         return entry
 
 
@@ -163,7 +174,7 @@ def _tail(path: Path) -> tuple[int, str]:
         last = json.loads(lines[-1])
         return int(last["seq"]), str(last["hash"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise AuditError(
+        raise AuditWriteError(
             f"{path}: the last line of the audit log is damaged; run `medapp audit verify {path}` "
             "and move the file aside before logging again"
         ) from exc

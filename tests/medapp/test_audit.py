@@ -118,3 +118,18 @@ def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
         t.join()
     result = verify(path)
     assert result.ok and result.entries == 60
+
+
+def test_unwritable_or_damaged_log_is_a_user_error(tmp_path: Path) -> None:
+    from medapp.audit import AuditWriteError
+    from medapp.errors import UserError
+
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    with pytest.raises(UserError, match="cannot write the audit log"):
+        AuditLog(blocked / "audit.jsonl").record("open", inputs=[H])
+    damaged = tmp_path / "d.jsonl"
+    AuditLog(damaged).record("open", inputs=[H])
+    damaged.write_text(damaged.read_text() + '{"seq": 2, "trunc')
+    with pytest.raises(AuditWriteError, match="damaged"):
+        AuditLog(damaged).record("open", inputs=[H])
