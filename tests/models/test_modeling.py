@@ -186,3 +186,31 @@ def test_4bit_llm_with_unquantised_vision(v2_checkpoint: Path, dragonfly_models:
     print(f"4-bit vs float32 first-step logits: corr {corr:.4f}, mean |diff| {float((first - exact).abs().mean()):.4f}")
     assert corr > 0.9
     assert float((first - exact).abs().mean()) < 0.1 * float(exact.abs().max())
+
+
+def test_generate_from_kept_image_features_and_prefix_cache(dragonfly_models: dict, dragonfly_processors: dict, golden_dir: Path) -> None:
+    """What an engine does: encode once, prefill the image block once, then answer from a copy of that cache."""
+    import copy
+
+    from transformers import DynamicCache
+
+    model, proc = dragonfly_models["v1"], dragonfly_processors["v1"]
+    batch = proc(text=[PROMPT], images=[_image(golden_dir, "pub_800x600")], return_tensors="pt", is_generate=True)
+    with torch.no_grad():
+        fresh = model.generate(**batch, max_new_tokens=5, do_sample=False, eos_token_id=EOS)
+        feats = model.get_image_features(batch["image_patches"])
+        kept = model.generate(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            image_patches_indices=batch["image_patches_indices"], image_features=feats,
+            max_new_tokens=5, do_sample=False, eos_token_id=EOS,
+        )
+        block = proc.layout.block_len
+        prefix = DynamicCache(config=model.config.text_config)
+        model(input_ids=batch["input_ids"][:, :block], image_patches_indices=batch["image_patches_indices"],
+              image_features=feats, past_key_values=prefix, use_cache=True)
+        reused = model.generate(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+            image_patches_indices=batch["image_patches_indices"], past_key_values=copy.deepcopy(prefix),
+            max_new_tokens=5, do_sample=False, eos_token_id=EOS,
+        )
+    assert torch.equal(kept, fresh) and torch.equal(reused, fresh)
