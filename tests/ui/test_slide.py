@@ -200,3 +200,27 @@ def test_zoom_step_keeps_previous_level_until_new_tiles_arrive(qtbot, app_contex
     _wait_idle(qtbot, viewer)
     viewer.slide.read_region = real
     assert not viewer._backdrop and {k.level for k in viewer._items} == {0}
+
+
+def test_slide_keys(qtbot, app_context, svs_slide):
+    from PySide6.QtCore import Qt
+
+    viewer = _slide_viewer(qtbot, app_context, svs_slide)
+    qtbot.keyClick(viewer, Qt.Key.Key_4)  # 10×
+    assert viewer.magnification == pytest.approx(10.0)
+    qtbot.keyClick(viewer, Qt.Key.Key_Plus)
+    assert viewer.magnification == pytest.approx(20.0)
+    qtbot.keyClick(viewer, Qt.Key.Key_Minus)
+    qtbot.keyClick(viewer, Qt.Key.Key_Minus)
+    assert viewer.magnification == pytest.approx(5.0)
+    qtbot.keyClick(viewer, Qt.Key.Key_5)  # 20×: the slide is larger than the screen
+    x0 = viewer.visible_rect()[0]
+    qtbot.keyClick(viewer, Qt.Key.Key_Right)
+    assert viewer.visible_rect()[0] > x0  # pans a quarter screen
+    qtbot.keyClick(viewer, Qt.Key.Key_R)
+    assert viewer.tool == "roi"
+    viewer.set_roi((10, 10, 100, 100))
+    qtbot.keyClick(viewer, Qt.Key.Key_Escape)
+    assert viewer.roi is None
+    qtbot.keyClick(viewer, Qt.Key.Key_F)
+    assert viewer.visible_rect() == pytest.approx((0, 0, 2048, 2048))

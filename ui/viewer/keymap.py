@@ -33,6 +33,23 @@ STACK_KEYS: dict[int, tuple[str, int]] = {
     Qt.Key.Key_V: ("toggle_overlay", 0),
 }
 
+#: slide viewer: key → (action, argument); magnification digits index MAG_STEPS (1 = 1.25× … 6 = 40×)
+SLIDE_KEYS: dict[int, tuple[str, int]] = {
+    **{getattr(Qt.Key, f"Key_{i}"): ("magnification", i - 1) for i in range(1, 7)},
+    Qt.Key.Key_Plus: ("mag_step", +1),
+    Qt.Key.Key_Equal: ("mag_step", +1),
+    Qt.Key.Key_Minus: ("mag_step", -1),
+    Qt.Key.Key_F: ("fit", 0),
+    Qt.Key.Key_Left: ("pan", 0),
+    Qt.Key.Key_Right: ("pan", 1),
+    Qt.Key.Key_Up: ("pan", 2),
+    Qt.Key.Key_Down: ("pan", 3),
+    Qt.Key.Key_R: ("roi_tool", 0),
+    Qt.Key.Key_Escape: ("clear_roi", 0),
+}
+#: pan direction (SLIDE_KEYS "pan" argument) → fraction of the viewport (dx, dy)
+PAN_STEPS: tuple[tuple[float, float], ...] = ((-0.25, 0.0), (0.25, 0.0), (0.0, -0.25), (0.0, 0.25))
+
 SHIFT_FACTOR = 10
 
 

@@ -23,6 +23,7 @@ from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView, QWidget
 
 from ui.context import AppContext, ModelInput
+from ui.viewer.keymap import PAN_STEPS, SLIDE_KEYS
 from ui.viewer.magnification import MAG_STEPS, base_magnification, format_mag, scale_bar, step_magnification
 from ui.viewer.minimap import Minimap
 from ui.viewer.overlay import paint_overlay
@@ -477,38 +478,27 @@ class SlideViewer(QGraphicsView):
         event.accept()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        key = event.key()
-        if self.slide is None:
+        binding = SLIDE_KEYS.get(event.key())
+        if self.slide is None or binding is None:
             super().keyPressEvent(event)
             return
-        digits = {getattr(Qt.Key, f"Key_{i + 1}"): mag for i, mag in enumerate(MAG_STEPS)}
-        vp = self.viewport().rect()
-        pan = {
-            Qt.Key.Key_Left: (-vp.width() / 4, 0),
-            Qt.Key.Key_Right: (vp.width() / 4, 0),
-            Qt.Key.Key_Up: (0, -vp.height() / 4),
-            Qt.Key.Key_Down: (0, vp.height() / 4),
-        }
-        if key in digits:
-            self.set_magnification(digits[key])
-        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
-            self.step_magnification(+1)
-        elif key == Qt.Key.Key_Minus:
-            self.step_magnification(-1)
-        elif key == Qt.Key.Key_F:
+        action, arg = binding
+        if action == "magnification":
+            self.set_magnification(MAG_STEPS[arg])
+        elif action == "mag_step":
+            self.step_magnification(arg)
+        elif action == "fit":
             self.fit()
-        elif key in pan:
-            dx, dy = pan[key]
-            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + int(dx))
-            self.verticalScrollBar().setValue(self.verticalScrollBar().value() + int(dy))
+        elif action == "pan":
+            vp = self.viewport().rect()
+            fx, fy = PAN_STEPS[arg]
             self._fit = False
-        elif key == Qt.Key.Key_R:
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + int(fx * vp.width()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() + int(fy * vp.height()))
+        elif action == "roi_tool":
             self.set_tool("pan" if self._tool == "roi" else "roi")
-        elif key == Qt.Key.Key_Escape:
+        elif action == "clear_roi":
             self.set_roi(None)
-        else:
-            super().keyPressEvent(event)
-            return
         event.accept()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
