@@ -37,10 +37,11 @@ class WelcomePage(QWidget):
         intro = QLabel(
             "Open a DICOM file, a folder or DICOMDIR, a whole-slide image or a picture — from the File menu, or "
             "drop it on this window. Ask the model about exactly what is on screen, draft a report, caption a "
-            "folder.<br><br><b>New here?</b> Open one of the example studies bundled with pydicom:"
+            "folder."
         )
         intro.setWordWrap(True)
-        intro.setTextFormat(Qt.TextFormat.RichText)
+        examples = QLabel("<b>New here?</b> Open one of the example studies bundled with pydicom:")
+        examples.setWordWrap(True)
         self.ct_button = QPushButton("Example CT")
         self.mr_button = QPushButton("Example MR")
         self.file_button = QPushButton("Open file…")
@@ -63,10 +64,12 @@ class WelcomePage(QWidget):
         self.recent.itemActivated.connect(lambda item: self.open_path.emit(Path(item.data(Qt.ItemDataRole.UserRole))))
         self.recent_label = QLabel("Recent")
         box = QWidget()
-        box.setMaximumWidth(560)
+        box.setFixedWidth(460)  # a fixed width keeps Qt's height-for-width of the wrapped labels exact
         inner = QVBoxLayout(box)
         inner.addWidget(title)
         inner.addWidget(intro)
+        inner.addSpacing(8)
+        inner.addWidget(examples)
         inner.addLayout(buttons)
         inner.addSpacing(12)
         inner.addWidget(self.recent_label)
