@@ -16,11 +16,10 @@ raise the window's generic dialog a second time. `ModelBridge.cancel_all()` stop
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -29,8 +28,6 @@ from ui.widgets.images import small_copy
 from ui.workers import Worker, WorkerFailure
 
 __all__ = ["ChatTurn", "JobHandle", "ModelBridge", "ModelNotReady", "WorkerFailure"]
-
-log = logging.getLogger(__name__)
 
 # A job is called as job(on_token=..., progress=..., cancel=...) and returns its result.
 Job = Callable[..., Any]
@@ -445,8 +442,9 @@ class ModelBridge(QObject):
 
     # -- settings ----------------------------------------------------------------------------------------------
     def check_model(self, folder: Path) -> JobHandle:
-        """A job running the checkpoint check on `folder` (headers, keys, shapes; hashes only if a manifest makes
-        that cheap). Result: the check's dict plus `summary`, one sentence for the settings dialog."""
+        """A job running `models.check.check_checkpoint` on `folder`: config, tensor names and shapes from the
+        safetensors headers, the quick hash check (no full re-hash: seconds, not minutes, on an 8B checkpoint).
+        Result: the check's dict plus `summary`, one sentence for the settings dialog."""
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> dict[str, Any]:
             from models.check import check_checkpoint
@@ -454,10 +452,13 @@ class ModelBridge(QObject):
             result = dict(check_checkpoint(folder, verify_hashes=False))
             if result.get("ok"):
                 n = result.get("n_params")
-                size = f", {n / 1e9:.2f} B parameters" if isinstance(n, int) and n >= 1e8 else (
-                    f", {n:,} parameters" if isinstance(n, int) else "")
-                result["summary"] = f"{result.get('model_id', folder.name)} (Dragonfly {result.get('version')}){size}, " \
-                    f"{result.get('dtype') or '?'} weights."
+                size = ""
+                if isinstance(n, int):
+                    size = f", {n / 1e9:.2f} B parameters" if n >= 10**8 else f", {n:,} parameters"
+                name = result.get("model_id") or folder.name
+                result["summary"] = (
+                    f"{name} (Dragonfly {result.get('version')}){size}, {result.get('dtype') or '?'} weights."
+                )
             else:
                 result["summary"] = "; ".join(result.get("problems") or ["the checkpoint is not usable"])
             return result

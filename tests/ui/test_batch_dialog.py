@@ -79,7 +79,8 @@ def test_small_folder_finishes_with_outputs_and_errors(qtbot, dialog, folder):
     assert "Finished: 7 captioned, 1 failed" in dialog.status.text()
     rows = read_caption_rows(out["csv"])
     assert len(rows) == 8 and sum(1 for r in rows if r.error) == 1
-    assert all(r.caption for r in rows if not r.error) and {r.model for r in rows if not r.error} == {"dragonfly-v2-tiny"}
+    assert all(r.caption for r in rows if not r.error)
+    assert {r.model for r in rows if not r.error} == {"dragonfly-v2-tiny"}
     jsonl = [json.loads(line) for line in out["jsonl"].read_text(encoding="utf-8").splitlines()]
     assert len(jsonl) == 8
     assert out["contact_sheet"].read_bytes().startswith(b"%PDF")

@@ -15,7 +15,8 @@ from ui.model_bridge import ModelBridge
 
 @pytest.fixture
 def ctx(qtbot):
-    c = AppContext(settings=Settings(clinician_name="Dr A", window_presets={"ct-lung": {"center": -600, "width": 1500}}))
+    presets = {"ct-lung": {"center": -600, "width": 1500}}
+    c = AppContext(settings=Settings(clinician_name="Dr A", window_presets=presets))
     yield c
     assert c.workers.shutdown(20000)
 

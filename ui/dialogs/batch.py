@@ -8,7 +8,6 @@ flight and pressing Start again carries on where it stopped. The dialog shows th
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,6 @@ from ui.widgets.errors import show_worker_error
 
 __all__ = ["BatchCaptionDialog", "format_eta"]
 
-log = logging.getLogger(__name__)
-
 
 def format_eta(seconds: float | None) -> str:
     """"ETA 1 min 05 s" / "ETA 2 h 03 min" / "" while unknown (before the first batch is done)."""
@@ -57,7 +54,9 @@ class BatchCaptionDialog(QDialog):
 
     batch_finished = Signal(object)
 
-    def __init__(self, ctx: Any, bridge: ModelBridge, parent: QWidget | None = None, *, folder: str | Path = "") -> None:
+    def __init__(
+        self, ctx: Any, bridge: ModelBridge, parent: QWidget | None = None, *, folder: str | Path = ""
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Caption a folder")
         self._ctx = ctx

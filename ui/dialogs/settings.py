@@ -10,7 +10,6 @@ warns (the check is advice: a checkpoint still being copied, say, can be fixed b
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,6 @@ from PySide6.QtWidgets import (
 from ui.model_bridge import JobHandle, ModelBridge
 
 __all__ = ["SettingsDialog"]
-
-log = logging.getLogger(__name__)
 
 _ERROR_STYLE = "color:#b3261e;"
 _OK_STYLE = "color:#1e6b34;"
@@ -188,7 +185,8 @@ class SettingsDialog(QDialog):
         self.validate()
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Dragonfly model folder", self.model_dir.text() or str(Path.home()))
+        start = self.model_dir.text() or str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Dragonfly model folder", start)
         if folder:
             self.model_dir.setText(folder)
             self.check_model()

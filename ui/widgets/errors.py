@@ -24,7 +24,9 @@ def show_worker_error(parent: QWidget, title: str, failure: Any) -> QMessageBox:
         kind = getattr(failure, "exc_type", None) or getattr(failure, "kind", "")
         message = getattr(failure, "message", "") or kind
         details = getattr(failure, "traceback", None) or getattr(failure, "details", "")
-    box = QMessageBox(QMessageBox.Icon.Warning, title, message or "Unknown error", QMessageBox.StandardButton.Ok, parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Warning, title, message or "Unknown error", QMessageBox.StandardButton.Ok, parent
+    )
     if kind:
         box.setInformativeText(f"({kind}) The window is still usable; nothing else was changed.")
     if details:
