@@ -20,6 +20,7 @@ _LAZY = {
     "DragonflyEngine": "models.engine",
     "EngineInfo": "models.engine",
     "Generation": "models.engine",
+    "build_prompt": "models.prompts",
 }
 
 __all__ = list(_LAZY)

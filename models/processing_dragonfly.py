@@ -86,6 +86,17 @@ class DragonflyProcessor(ProcessorMixin):
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         return cls(image_processor=image_processor, tokenizer=tokenizer, **options)
 
+    def save_pretrained(self, save_directory: str | os.PathLike[str], **kwargs: Any) -> list[str]:
+        """Write the official layout: preprocessor_config.json, processor_config.json and the tokenizer files."""
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = list(self.image_processor.save_pretrained(folder))
+        written += list(self.tokenizer.save_pretrained(folder))
+        config = {"image_encoding_style": self.image_encoding_style, "processor_class": type(self).__name__}
+        target = folder / "processor_config.json"
+        target.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        return [str(p) for p in written] + [str(target)]
+
     def _token_id(self, token: str) -> int:
         tid = self.tokenizer.convert_tokens_to_ids(token)
         if tid is None or tid == self.tokenizer.unk_token_id:

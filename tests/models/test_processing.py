@@ -198,3 +198,18 @@ def test_normalizer_arithmetic_equals_the_table_on_every_value() -> None:
     assert norm.exact_arithmetic
     every = np.arange(256, dtype=np.uint8).reshape(256, 1, 1, 1).repeat(3, axis=3)  # (256 crops of 1x1, 3 channels)
     np.testing.assert_array_equal(normalize_crops(every, norm), normalize_crops(every, normalization_lut(mean, std)))
+
+
+def test_save_pretrained_writes_the_official_layout(dragonfly_processors: dict, tmp_path: Path) -> None:
+    import json
+
+    from models.processing_dragonfly import DragonflyProcessor
+
+    dragonfly_processors["v1"].save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "processor_config.json").read_text())["image_encoding_style"] == "llava-hd"
+    assert (tmp_path / "preprocessor_config.json").is_file() and (tmp_path / "tokenizer.json").is_file()
+    again = DragonflyProcessor.from_pretrained(tmp_path)
+    image = Image.new("RGB", (90, 60), (30, 60, 90))
+    a = dragonfly_processors["v1"](text=[PROMPT], images=[image], is_generate=True)
+    b = again(text=[PROMPT], images=[image], is_generate=True)
+    assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["image_patches"][0], b["image_patches"][0])
