@@ -282,3 +282,15 @@ def test_load_golden_tiny_model_from_settings(qtbot, tmp_path, monkeypatch, v2_c
     _settle(qtbot, window)
     window.grab().save(str(screenshots / "main_window_ct_chat.png"))
     window.close()
+
+
+def test_tools_menu_opens_the_dialogs(qtbot, make_window):
+    window = make_window()
+    assert window.act_settings.isEnabled() and window.act_batch.isEnabled()
+    window.act_settings.trigger()
+    qtbot.waitUntil(lambda: window._settings_dialog.isVisible(), timeout=5000)
+    window._settings_dialog.close()
+    window.act_batch.trigger()
+    qtbot.waitUntil(lambda: window._batch_dialog.isVisible(), timeout=5000)
+    window._batch_dialog.close()
+    assert window.isVisible()
