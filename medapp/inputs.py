@@ -16,7 +16,7 @@ from typing import Any
 
 from medapp.errors import UserError
 
-__all__ = ["LoadedImage", "load_image", "parse_region", "MAX_REGION_SIDE"]
+__all__ = ["LoadedImage", "load_image", "parse_region", "record_open", "MAX_REGION_SIDE"]
 
 MAX_REGION_SIDE = 2048  # a slide region is read at the level that keeps its longest side at most this
 
@@ -97,3 +97,22 @@ def load_image(
         source = Path(stack.path) if Path(stack.path).is_file() else None
     modality = stack.metadata.get("modality") or None
     return LoadedImage(image, path, kind, modality, dataset, state.frame, region, used, source)
+
+
+def record_open(audit: Any, loaded: LoadedImage) -> str | None:
+    """Audit that `loaded` was opened (hashes, kind, modality, frame, region; the base name only with the opt-in).
+    Returns the SHA-256 of the file the pixels came from (a series: the shown slice), for the job's provenance."""
+    from medapp.hashing import file_sha256
+
+    source = loaded.source_file
+    digest = file_sha256(source) if source is not None and source.is_file() else None
+    audit.record(
+        "open",
+        inputs=[digest] if digest else [],
+        file_names=[loaded.path],
+        kind=loaded.kind,
+        modality=loaded.modality,
+        frame=loaded.frame,
+        region=list(loaded.region) if loaded.region else None,
+    )
+    return digest

@@ -112,24 +112,5 @@ def load_view(args: argparse.Namespace, settings: Any) -> Any:
     return load_image(Path(args.path), frame=getattr(args, "frame", None), region=region, window=window)
 
 
-def record_open(audit: Any, loaded: Any) -> str | None:
-    """Audit the opening of the input; returns the SHA-256 of the file the pixels came from (a series: the shown
-    slice; None when there is no single file)."""
-    from medapp.hashing import file_sha256
-
-    source = loaded.source_file
-    digest = file_sha256(source) if source is not None and source.is_file() else None
-    audit.record(
-        "open",
-        inputs=[digest] if digest else [],
-        file_names=[loaded.path],
-        kind=loaded.kind,
-        modality=loaded.modality,
-        frame=loaded.frame,
-        region=list(loaded.region) if loaded.region else None,
-    )
-    return digest
-
-
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()

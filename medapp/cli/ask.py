@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medapp.cli._common import audit_log, load_settings, load_view, model_holder, record_open
+    from medapp.cli._common import audit_log, load_settings, load_view, model_holder
+    from medapp.inputs import record_open
     from medapp.jobs import ask
 
     settings = load_settings(args)

@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from medapp.cli._common import audit_log, load_settings, load_view, model_holder, record_open
+    from medapp.cli._common import audit_log, load_settings, load_view, model_holder
+    from medapp.inputs import record_open
     from medapp.errors import UserError
     from medapp.jobs import draft_report
     from medapp.jobs.export import export_report
