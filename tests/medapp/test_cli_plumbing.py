@@ -100,3 +100,19 @@ def test_user_window_preset_override(medapp_home: Path) -> None:
     s = Settings(window_presets={"ct-lung": {"center": -500, "width": 1400}})
     assert (s.window_preset("ct-lung").center, s.window_preset("ct-lung").width) == (-500.0, 1400.0)
     assert s.window_preset("ct-bone").width > 1000  # dicom_io's built-in preset otherwise
+
+
+def test_core_never_imports_qt_or_the_window() -> None:
+    """medapp/ is Qt-free (the window finds `medapp gui` through an entry point), checked on every import statement."""
+    import ast
+
+    import medapp
+
+    root = Path(medapp.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in ("PySide6", "ui")]
+    assert offenders == []
