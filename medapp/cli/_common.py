@@ -6,7 +6,6 @@ Kept import-light (argparse only at module level) because `medapp --help` import
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +109,3 @@ def load_view(args: argparse.Namespace, settings: Any) -> Any:
     region = parse_region(args.region) if getattr(args, "region", None) else None
     window = parse_window(getattr(args, "window", None), settings)
     return load_image(Path(args.path), frame=getattr(args, "frame", None), region=region, window=window)
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
