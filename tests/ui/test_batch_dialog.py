@@ -67,6 +67,8 @@ def test_small_folder_finishes_with_outputs_and_errors(qtbot, dialog, folder):
     counts: list[tuple[int, int]] = []
     job = dialog.start()
     job.progress.connect(lambda p: hasattr(p, "done") and counts.append((p.done, p.total)))
+    etas: list[str] = []
+    job.progress.connect(lambda _p: etas.append(dialog.eta_label.text()))
     assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
     _wait(qtbot, job)
     summary = dialog.summary
@@ -74,6 +76,7 @@ def test_small_folder_finishes_with_outputs_and_errors(qtbot, dialog, folder):
     assert (summary.total, summary.done, summary.failed) == (8, 7, 1)
     assert counts and counts[-1] == (8, 8) and [d for d, _ in counts] == sorted(d for d, _ in counts)
     assert dialog.progress.value() == dialog.progress.maximum() == 8
+    assert any(text.startswith("ETA ") for text in etas), "the ETA is shown once the first batch is done"
     assert len(dialog.errors) == 1 and dialog.errors[0][0].endswith("broken.dcm")
     assert dialog.error_list.isVisible() and "broken.dcm" in dialog.error_list.item(0).text()
     assert "Finished: 7 captioned, 1 failed" in dialog.status.text()

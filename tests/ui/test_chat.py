@@ -205,3 +205,25 @@ def test_pixels_are_rendered_off_the_ui_thread(qtbot, panel):
     qtbot.waitUntil(lambda: "Will be sent" in panel.input_label.text() and "px" in panel.input_label.text())
     _answer(panel, qtbot, "Where was this rendered?")
     assert panel.viewer.render_threads and ui_thread not in panel.viewer.render_threads
+
+
+def test_without_a_model_the_first_question_loads_it_or_explains(qtbot, tmp_path, pydicom_test_files, v2_checkpoint):
+    from medapp.model_holder import ModelHolder
+
+    ctx = AppContext(settings=Settings(max_new_tokens=4), session=Session(tmp_path / "s"))
+    try:
+        plain = ChatPanel(ctx, ModelBridge(ctx))
+        qtbot.addWidget(plain)
+        plain.viewer = CtViewer(ctx, pydicom_test_files / "CT_small.dcm")
+        _answer(plain, qtbot, "Anyone there?")
+        qtbot.waitUntil(lambda: plain.last_error_box is not None)
+        assert "not loaded" in plain.last_error_box.text() and ctx.model.engine is None
+
+        holder = ModelHolder(model_dir=v2_checkpoint, device="cpu")
+        lazy = ChatPanel(ctx, ModelBridge(ctx, load_engine=holder.get))
+        qtbot.addWidget(lazy)
+        _answer(lazy, qtbot, "Load yourself")
+        assert lazy.last_error_box is None and lazy.last_answer().answer
+        qtbot.waitUntil(lambda: ctx.model.engine is holder.get(), timeout=5000)
+    finally:
+        assert ctx.workers.shutdown(30000)
