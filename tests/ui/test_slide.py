@@ -224,3 +224,13 @@ def test_slide_keys(qtbot, app_context, svs_slide):
     assert viewer.roi is None
     qtbot.keyClick(viewer, Qt.Key.Key_F)
     assert viewer.visible_rect() == pytest.approx((0, 0, 2048, 2048))
+
+
+def test_dicom_wsi_slide_in_viewer(qtbot, app_context, dicom_wsi_slide):
+    viewer = _slide_viewer(qtbot, app_context, dicom_wsi_slide)
+    assert viewer.base_mag == pytest.approx(20.0)  # from the 0.5 µm pixel spacing
+    viewer.set_magnification(20.0)
+    _wait_idle(qtbot, viewer)
+    assert viewer.tiles_read > 0 and {k.level for k in viewer._items} == {0}
+    mi = app_context.current_model_input()
+    assert mi.kind == "slide" and mi.image.size == (mi.region[2], mi.region[3])
