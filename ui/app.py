@@ -90,7 +90,8 @@ def install_exception_hooks(window: Any) -> None:
         if issubclass(exc_type, KeyboardInterrupt):
             previous(exc_type, exc, tb)
             return
-        log.error("uncaught %s", exc_type.__name__, exc_info=(exc_type, exc, tb))
+        log.error("uncaught %s (details in the error dialog)", exc_type.__name__)  # messages may name patients
+        log.debug("uncaught exception", exc_info=(exc_type, exc, tb))
         from ui.workers import WorkerFailure
 
         relay.raised.emit(WorkerFailure.from_exception("Unexpected error", exc.with_traceback(tb)))
@@ -100,7 +101,7 @@ def install_exception_hooks(window: Any) -> None:
             return
         from ui.workers import WorkerFailure
 
-        log.error("uncaught %s in thread %s", args.exc_type.__name__, getattr(args.thread, "name", "?"))
+        log.error("uncaught %s in a background thread", args.exc_type.__name__)
         relay.raised.emit(WorkerFailure.from_exception("Background error", args.exc_value))
 
     sys.excepthook = hook

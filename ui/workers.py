@@ -118,7 +118,8 @@ class Worker(QRunnable):
             signals.cancelled.emit()
         except BaseException as exc:  # noqa: BLE001 — a worker must never take the process down
             failure = WorkerFailure.from_exception(self.name, exc)
-            log.warning("worker %s failed: %s: %s", self.name, failure.exc_type, failure.message)
+            # Messages and task names can hold file names (and so patient names): the log gets the type only.
+            log.warning("a worker failed: %s", failure.exc_type)
             log.debug("%s", failure.traceback)
             signals.error.emit(failure.summary())
             signals.failed.emit(failure)

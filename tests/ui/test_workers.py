@@ -110,3 +110,15 @@ def test_context_model_input_and_model_holder(qtbot, app_context):
                           check_params_cb=lambda s: s.state is ModelState.FAILED):
         app_context.model.load(bad_loader)
     assert "no checkpoint" in app_context.model.status.text()
+
+
+def test_failure_log_carries_no_message(qtbot, manager, caplog):
+    """Error messages name files, and file names can name patients: the log gets the exception type only."""
+    def broken():
+        raise ValueError("/studies/DOE^JOHN/1.dcm: truncated")
+
+    worker = Worker(broken, name="Open DOE^JOHN")
+    with caplog.at_level("WARNING"), qtbot.waitSignal(worker.signals.finished, timeout=5000):
+        manager.start(worker)
+    assert "ValueError" in caplog.text
+    assert "DOE" not in caplog.text
