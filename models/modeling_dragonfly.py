@@ -124,6 +124,11 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
     """
 
     def __init__(self, config: DragonflyConfig) -> None:
+        if getattr(config, "_vision_unresolved", False):
+            raise ValueError(
+                f"image_encoder {config.image_encoder!r} is a folder that was not found; load the config with "
+                "DragonflyConfig.from_pretrained(checkpoint_folder) so the subfolder is resolved"
+            )
         super().__init__(config)
         self.language_model = LlamaForCausalLM._from_config(config.text_config)
         self.image_encoder = CLIPVisionModel._from_config(config.vision_config)

@@ -66,3 +66,12 @@ def test_unknown_encoder_is_a_clear_error(tmp_path: Path, golden_dir: Path) -> N
 def test_unsupported_crop_size_is_rejected() -> None:
     with pytest.raises(ValueError, match="image_size 448"):
         DragonflyConfig(vision_config={"image_size": 448, "patch_size": 14})
+
+
+def test_unresolved_subfolder_encoder_refuses_to_build_a_model(golden_dir: Path) -> None:
+    from models.modeling_dragonfly import DragonflyForCausalLM
+
+    data = json.loads((golden_dir / "dragonfly-v2-tiny" / "config.json").read_text())
+    cfg = DragonflyConfig(**data)  # built from the dict, not from the folder: "image_encoder" cannot be found
+    with pytest.raises(ValueError, match="DragonflyConfig.from_pretrained"):
+        DragonflyForCausalLM(cfg)
