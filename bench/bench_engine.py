@@ -6,7 +6,8 @@
     prefill cost matter more the way it does for the real 8B model.
 (c) Captioning N images: `caption_batch` with several images per `generate` against one image per call, images/s.
 
-Run: `.venv/bin/python -m bench engine`. Absolute times drift 2-3x on this machine; the ratios are the result.
+Run: `.venv/bin/python -m bench engine` (`MEDAPP_BENCH_THREADS=1` pins torch to one thread, which is much less noisy
+when other processes share the two cores). Absolute times drift 2-3x on this machine; the ratios are the result.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ def bench_captions(path: Path, images: list, batch_size: int, max_new_tokens: in
 def main() -> None:
     import torch
 
+    if os.environ.get("MEDAPP_BENCH_THREADS"):  # on a shared, oversubscribed machine 1 thread is far less noisy
+        torch.set_num_threads(int(os.environ["MEDAPP_BENCH_THREADS"]))
     golden = _golden()
     images = _images(golden, 8)
     print(f"torch threads: {torch.get_num_threads()}")
