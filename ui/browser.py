@@ -116,8 +116,8 @@ class StudyBrowser(QWidget):
         self.tree.clear()
         self._patients = 0
 
-    def add_collection(self, collection: Any, title: str) -> list[QTreeWidgetItem]:
-        """Add a folder / DICOMDIR; returns the series rows (in tree order) and starts their thumbnails."""
+    def add_collection(self, collection: Any, title: str) -> list[BrowserEntry]:
+        """Add a folder / DICOMDIR; returns its openable entries (tree order) and starts their thumbnails."""
         root = QTreeWidgetItem(self.tree, [title])
         root.setToolTip(0, str(getattr(collection, "path", title)))
         rows: list[tuple[QTreeWidgetItem, BrowserEntry]] = []
@@ -138,20 +138,22 @@ class StudyBrowser(QWidget):
             rows.append((self._entry_item(root, entry), entry))
         self.tree.expandAll()
         self._start_thumbnails(rows)
-        return [item for item, _ in rows]
+        return [entry for _, entry in rows]
 
-    def add_opened(self, opened: Any, label: str) -> QTreeWidgetItem:
+    def add_opened(self, opened: Any, label: str, *, select: bool = True) -> QTreeWidgetItem:
         """Add a single opened file (ImageStack or Slide) so it can be brought back with one click."""
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
             entry = item.data(0, _ENTRY_ROLE)
             if isinstance(entry, BrowserEntry) and entry.kind == "opened" and entry.target is opened:
-                self.tree.setCurrentItem(item)
+                if select:
+                    self.tree.setCurrentItem(item)
                 return item
         source = _slide_thumbnail if getattr(opened, "kind", "") == "slide" else _stack_thumbnail
         entry = BrowserEntry(label, "opened", opened, lambda o=opened: source(o))
         item = self._entry_item(self.tree.invisibleRootItem(), entry)
-        self.tree.setCurrentItem(item)
+        if select:
+            self.tree.setCurrentItem(item)
         self._start_thumbnails([(item, entry)])
         return item
 

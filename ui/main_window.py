@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -99,6 +99,9 @@ class MainWindow(QMainWindow):
         self._bridge: Any = None
         self._core_model: Any = None
         self._session_io = WorkerManager(self, max_threads=1)
+        self._open_seq = 0  # number of the newest open request
+        self._shown_seq = 0  # number of the request on screen
+        self._open_requests: dict[QObject, int] = {}  # worker signals → request number
         self._session_io.worker_failed.connect(self._session_failed)
 
         # central: welcome / image / slide
@@ -297,60 +300,88 @@ class MainWindow(QMainWindow):
         return recent[0].parent if recent else Path.home()
 
     def open_paths(self, paths: Iterable[Path | str]) -> list[Worker]:
-        """Open each path in a worker; the last one opened is shown. Returns the workers (tests wait on them)."""
+        """Open each path in a worker. Each result joins the browser; the screen shows the newest request whose
+        result has arrived (a slow earlier open never replaces a later one). Returns the workers."""
         presets = _user_presets(self.context.settings)
         workers = []
         for path in paths:
             path = Path(path)
             self.context.show_message(f"Opening {path.name}…")
-            worker = self.context.workers.run(open_job, path, presets, name=f"Open {path.name}",
-                                              on_result=self._opened, on_error=self.open_failed.emit)
-            workers.append(worker)
+            worker = self.context.workers.create(open_job, path, presets, name=f"Open {path.name}",
+                                                 on_result=self._opened, on_error=self._open_failed)
+            workers.append(self._start_open(worker))
         return workers
+
+    def _start_open(self, worker: Worker) -> Worker:
+        self._open_seq += 1
+        self._open_requests[worker.signals] = self._open_seq
+        return self.context.workers.start(worker)
+
+    def _claim_screen(self) -> bool:
+        """Called from an open's result slot: True if this result is the newest so far and may be shown."""
+        seq = self._open_requests.pop(self.sender(), self._open_seq)
+        if seq < self._shown_seq:
+            return False
+        self._shown_seq = seq
+        return True
+
+    def _open_failed(self, failure: WorkerFailure) -> None:
+        self._open_requests.pop(self.sender(), None)
+        self.open_failed.emit(failure)
 
     def _open_entry(self, entry: BrowserEntry) -> None:
         presets = _user_presets(self.context.settings)
         if entry.kind == "series":
             self.browser.select(entry)
-            self.context.workers.run(_open_series_job, entry.target, presets, name="Open series",
-                                     on_result=self._series_opened)
+            worker = self.context.workers.create(_open_series_job, entry.target, presets, name="Open series",
+                                                 on_result=self._series_opened, on_error=self._open_failed)
+            self._start_open(worker)
         elif entry.kind == "path":
             self.open_paths([entry.target])
         elif entry.kind == "opened":
             opened = entry.target
             if getattr(opened, "kind", "") == "slide":
+                self._open_seq += 1
+                self._shown_seq = self._open_seq
                 self.show_slide(opened)
             else:
-                self.context.workers.run(lambda: ("stack", Path(opened.path), opened, prepare_stack(opened, presets)),
-                                         name="Open", on_result=self._opened)
+                worker = self.context.workers.create(
+                    lambda: ("stack", Path(opened.path), opened, prepare_stack(opened, presets)), name="Open",
+                    on_result=self._series_opened, on_error=self._open_failed,
+                )
+                self._start_open(worker)
 
     def _opened(self, result: tuple[str, Path, Any, Any]) -> None:
         kind, path, opened, setup = result
+        show = self._claim_screen()
         self._remember(path)
         if kind == "collection":
-            rows = self.browser.add_collection(opened, path.name or str(path))
+            entries = self.browser.add_collection(opened, path.name or str(path))
             self.context.show_message(
-                f"{path.name}: {len(rows)} series / file(s)" + (f" — {len(opened.warnings)} warning(s)"
-                                                              if getattr(opened, "warnings", None) else "")
+                f"{path.name}: {len(entries)} series / file(s)" + (f" — {len(opened.warnings)} warning(s)"
+                                                                 if getattr(opened, "warnings", None) else "")
             )
-            first = next((e for e in self.browser.entries() if e.kind in ("series", "path")), None)
-            if first is not None:
-                self._open_entry(first)
-            elif not rows:
+            first = next((e for e in entries if e.kind in ("series", "path")), None)
+            if first is None:
                 self.show_error(f"{path}: nothing to show in this folder")
+            elif show:
+                self._open_entry(first)
             return
         label = f"{opened.metadata.get('modality') or ''} {path.name}".strip() if kind == "stack" else path.name
-        self.browser.add_opened(opened, label)
-        if kind == "slide":
-            self.show_slide(opened, setup)
-        else:
-            self.show_stack(opened, setup)
+        self.browser.add_opened(opened, label, select=show)
+        if show:
+            if kind == "slide":
+                self.show_slide(opened, setup)
+            else:
+                self.show_stack(opened, setup)
         for warning in getattr(opened, "warnings", None) or []:
             self.context.show_message(f"{path.name}: {warning}")
 
     def _series_opened(self, result: tuple[str, Path, Any, Any]) -> None:
-        """A series picked in the browser: already listed there, so only shown."""
+        """A series picked in the browser: already listed there, so only shown (if still the newest request)."""
         _, _, stack, setup = result
+        if not self._claim_screen():
+            return
         self.show_stack(stack, setup)
         for warning in getattr(stack, "warnings", None) or []:
             self.context.show_message(warning)

@@ -294,3 +294,41 @@ def test_tools_menu_opens_the_dialogs(qtbot, make_window):
     qtbot.waitUntil(lambda: window._batch_dialog.isVisible(), timeout=5000)
     window._batch_dialog.close()
     assert window.isVisible()
+
+
+def test_a_slow_earlier_open_never_replaces_a_later_one(qtbot, make_window, example_ct, svs_slide, monkeypatch):
+    """Open the CT (slow) then the slide (fast): the slide stays on screen; the CT still joins the browser."""
+    import threading
+
+    import ui.main_window as mw
+
+    gate = threading.Event()
+    real = mw.open_job
+
+    def gated(path, presets=None):
+        if Path(path) == example_ct:
+            gate.wait(10)
+        return real(path, presets)
+
+    monkeypatch.setattr(mw, "open_job", gated)
+    window = make_window()
+    with qtbot.waitSignal(window.document_shown, timeout=20000):
+        window.open_paths([example_ct])
+        window.open_paths([svs_slide])
+    assert isinstance(window.current_viewer, SlideViewer)
+    gate.set()
+    qtbot.waitUntil(lambda: len(window.browser.entries()) == 2, timeout=20000)
+    _settle(qtbot, window)
+    assert isinstance(window.current_viewer, SlideViewer)
+
+
+def test_second_folder_shows_its_own_first_series(qtbot, make_window, pydicom_test_files, ct_series_dir):
+    window = make_window()
+    with qtbot.waitSignal(window.document_shown, timeout=30000):
+        window.open_paths([pydicom_test_files / "dicomdirtests"])
+    _settle(qtbot, window, 30000)
+    with qtbot.waitSignal(window.document_shown, timeout=30000):
+        window.open_paths([ct_series_dir])
+    _settle(qtbot, window, 30000)
+    state = window.image_viewer.state
+    assert state.n_frames == 15 and state.stack.metadata.get("series_description") == "Synthetic axial"
