@@ -72,6 +72,7 @@ class ChatPanel(QWidget):
         self.sent_image: Any = None  # the exact PIL image the model was given for the last question
         self._sent_key: str | None = None
         self._sent_thumb: Any = None
+        self._sent_view_id = ""  # cheap identity of the view last sent (no pixels), when the viewer gives one
         self._preview_serial = 0
         self._preview_pending = False
         self._shown_key: str | None = None
@@ -169,7 +170,9 @@ class ChatPanel(QWidget):
             self.transcript.clear()
             return
         # Rendering and hashing the pixels can take long (slides, large photos): done in a worker, shown when ready.
-        self.input_label.setText(f"Will be sent to the model: {_describe_input(model_input)}")
+        view_id = getattr(model_input, "view_id", "")
+        verb = "Sent to the model" if view_id and view_id == self._sent_view_id else "Will be sent to the model"
+        self.input_label.setText(f"{verb}: {_describe_input(model_input)}")
         self._preview_serial += 1
         self._preview_pending = True
         job = self._bridge.preview(model_input)
@@ -240,6 +243,7 @@ class ChatPanel(QWidget):
             self._shown_key = None
             self.transcript.clear()
         self._job_input = model_input
+        self._sent_view_id = getattr(model_input, "view_id", "")
         cursor = self.transcript.textCursor()
         cursor.movePosition(QTextCursor.MoveOperation.End)
         cursor.insertHtml(self._question_html(text))
@@ -254,7 +258,7 @@ class ChatPanel(QWidget):
         job.succeeded.connect(self._on_done)
         job.cancelled.connect(self._on_done)
         job.failed.connect(self._on_failed)
-        job.finished.connect(self._on_finished)
+        job.finished.connect(lambda j=job: self._on_finished(j))
         self._job = job
         self._set_busy(True)
         self.status.setText("Generating…")
@@ -287,25 +291,32 @@ class ChatPanel(QWidget):
             return
         key, turn = result
         self._sent_key = key
-        self.status.setText("Stopped." if turn.stopped else "Done.")
         self._shown_key = key
         self._render_history(key)
-        self.answer_finished.emit(key, turn)
+        self._settle("Stopped." if turn.stopped else "Done.")
+        self.answer_finished.emit(key, turn)  # after the panel is idle again, so listeners see a settled panel
 
     def _on_failed(self, failure: Any) -> None:
-        self.status.setText("The model failed; see the message.")
-        self.last_error_box = show_worker_error(self, "Question failed", failure)
         # Drop the half-streamed answer: the history holds no failed turns.
         if self._shown_key is not None:
             self._render_history(self._shown_key)
         else:
             self.transcript.clear()
+        self._settle("The model failed; see the message.")
+        self.last_error_box = show_worker_error(self, "Question failed", failure)
 
-    def _on_finished(self) -> None:
+    def _settle(self, status: str) -> None:
+        """Back to idle as soon as the outcome is known (`finished` follows right after, and changes nothing)."""
         self._job = None
         self._job_input = None
         self._set_busy(False)
-        self.refresh_input()
+        self.status.setText(status)
+
+    def _on_finished(self, job: JobHandle) -> None:
+        if self._job is job:  # no outcome signal (cannot happen with JobHandle, but never stay busy)
+            self._settle("Stopped.")
+        if self._job is None:
+            self.refresh_input()
 
     def _set_busy(self, busy: bool) -> None:
         self.stop_button.setEnabled(busy)
