@@ -127,6 +127,7 @@ class StudyBrowser(QWidget):
             p_item = QTreeWidgetItem(root, [name])
             for study in getattr(patient, "studies", []) or []:
                 s_item = QTreeWidgetItem(p_item, [self._study_label(study)])
+                s_item.setToolTip(0, s_item.text(0))
                 for series in getattr(study, "series", []) or []:
                     entry = BrowserEntry(_series_label(series), "series", series, lambda s=series: _series_thumbnail(s))
                     rows.append((self._entry_item(s_item, entry), entry))
@@ -214,6 +215,7 @@ class StudyBrowser(QWidget):
 
     def _entry_item(self, parent: QTreeWidgetItem, entry: BrowserEntry) -> QTreeWidgetItem:
         item = QTreeWidgetItem(parent, [entry.label])
+        item.setToolTip(0, entry.label)  # the narrow dock elides long series descriptions
         item.setData(0, _ENTRY_ROLE, entry)
         item.setSizeHint(0, QSize(THUMB_PX + 8, THUMB_PX + 4))
         return item
