@@ -332,3 +332,17 @@ def test_second_folder_shows_its_own_first_series(qtbot, make_window, pydicom_te
     _settle(qtbot, window, 30000)
     state = window.image_viewer.state
     assert state.n_frames == 15 and state.stack.metadata.get("series_description") == "Synthetic axial"
+
+
+def test_recent_files_survive_a_restart_and_reopen(qtbot, make_window, example_ct):
+    first = make_window()
+    with qtbot.waitSignal(first.document_shown, timeout=20000):
+        first.open_paths([example_ct])
+    _settle(qtbot, first)
+    first.close()
+    second = make_window()  # same session folder: a restart
+    assert second.welcome.recent.count() == 1 and second.welcome.recent.isVisibleTo(second.welcome)
+    assert second.welcome.recent.item(0).text() == "CT_small.dcm"
+    with qtbot.waitSignal(second.document_shown, timeout=20000):
+        second.recent_menu.actions()[0].trigger()
+    assert second.image_viewer.state.modality == "CT"
