@@ -398,6 +398,23 @@ def _loading_problems(info: dict[str, Any] | None) -> list[str]:
     return problems
 
 
+def _key_problems(folder: Path) -> list[str]:
+    """Missing / unexpected / mis-shaped tensors against the config (headers only), as short sentences."""
+    try:
+        from models.check import check_checkpoint
+
+        report = check_checkpoint(folder, verify_hashes=False)
+    except ModelError:
+        return []
+    out = []
+    for key in ("missing_keys", "unexpected_keys", "mismatched_shapes"):
+        values = report.get(key) or []
+        if values:
+            shown = ", ".join(values[:5]) + (f" (+{len(values) - 5} more)" if len(values) > 5 else "")
+            out.append(f"{key.replace('_', ' ')}: {shown}")
+    return out
+
+
 def load(
     path: str | os.PathLike[str], device: str = "auto", quant: str = "none",
     dtype: "str | torch.dtype | None" = None, *, verify: str = "fast", hash_cache: HashCache | None = None,
@@ -431,6 +448,9 @@ def load(
     except ModelError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        keys = _key_problems(folder)
+        if keys:  # say which tensors, not transformers' "look at the above report"
+            raise CheckpointFormatError(f"{folder}: weights do not match the config — {'; '.join(keys)}") from exc
         raise CheckpointFormatError(f"{folder}: the model could not be loaded ({type(exc).__name__}: {exc})") from exc
     problems = _loading_problems(info)
     if problems:

@@ -203,3 +203,9 @@ def test_info_and_bad_input(engine: DragonflyEngine, golden_dir: Path) -> None:
         engine.generate(_image(golden_dir, info.version), [], QUESTION, max_new_tokens=0)
     with pytest.raises(ModelError, match="invalid prompt.*special token"):
         engine.generate(_image(golden_dir, info.version), [], "hi <|eot_id|>", max_new_tokens=1)
+
+
+def test_stream_raises_the_generation_error_in_the_consumer(engine: DragonflyEngine, golden_dir: Path) -> None:
+    image = _image(golden_dir, engine.info.version)
+    with pytest.raises(ModelError, match="max_new_tokens must be at least 1"):
+        list(engine.stream(image, [], QUESTION, max_new_tokens=0))
