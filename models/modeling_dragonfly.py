@@ -370,12 +370,18 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
             past = past_key_values.get_seq_length() if past_key_values is not None else 0
             cache_position = torch.arange(past, past + seq_len, device=device)
 
-        if image_patches_indices is not None and (image_patches is not None or image_features is not None):
+        if image_patches_indices is not None:
             chunk_idx = self._chunk_indices(image_patches_indices, cache_position, seq_len)
             if bool((chunk_idx >= 0).any()):
                 if image_features is None:
+                    if image_patches is None:
+                        raise ValueError(
+                            "this chunk holds image positions but neither image_patches nor image_features was given"
+                        )
                     image_features = self.get_image_features(image_patches)
                 inputs_embeds = self.scatter_image_features(inputs_embeds, chunk_idx, image_features)
+        elif image_patches is not None or image_features is not None:
+            raise ValueError("an image was given without image_patches_indices (take both from DragonflyProcessor)")
 
         if position_ids is None:
             if attention_mask is not None and attention_mask.ndim == 2 and bool((attention_mask == 0).any()):

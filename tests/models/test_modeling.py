@@ -143,6 +143,10 @@ def test_mismatched_image_count_is_a_clear_error(dragonfly_models: dict, dragonf
             model(input_ids=batch["input_ids"], image_patches_indices=batch["image_patches_indices"], image_features=feats * 2)
         with pytest.raises(ValueError, match="exactly one of input_ids and inputs_embeds"):
             model(input_ids=None)
+        with pytest.raises(ValueError, match="neither image_patches nor image_features"):
+            model(input_ids=batch["input_ids"], image_patches_indices=batch["image_patches_indices"])
+        with pytest.raises(ValueError, match="without image_patches_indices"):
+            model(input_ids=batch["input_ids"], image_features=feats)
 
 
 def test_bf16_model_runs_the_image_path(v2_checkpoint: Path, dragonfly_models: dict, dragonfly_processors: dict, golden_dir: Path) -> None:
