@@ -11,7 +11,8 @@ token, and from that moment the handle drops any token still in flight, so the t
 An exception in a job becomes one `failed(WorkerFailure)`; the thread ends normally, so a bad input or a model
 failure never takes the window down. The panels show their own error dialog (they know what the user was doing), so
 the bridge starts its workers on the context's pool directly rather than through `WorkerManager.start`, which would
-raise the window's generic dialog a second time. `ModelBridge.cancel_all()` stops them when the window closes.
+raise the window's generic dialog a second time. `ModelBridge.cancel_all()` stops them; the window should call it
+before `WorkerManager.shutdown()` on close (it also runs on `QCoreApplication.aboutToQuit`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from ui.widgets.images import small_copy
 from ui.workers import Worker, WorkerFailure
@@ -172,6 +173,9 @@ class ModelBridge(QObject):
         self._ctx = ctx
         self._jobs = jobs
         self._load_engine = load_engine
+        app = QCoreApplication.instance()
+        if app is not None:  # a generation must not keep the process alive after the window is gone
+            app.aboutToQuit.connect(self.cancel_all)
         holder = getattr(ctx, "model", None)
         if holder is not None and hasattr(holder, "set_engine"):
             self.engine_loaded.connect(lambda engine: holder.engine is not engine and holder.set_engine(engine))

@@ -143,6 +143,26 @@ def test_stop_cancels_within_a_token(qtbot, panel, ctx):
     assert "[stopped]" in panel.transcript.toPlainText()
     assert panel.ask_button.isEnabled()
 
+    job = panel.ask("And again, until the window closes.")  # closing the window cancels through the bridge
+    more: list[str] = []
+    job.token.connect(more.append)
+    qtbot.waitUntil(lambda: len(more) >= 2, timeout=120000)
+    panel._bridge.cancel_all()
+    with qtbot.waitSignal(job.finished, timeout=120000):
+        pass
+    assert panel.last_answer().question.startswith("And again") and panel.last_answer().stopped
+    assert not job.is_running
+
+
+def test_stop_before_the_model_starts_keeps_nothing(qtbot, panel):
+    job = panel.ask("Never mind")
+    job.cancel()  # before the worker thread picks it up (or before its first token)
+    with qtbot.waitSignal(job.finished, timeout=120000):
+        pass
+    assert panel.ask_button.isEnabled() and not panel.stop_button.isEnabled()
+    turn = panel.last_answer()
+    assert turn is None or turn.stopped, "either nothing was asked, or it stopped at once"
+
 
 def test_history_is_per_image_and_kept_in_the_session(qtbot, panel, ctx):
     import dicom_io

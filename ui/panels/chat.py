@@ -289,6 +289,9 @@ class ChatPanel(QWidget):
     def _on_done(self, result: Any) -> None:
         if self._job is None:
             return
+        if result is None:  # stopped before the model started: nothing was asked, nothing is kept
+            self._on_nothing_asked()
+            return
         key, turn = result
         self._sent_key = key
         self._shown_key = key
@@ -297,13 +300,16 @@ class ChatPanel(QWidget):
         self.answer_finished.emit(key, turn)  # after the panel is idle again, so listeners see a settled panel
 
     def _on_failed(self, failure: Any) -> None:
-        # Drop the half-streamed answer: the history holds no failed turns.
+        self._on_nothing_asked("The model failed; see the message.")
+        self.last_error_box = show_worker_error(self, "Question failed", failure)
+
+    def _on_nothing_asked(self, status: str = "Stopped before the model started.") -> None:
+        """Drop the pending question and any half-streamed answer: the history holds no failed turns."""
         if self._shown_key is not None:
             self._render_history(self._shown_key)
         else:
             self.transcript.clear()
-        self._settle("The model failed; see the message.")
-        self.last_error_box = show_worker_error(self, "Question failed", failure)
+        self._settle(status)
 
     def _settle(self, status: str) -> None:
         """Back to idle as soon as the outcome is known (`finished` follows right after, and changes nothing)."""
