@@ -253,7 +253,8 @@ class BatchCaptionDialog(QDialog):
 
     def _on_done(self, summary: Any) -> None:
         self.summary = summary
-        if summary is None:
+        if summary is None:  # cancelled before the worker started: nothing was written
+            self.status.setText("Cancelled before anything was captioned.")
             return
         parts = [f"{summary.done} captioned"]
         if summary.skipped:
