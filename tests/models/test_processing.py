@@ -213,3 +213,14 @@ def test_save_pretrained_writes_the_official_layout(dragonfly_processors: dict, 
     a = dragonfly_processors["v1"](text=[PROMPT], images=[image], is_generate=True)
     b = again(text=[PROMPT], images=[image], is_generate=True)
     assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["image_patches"][0], b["image_patches"][0])
+
+
+def test_lazily_opened_file_gives_the_same_pixels(dragonfly_processors: dict, golden_dir: Path) -> None:
+    """A PNG handed over straight from Image.open (not yet decoded) is decoded once before the threaded resizes."""
+    proc = dragonfly_processors["v1"]
+    path = golden_dir / "cases-v1" / "pub_800x600.png"
+    with Image.open(path) as lazy:
+        from_lazy = proc.image_patches(lazy)
+    with Image.open(path) as im:
+        decoded = im.convert("RGB")
+    np.testing.assert_array_equal(from_lazy, proc.image_patches(decoded))
