@@ -132,7 +132,7 @@ def test_drop_a_slide_then_region_to_model(qtbot, make_window, svs_slide, screen
     window = make_window()
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(svs_slide))])
-    enter = QDragEnterEvent(QPointF(300, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+    enter = QDragEnterEvent(QPoint(300, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
                             Qt.KeyboardModifier.NoModifier)
     window.dragEnterEvent(enter)  # (offscreen Qt delivers no synthetic drops without a drag in progress)
     assert enter.isAccepted()
