@@ -195,7 +195,8 @@ class DragonflyEngine:
         if isinstance(image, str):  # a key returned by `encode`
             hit = self._cache.get(image)
             if hit is None:
-                raise ModelError("that image is no longer in the engine's cache: pass the image itself")
+                raise ModelError("that image key is not in the engine's cache (evicted, or never encoded): "
+                                 "pass the image itself")
             self._cache.move_to_end(image)
             return hit
         key = image_key(image)

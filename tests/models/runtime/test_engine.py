@@ -83,7 +83,7 @@ class TestPrefixCache:
             assert engine.encode(b) != key and len(calls) == 2  # b evicts a
             engine.encode(a)  # a is encoded again and evicts b
             assert len(calls) == 3 and list(engine._cache) == [key]
-            with pytest.raises(ModelError, match="no longer in the engine's cache"):
+            with pytest.raises(ModelError, match="image key is not in the engine's cache"):
                 engine.generate(image_key(b), [], QUESTION, max_new_tokens=1)
         finally:
             engine.max_cached_images = 3
@@ -197,7 +197,9 @@ def test_info_and_bad_input(engine: DragonflyEngine, golden_dir: Path) -> None:
     assert (info.device, info.quant, info.dtype) == ("cpu", "none", "float32")
     assert info.model_id == f"dragonfly-{info.version}-tiny" and len(info.checkpoint_sha256) == 64
     assert info.n_params == {"v2": 4_167_008, "v1": 4_229_632}[info.version]
-    with pytest.raises(ModelError, match="expected a PIL image or a numpy array, got str"):
+    with pytest.raises(ModelError, match="expected a PIL image or a numpy array, got int"):
+        engine.encode(42)
+    with pytest.raises(ModelError, match="image key is not in the engine's cache"):
         engine.encode("not an image")
     with pytest.raises(ModelError, match="max_new_tokens must be at least 1"):
         engine.generate(_image(golden_dir, info.version), [], QUESTION, max_new_tokens=0)
