@@ -156,12 +156,59 @@ class ModelHolder(QObject):
 
     status_changed = Signal(object)  # ModelStatus
 
-    def __init__(self, workers: WorkerManager, parent: QObject | None = None) -> None:
+    def __init__(
+        self, workers: WorkerManager, parent: QObject | None = None, *, settings: Callable[[], Any] | None = None
+    ) -> None:
         super().__init__(parent)
         self._workers = workers
+        self._settings = settings or (lambda: None)
+        self._core: Any = None  # medapp.model_holder.ModelHolder, built from the settings on first use
         self._engine: Any = None
         self._status = ModelStatus(ModelState.NOT_CONFIGURED)
         self._loading = None
+        self._check = None
+
+    # --- the core's holder (where the model is and how it is loaded) ---------------------------------------------
+    def core(self) -> Any:
+        """The Qt-free `medapp.model_holder.ModelHolder` for the current settings (one per settings)."""
+        if self._core is None:
+            from medapp.model_holder import ModelHolder as CoreHolder
+
+            self._core = CoreHolder(self._settings())
+        return self._core
+
+    def check(self) -> None:
+        """Find out in a worker whether a model folder is known (settings, models folder or HF cache): the status
+        becomes "not loaded" (tooltip: the folder) or "not configured" (tooltip: what to download and where)."""
+        if self._settings() is None:
+            return
+        core = self.core()
+
+        def find() -> tuple[bool, str]:
+            from models.errors import ModelError
+
+            try:
+                return True, str(core.resolve_model_dir())
+            except ModelError as exc:  # no model is a state for the status bar, not an error dialog
+                return False, str(exc)
+
+        self._check = self._workers.run(find, name="Find model", on_result=self._checked)
+
+    def _checked(self, result: tuple[bool, str]) -> None:
+        if self._engine is None and self._loading is None:
+            configured, hint = result
+            self.set_configured(configured, hint=hint)
+
+    def load_configured(self) -> None:
+        """Load the engine the settings describe (in a worker; the status follows)."""
+        core = self.core()
+        self.load(core.get, detail=str(getattr(core, "device", "") or "").upper())
+
+    def reset(self) -> None:
+        """Settings changed: forget the engine and the core holder, then check again."""
+        self._core = None
+        self.set_configured(False)
+        self.check()
 
     @property
     def engine(self) -> Any:
@@ -220,11 +267,13 @@ class AppContext(QObject):
       current_input_changed(): the view the model would see changed (frame, window, ROI, slide view); coalesced,
         at most one per event-loop turn burst (a W/L drag emits once when it pauses, not per mouse move).
       opened_changed(object): a new document (ImageStack / Slide / None) is shown.
+      settings_changed(object): `set_settings` installed new settings.
       status_message(str): a short message for the status bar.
     """
 
     current_input_changed = Signal()
     opened_changed = Signal(object)
+    settings_changed = Signal(object)
     status_message = Signal(str)
 
     #: how long the input must stay unchanged before `current_input_changed` fires (ms)
@@ -244,7 +293,7 @@ class AppContext(QObject):
         self.session = session
         self.audit = audit
         self.workers = workers if workers is not None else WorkerManager(self)
-        self.model = ModelHolder(self.workers, self)
+        self.model = ModelHolder(self.workers, self, settings=lambda: self.settings)
         self.opened: Any = None  # the ImageStack / Slide on screen
         self._provider: Callable[[], ModelInput | None] | None = None
         self._settle = QTimer(self)
@@ -285,7 +334,13 @@ class AppContext(QObject):
         except TypeError:  # a provider without regions
             return self._provider()
 
-    # --- documents ------------------------------------------------------------------------------------------------
+    # --- settings and documents -----------------------------------------------------------------------------------
+    def set_settings(self, settings: Any) -> None:
+        """New settings (the settings dialog saved): the model is found again from them."""
+        self.settings = settings
+        self.settings_changed.emit(settings)
+        self.model.reset()
+
     def set_opened(self, opened: Any) -> None:
         self.opened = opened
         self.opened_changed.emit(opened)

@@ -97,7 +97,6 @@ class MainWindow(QMainWindow):
         self._recent_memory: list[Path] = []
         self._current_path: Path | None = None
         self._bridge: Any = None
-        self._core_model: Any = None
         self._session_io = WorkerManager(self, max_threads=1)
         self._open_seq = 0  # number of the newest open request
         self._shown_seq = 0  # number of the request on screen
@@ -239,13 +238,17 @@ class MainWindow(QMainWindow):
         self.act_keys = self._action("&Keyboard and mouse", self.show_key_help, QKeySequence.StandardKey.HelpContents)
         help_menu.addAction(self.act_keys)
         self.act_batch.setEnabled(self._dialog_class("batch") is not None)
+        self.act_load_model.setEnabled(self.context.settings is not None)
         self.act_settings.setEnabled(self._dialog_class("settings") is not None)
 
         toolbar = QToolBar("Main", self)
         toolbar.setObjectName("main_toolbar")
         toolbar.setMovable(False)
+        self.window_menu.menuAction().setText("Window")
+        self.mag_menu.menuAction().setText("Magnification")
         for act in (self.act_open, self.act_open_folder, None, self.act_fit, self.act_1to1, self.act_roi,
-                    self.act_cine, self.act_overlay, self.act_phi, self.act_tags):
+                    self.window_menu.menuAction(), self.mag_menu.menuAction(), self.act_cine, self.act_overlay,
+                    self.act_phi, self.act_tags, None, self.act_load_model):
             if act is None:
                 toolbar.addSeparator()
             else:
@@ -272,6 +275,8 @@ class MainWindow(QMainWindow):
         self.tag_dock.visibilityChanged.connect(lambda visible: visible and self._update_tags())
         self.tag_browser.phi_box.toggled.connect(lambda on: self._sync_check(self.act_phi, on))
         ctx.current_input_changed.connect(self._save_view)
+        ctx.settings_changed.connect(lambda settings: self.act_load_model.setEnabled(settings is not None))
+        ctx.model.status_changed.connect(self._model_status_changed)
 
     @staticmethod
     def _sync_check(action: QAction, on: bool) -> None:
@@ -614,38 +619,18 @@ class MainWindow(QMainWindow):
         self._session_call(save)
 
     # --- model ------------------------------------------------------------------------------------------------------
-    def _core_holder(self) -> Any:
-        if self._core_model is None:
-            from medapp.model_holder import ModelHolder
-
-            self._core_model = ModelHolder(self.context.settings)
-        return self._core_model
-
     def _check_model_configured(self) -> None:
-        """Find out in a worker whether a model folder is known (settings or HF cache): 'not loaded' vs 'not configured'."""
-        if self.context.settings is None:
-            return
+        self.context.model.check()
 
-        holder = self._core_holder()
+    def _model_status_changed(self, status: Any) -> None:
+        from ui.context import ModelState
 
-        def check() -> tuple[bool, str]:
-            from models.errors import ModelError
-
-            try:
-                return True, str(holder.resolve_model_dir())
-            except ModelError as exc:  # no model is a state (shown in the status bar), not an error dialog
-                return False, str(exc)
-
-        self._model_check = self.context.workers.run(check, name="Find model", on_result=self._model_checked)
-
-    def _model_checked(self, result: tuple[bool, str]) -> None:
-        configured, detail = result
-        self.context.model.set_configured(configured, hint=detail)
+        busy_or_ready = status.state in (ModelState.LOADING, ModelState.READY)
+        self.act_load_model.setEnabled(self.context.settings is not None and not busy_or_ready)
 
     def load_model(self) -> None:
         """Load the engine in a worker; the status bar follows (loading → ready on CUDA 4-bit / CPU, or failed)."""
-        holder = self._core_holder()
-        self.context.model.load(lambda: holder.get(), detail=str(getattr(holder, "device", "") or "").upper())
+        self.context.model.load_configured()
 
     # --- dialogs --------------------------------------------------------------------------------------------------
     @staticmethod
@@ -678,10 +663,7 @@ class MainWindow(QMainWindow):
         dialog.show()
 
     def _settings_saved(self, settings: Any) -> None:
-        self.context.settings = settings
-        self._core_model = None
-        self.context.model.set_configured(False)
-        self._check_model_configured()
+        self.context.set_settings(settings)
 
     def show_key_help(self) -> QMessageBox:
         """A non-modal table of the viewer keys (from keymap.HELP, the same module as the key tables)."""
