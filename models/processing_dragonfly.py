@@ -169,6 +169,8 @@ class DragonflyProcessor(ProcessorMixin):
         for i, (prompt, image) in enumerate(zip(texts, image_list)):
             text_ids = np.asarray(self.tokenize_prompt(prompt, max_length), dtype=np.int64)
             if image is None:
+                # Deliberate difference: the official text-only path keeps the appended <|end_of_text|> even in
+                # generate mode (a quirk); here it is dropped like for image prompts, so generation can start.
                 seqs.append(text_ids)
                 idxs.append(np.full(len(text_ids) + EXTRA_INDEX_COLUMNS, -1, dtype=np.int64))
                 patches.append(None)
