@@ -75,6 +75,7 @@ class ChatPanel(QWidget):
         self._sent_view_id = ""  # cheap identity of the view last sent (no pixels), when the viewer gives one
         self._preview_serial = 0
         self._preview_pending = False
+        self._preview_job: JobHandle | None = None
         self._shown_key: str | None = None
         self.last_error_box = None
         self._build()
@@ -175,9 +176,13 @@ class ChatPanel(QWidget):
         self.input_label.setText(f"{verb}: {_describe_input(model_input)}")
         self._preview_serial += 1
         self._preview_pending = True
+        if self._preview_job is not None:
+            self._preview_job.cancel()  # superseded: skipped if its worker has not started yet
         job = self._bridge.preview(model_input)
         job.succeeded.connect(lambda result, n=self._preview_serial, m=model_input: self._on_preview(n, m, *result))
         job.failed.connect(lambda failure: self.input_label.setText(f"Cannot render the image: {failure.message}"))
+        job.finished.connect(lambda j=job: self._preview_job is j and setattr(self, "_preview_job", None))
+        self._preview_job = job
         job.start()
 
     def _on_preview(self, serial: int, model_input: Any, key: str, thumb: Any, size: tuple[int, int]) -> None:
