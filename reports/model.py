@@ -40,6 +40,7 @@ __all__ = [
     "Report",
     "FORMAT",
     "FORMAT_VERSION",
+    "default_title",
 ]
 
 FORMAT = "medapp.report"
@@ -405,7 +406,7 @@ class Report:
         texts = dict(texts or {})
         sections = [Section(s.key, s.title, texts.pop(s.key, "") or "") for s in template.sections]
         for key, text in texts.items():
-            sections.append(Section(key, _DEFAULT_TITLES.get(key, key.replace("_", " ").capitalize()), text or ""))
+            sections.append(Section(key, default_title(key), text or ""))
         kwargs.setdefault("template", template.name)
         return cls(sections=tuple(sections), **kwargs)
 
@@ -470,7 +471,7 @@ class Report:
             else:
                 new.append(s)
         if not found:
-            new.append(Section(key, title or _DEFAULT_TITLES.get(key, key.capitalize()), text))
+            new.append(Section(key, title or default_title(key), text))
         self.sections = tuple(new)
 
     def add_key_image(self, image: KeyImage) -> None:
@@ -588,5 +589,6 @@ def _as_sections(value: Iterable[Any]) -> tuple[Section, ...]:
 
 
 def default_title(key: str) -> str:
-    """The conventional title of a canonical section key."""
+    """The conventional title of a section key (``"clinical_history"`` -> ``"Clinical history"``): the one rule for
+    every section added without an explicit title, so a template-filled and a hand-added section read the same."""
     return _DEFAULT_TITLES.get(key, key.replace("_", " ").capitalize())

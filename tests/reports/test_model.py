@@ -91,6 +91,18 @@ def test_from_template_keeps_unknown_keys() -> None:
         Report(sections=(Section("a", "A"), Section("a", "A")))
 
 
+def test_added_sections_get_one_title_rule() -> None:
+    """A template-filled and a hand-added unknown section read the same ("odd_extra" -> "Odd extra")."""
+    from reports.model import default_title
+
+    from_template = Report.from_template(template_for("CR"), {"odd_extra": "kept"})
+    by_hand = Report()
+    by_hand.set_section("odd_extra", "kept")
+    by_hand.set_section("impression", "clear")
+    assert from_template.section("odd_extra").title == by_hand.section("odd_extra").title == "Odd extra"
+    assert default_title("odd_extra") == "Odd extra" and by_hand.section("impression").title == "Impression"
+
+
 @pytest.mark.parametrize(
     ("modality", "name"),
     [("CR", "chest-radiograph"), ("dx", "chest-radiograph"), ("CT", "ct"), ("MR", "mr"), ("US", "ultrasound"),

@@ -148,9 +148,10 @@ def test_long_unbroken_tokens_and_empty_report(make_report) -> None:
     assert _pages(report_pdf_bytes(Report()))[0].count(WATERMARK) >= 1
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed (run.sh installs it)")
 def test_renders_to_png_pages(make_report, tmp_path: Path) -> None:
-    """pdftoppm must rasterise every page (catches PDFs that extract fine but are broken for viewers)."""
+    """pdftoppm must rasterise every page (catches PDFs that extract fine but are broken for viewers). The test
+    command installs poppler-utils, so a missing pdftoppm is a broken test set-up: fail, never skip silently."""
+    assert shutil.which("pdftoppm") is not None, "pdftoppm not found: install poppler-utils (run.sh does)"
     from PIL import Image
 
     pdf = render_report_pdf(make_report(), tmp_path / "r.pdf")
