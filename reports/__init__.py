@@ -9,7 +9,6 @@ Public entry points:
 * :func:`reports.pdf.render_report_pdf`, :func:`reports.dicom_pdf.encapsulated_pdf` /
   :func:`reports.dicom_pdf.write_report_dicom`.
 * :class:`reports.captions.CaptionWriter`, :func:`reports.contact_sheet.render_contact_sheet`.
-* :func:`reports.store.save_report` / :func:`reports.store.load_report` (atomic JSON autosave).
 * :func:`reports.atomic.atomic_write_bytes`, :func:`reports.atomic.atomic_writer`.
 """
 

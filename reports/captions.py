@@ -13,7 +13,6 @@ advice); :func:`read_caption_rows` removes it again. JSONL keeps the raw text.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -25,7 +24,7 @@ from typing import Any, TextIO
 
 from reports.errors import ReportError
 
-__all__ = ["COLUMNS", "CaptionRow", "CaptionWriter", "read_caption_rows", "region_key", "sha256_file"]
+__all__ = ["COLUMNS", "CaptionRow", "CaptionWriter", "read_caption_rows", "region_key"]
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +64,6 @@ class CaptionRow:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, streamed (slides can be gigabytes)."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            while block := fh.read(chunk):
-                h.update(block)
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read for hashing: {exc.strerror or exc}") from exc
-    return h.hexdigest()
 
 
 _TRIGGERS = ("=", "+", "@", "\t", "\r")

@@ -133,3 +133,27 @@ def test_unwritable_or_damaged_log_is_a_user_error(tmp_path: Path) -> None:
     damaged.write_text(damaged.read_text() + '{"seq": 2, "trunc')
     with pytest.raises(AuditWriteError, match="damaged"):
         AuditLog(damaged).record("open", inputs=[H])
+
+
+def test_file_hashes(tmp_path: Path) -> None:
+    """The full hash is plain SHA-256; a slide's fingerprint reads only its ends but still sees size and ends."""
+    from medapp.hashing import file_sha256, slide_fingerprint
+
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"abc")
+    assert file_sha256(f) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    big = tmp_path / "slide.svs"
+    data = bytearray(b"\x01" * (5 * 1024))
+    big.write_bytes(data)
+    first = slide_fingerprint(big, sample=1024)
+    assert first != file_sha256(big) and len(first) == 64
+    data[2048] = 0  # the middle is not read: same fingerprint (documented limit)
+    big.write_bytes(data)
+    assert slide_fingerprint(big, sample=1024) == first
+    data[-1] = 0  # the tail is read
+    big.write_bytes(data)
+    assert slide_fingerprint(big, sample=1024) != first
+    big.write_bytes(bytes(data) + b"\x01")  # so is the size
+    assert slide_fingerprint(big, sample=1024) != first
+    with pytest.raises(FileNotFoundError, match="gone.bin"):
+        file_sha256(tmp_path / "gone.bin")

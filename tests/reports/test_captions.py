@@ -16,7 +16,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from reports import ReportError
-from reports.captions import COLUMNS, CaptionRow, CaptionWriter, read_caption_rows, region_key, sha256_file
+from reports.captions import COLUMNS, CaptionRow, CaptionWriter, read_caption_rows, region_key
 from reports.contact_sheet import ContactItem, contact_sheet_bytes, render_contact_sheet
 
 
@@ -81,15 +81,10 @@ def test_foreign_csv_is_refused(tmp_path: Path) -> None:
     assert other.read_text() == "name,age\nx,1\n"
 
 
-def test_helpers(tmp_path: Path) -> None:
+def test_helpers() -> None:
     assert region_key((0, 0, 512, 512, 2)) == "0,0,512,512@2" and region_key(None) == ""
     with pytest.raises(ReportError):
         region_key((1, 2))
-    f = tmp_path / "x.bin"
-    f.write_bytes(b"abc")
-    assert sha256_file(f) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    with pytest.raises(ReportError, match="gone.bin"):
-        sha256_file(tmp_path / "gone.bin")
 
 
 def _tile(i: int) -> Image.Image:

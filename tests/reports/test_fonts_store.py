@@ -1,15 +1,13 @@
-"""Glyph fallback per run, escaping, saved drafts, identifiers from a DICOM header, header-crash repair."""
+"""Glyph fallback per run, escaping, identifiers from a DICOM header, header-crash repair."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import pytest
-
-from reports import Identifiers, ReportError
+from reports import Identifiers, Report
 from reports.captions import CaptionWriter, read_caption_rows
 from reports.fonts import CJK, REGULAR, clean_text, font_runs, markup, missing_glyphs
-from reports.store import load_report, save_report
 
 
 def test_runs_switch_font_only_where_needed() -> None:
@@ -25,20 +23,6 @@ def test_markup_escapes_and_keeps_unknown_glyphs() -> None:
     assert missing_glyphs("ok 🙂") == {"🙂"}  # no packaged font has emoji: kept, drawn as a box, logged
     assert "🙂" in markup("ok 🙂")
     assert clean_text("a\x00b\x07c\r\nd\te") == "ab" + "c\nd    e"
-
-
-def test_save_and_load_report(make_report, tmp_path: Path) -> None:
-    report = make_report()
-    path = save_report(report, tmp_path / "draft.json")
-    assert load_report(path).to_dict() == report.to_dict()
-    path.write_text('{"format": "medapp.report", "version": 1, "sections": 3}')
-    with pytest.raises(ReportError, match=r"draft\.json: report JSON: sections must be a list"):
-        load_report(path)
-    path.write_bytes(b"\xff\xfe garbage")
-    with pytest.raises(ReportError, match=r"draft\.json: not a report JSON file"):
-        load_report(path)
-    with pytest.raises(ReportError, match=r"missing\.json: cannot read report"):
-        load_report(tmp_path / "missing.json")
 
 
 def test_identifiers_from_dataset(ct_dataset) -> None:
@@ -67,7 +51,8 @@ def test_lone_surrogates_and_nul_never_crash_an_export(make_report, ct_dataset, 
     pdf = render_report_pdf(report, tmp_path / "r.pdf")
     assert "lesion size 5 mm" in " ".join(" ".join(p.extract_text().split()) for p in PdfReader(pdf).pages)
     write_report_dicom(report, tmp_path / "r.dcm", ct_dataset)
-    assert load_report(save_report(report, tmp_path / "r.json")).text("findings") == report.text("findings")
+    again = Report.from_dict(json.loads(json.dumps(report.to_dict(), ensure_ascii=False)))
+    assert again.text("findings") == report.text("findings")
     with CaptionWriter(tmp_path / "c.csv", tmp_path / "c.jsonl") as w:
         w.add("a.png", bad)
     assert read_caption_rows(tmp_path / "c.csv")[0].caption == "lesion ? size 5 mm"
