@@ -5,6 +5,10 @@ every finished row. A crash *during* a write can leave a partial last line; open
 (for CSV at the last line break outside quotes, so a caption with line breaks is never cut in half) and the row is
 redone on resume. :meth:`CaptionWriter.done_keys` gives the (file, region) pairs already captioned without error.
 
+The CSV is written first, then the JSONL, and resume reads the CSV only; a crash between the two writes would leave
+a row in the CSV alone, and resume would then skip it for good. So opening a table with a JSONL beside it appends
+the CSV rows the JSONL lacks (matched by file, region, time and input hash) before anything new is written.
+
 Spreadsheet safety: a caption beginning with ``=``, ``+``, ``@`` (or ``-`` followed by a non-space) would run as a
 formula when a clinician opens the CSV in Excel, so such CSV cells get a leading apostrophe (OWASP CSV injection
 advice); :func:`read_caption_rows` removes it again. JSONL keeps the raw text.
@@ -17,6 +21,7 @@ import io
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +29,7 @@ from typing import Any, TextIO
 
 from reports.errors import ReportError
 
-__all__ = ["COLUMNS", "CaptionRow", "CaptionWriter", "read_caption_rows", "region_key"]
+__all__ = ["COLUMNS", "CaptionRow", "CaptionWriter", "read_caption_rows", "read_jsonl_rows", "region_key"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +160,32 @@ def read_caption_rows(csv_path: str | os.PathLike[str]) -> list[CaptionRow]:
     return rows
 
 
+def _row_identity(row: CaptionRow) -> tuple[str, ...]:
+    """What makes two copies of a row the same row (the caption text is left out: it is the long, free part)."""
+    return (row.file, row.region, row.time, row.input_sha256)
+
+
+def read_jsonl_rows(jsonl_path: str | os.PathLike[str]) -> list[CaptionRow]:
+    """Every complete row of a caption JSONL file (a partial last line is ignored, as in the CSV)."""
+    path = Path(jsonl_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: cannot read caption rows: {exc}") from exc
+    rows = []
+    for n, line in enumerate(text.split("\n")[:-1], 1):  # the text after the last newline is unfinished
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            rows.append(CaptionRow(**{c: str(data.get(c, "")) for c in COLUMNS}))
+        except (ValueError, AttributeError) as exc:
+            raise ReportError(f"{path}: line {n} is not a caption row ({exc})") from exc
+    return rows
+
+
 class CaptionWriter:
     """Append caption rows to ``csv_path`` (and ``jsonl_path`` if given), one durable row at a time.
 
@@ -167,6 +198,12 @@ class CaptionWriter:
         self.jsonl_path = Path(jsonl_path) if jsonl_path is not None else None
         self._csv = self._open(self.csv_path, is_csv=True)
         self._jsonl = self._open(self.jsonl_path, is_csv=False) if self.jsonl_path is not None else None
+        if self._jsonl is not None:
+            try:
+                self._catch_up_jsonl()
+            except BaseException:
+                self.close()
+                raise
 
     def _open(self, path: Path, *, is_csv: bool) -> TextIO:
         if not path.parent.is_dir():
@@ -183,6 +220,26 @@ class CaptionWriter:
         if fresh and is_csv:
             self._durable(fh, _BOM + ",".join(COLUMNS) + "\r\n")
         return fh
+
+    def _catch_up_jsonl(self) -> None:
+        """Append to the JSONL every CSV row it lacks (a crash between the two writes of one row)."""
+        assert self.jsonl_path is not None and self._jsonl is not None
+        have: Counter[tuple[str, ...]] = Counter(_row_identity(r) for r in read_jsonl_rows(self.jsonl_path))
+        missing = []
+        for row in read_caption_rows(self.csv_path):
+            ident = _row_identity(row)
+            if have[ident] > 0:
+                have[ident] -= 1
+            else:
+                missing.append(row)
+        if not missing:
+            return
+        log.warning("%s: added %d row(s) present only in %s (an interrupted run)", self.jsonl_path.name,
+                    len(missing), self.csv_path.name)
+        try:
+            self._durable(self._jsonl, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in missing))
+        except OSError as exc:
+            raise ReportError(f"{self.jsonl_path}: cannot append caption rows: {exc.strerror or exc}") from exc
 
     @staticmethod
     def _durable(fh: TextIO, text: str) -> None:

@@ -54,6 +54,35 @@ def test_partial_tail_is_cut_and_resume_skips_done(tmp_path: Path) -> None:
     assert [json.loads(x)["file"] for x in jsonl_path.read_text().splitlines()] == ["a.png", "b.png", "c.png"]
 
 
+def test_csv_row_missing_from_jsonl_is_added_on_open(tmp_path: Path) -> None:
+    """A crash after the CSV write and before the JSONL write: reopening puts the row into the JSONL too, so the
+    two files hold the same rows although resume (which reads the CSV) will skip it."""
+    csv_path, jsonl_path = tmp_path / "c.csv", tmp_path / "c.jsonl"
+    with CaptionWriter(csv_path, jsonl_path) as w:
+        w.add("a.png", "fine", input_sha256="aa")
+        w.add("a.png", "=SUM(1)", region=(0, 0, 8, 8), input_sha256="bb")
+    with CaptionWriter(csv_path) as w:  # the process died between the two writes of this row
+        w.add("b.png", "only in the CSV", input_sha256="cc")
+    with CaptionWriter(csv_path, jsonl_path) as w:
+        assert ("b.png", "") in w.done_keys()
+        w.add("c.png", "after the resume")
+    jsonl_rows = [CaptionRow(**json.loads(x)) for x in jsonl_path.read_text(encoding="utf-8").splitlines()]
+    assert jsonl_rows == read_caption_rows(csv_path)
+    assert [r.file for r in jsonl_rows] == ["a.png", "a.png", "b.png", "c.png"]
+    with CaptionWriter(csv_path, jsonl_path):  # nothing to add the second time
+        pass
+    assert len(jsonl_path.read_text(encoding="utf-8").splitlines()) == 4
+
+
+def test_damaged_jsonl_line_names_the_file(tmp_path: Path) -> None:
+    csv_path, jsonl_path = tmp_path / "c.csv", tmp_path / "c.jsonl"
+    with CaptionWriter(csv_path, jsonl_path) as w:
+        w.add("a.png", "fine")
+    jsonl_path.write_text("not json\n", encoding="utf-8")
+    with pytest.raises(ReportError, match=r"c\.jsonl: line 1 is not a caption row"):
+        CaptionWriter(csv_path, jsonl_path)
+
+
 def test_killed_writer_leaves_valid_file(tmp_path: Path) -> None:
     """A process killed (SIGKILL, no close, no atexit) after 5 rows leaves a table with exactly those 5 rows."""
     if not hasattr(signal, "SIGKILL"):
