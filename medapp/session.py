@@ -9,6 +9,10 @@ restores it — that is the crash recovery, nothing else is needed.
 The session is local working data of the signed-in clinician (it contains file paths and question text, like the
 open study itself) and lives in the user's data folder; it is never written to the audit log or exported.
 Listeners (`subscribe`) let the window redraw when the CLI or a job changes state; they run after the save.
+
+A damaged *report draft* (e.g. written by a newer or buggy version) must not cost the user the rest of the session:
+on load the draft is checked with `Report.from_dict`; if it does not parse it is written aside to
+``report_draft.damaged-<time>.json`` (`draft_recovered_from`), dropped from the state, and the rest is kept.
 """
 
 from __future__ import annotations
@@ -76,6 +80,17 @@ class SessionState:
         )
 
 
+def _draft_problem(data: Any) -> str | None:
+    """None if `data` reads back as a `reports.Report`, else the exception type (no content: it may hold PHI)."""
+    from reports import Report
+
+    try:
+        Report.from_dict(data)
+    except Exception as exc:  # ReportError, or TypeError / ValueError / AttributeError from a wrong shape
+        return type(exc).__name__
+    return None
+
+
 class Session:
     """The autosaved session in `directory` (default: `medapp.paths.session_dir()`). Thread-safe."""
 
@@ -85,7 +100,10 @@ class Session:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[Session], None]] = []
         self.recovered_from: Path | None = None  # set when a damaged session file was moved aside
+        self.draft_recovered_from: Path | None = None  # set when only the report draft was damaged and moved aside
         self.state = self._load()
+        if self.state.report_draft is not None and _draft_problem(self.state.report_draft) is not None:
+            self._set_draft_aside()
 
     # -- persistence ------------------------------------------------------------------------------------------
     def _load(self) -> SessionState:
@@ -104,6 +122,23 @@ class Session:
                 pass
             log.warning("session file was damaged (%s); started a new session", type(exc).__name__)
             return SessionState()
+
+    def _set_draft_aside(self) -> None:
+        """Keep an unreadable draft for inspection, drop it from the state and save the rest."""
+        problem = _draft_problem(self.state.report_draft)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        aside = self.directory / f"report_draft.damaged-{stamp}.json"
+        try:
+            atomic_write_text(aside, json.dumps(self.state.report_draft, indent=1, ensure_ascii=False))
+            self.draft_recovered_from = aside
+        except (OSError, TypeError, ValueError):
+            pass
+        log.warning("session report draft was damaged (%s); kept the rest of the session", problem)
+        self.state.report_draft = None
+        try:
+            self.save()
+        except OSError:  # read-only folder: the next change tries again; the state in memory is already clean
+            log.warning("could not save the session after dropping the damaged draft")
 
     def save(self) -> None:
         with self._lock:
@@ -205,8 +240,13 @@ class Session:
 
     # -- report draft -----------------------------------------------------------------------------------------
     def set_report(self, report: Any) -> None:
-        """Store the draft (a `reports.Report` or its `to_dict()`)."""
+        """Store the draft (a `reports.Report` or its `to_dict()`). A dict that is no report is refused here
+        (`ReportError`), so the session never stores a draft it could not give back."""
         data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+        if not hasattr(report, "to_dict"):
+            from reports import Report
+
+            Report.from_dict(data)
         with self._lock:
             self.state.report_draft = data
             self._changed()
