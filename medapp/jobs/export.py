@@ -6,20 +6,40 @@ with the report's content hash, the output's hash and the de-identified flag —
 For a de-identified DICOM export the PDF is the de-identified rendering and the finished DICOM header goes through
 `dicom_io.deid.Deidentifier` (PS3.15 Basic Profile) before the PDF is put in, so no identifier reaches the new
 object through the copied patient and study attributes.
+
+UID consistency: a `Deidentifier` remaps each original UID to one new UID *per instance*, so every de-identified
+export of the same study must go through the same instance, or two exports of one study (PDF-in-DICOM today,
+another report tomorrow) land in two different de-identified studies. The caller may pass its own (a session or a
+batch that owns one); otherwise all exports of this process run share `process_deidentifier()`. Calls are
+serialised with a lock because the window exports from worker threads and the remapping is check-then-insert.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from medapp.errors import UserError
 
-__all__ = ["export_report", "sign_report", "EXPORT_KINDS"]
+__all__ = ["export_report", "sign_report", "process_deidentifier", "EXPORT_KINDS"]
 
 EXPORT_KINDS = ("pdf", "dicom")
+_DEID_LOCK = threading.Lock()
+_process_deidentifier: Any = None
+
+
+def process_deidentifier() -> Any:
+    """The `dicom_io.deid.Deidentifier` shared by every de-identified export of this process run (created once)."""
+    global _process_deidentifier
+    with _DEID_LOCK:
+        if _process_deidentifier is None:
+            from dicom_io.deid import Deidentifier
+
+            _process_deidentifier = Deidentifier()
+        return _process_deidentifier
 
 
 def _pdf_options(settings: Any, letterhead: str | None) -> Any:
@@ -39,9 +59,12 @@ def export_report(
     settings: Any = None,
     letterhead: str | None = None,
     audit: Any = None,
+    deidentifier: Any = None,
 ) -> Path:
     """Write `report` as a PDF (`kind="pdf"`) or a DICOM Encapsulated PDF (`kind="dicom"`, filed into the study of
-    `source`, the pydicom header of the shown image, when given). Atomic: a failure never leaves a partial file."""
+    `source`, the pydicom header of the shown image, when given). Atomic: a failure never leaves a partial file.
+    A de-identified DICOM export remaps UIDs with `deidentifier` (default: `process_deidentifier()`), so exports
+    sharing it keep one de-identified study."""
     from reports.atomic import atomic_write_bytes
     from reports.pdf import report_pdf_bytes
 
@@ -58,9 +81,11 @@ def export_report(
 
         deidentify = None
         if deidentified:
-            from dicom_io.deid import Deidentifier
+            shared = deidentifier if deidentifier is not None else process_deidentifier()
 
-            deidentify = Deidentifier().apply
+            def deidentify(ds: Any) -> Any:
+                with _DEID_LOCK:
+                    return shared.apply(ds)
         data = dicom_bytes(report_dicom(report, source, deidentify=deidentify, options=options))
     atomic_write_bytes(path, data)
     if audit is not None:
