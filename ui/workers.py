@@ -18,7 +18,9 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,8 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 __all__ = ["WorkerFailure", "WorkerSignals", "Worker", "WorkerManager", "Cancelled"]
 
 log = logging.getLogger(__name__)
+
+RETIRE_SECONDS = 1.0
 
 
 class Cancelled(Exception):
@@ -148,6 +152,7 @@ class WorkerManager(QObject):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self._active: dict[QObject, Worker] = {}  # signals object → worker, kept alive until `finished`
+        self._retired: deque[tuple[float, Worker]] = deque()  # finished workers, released after RETIRE_SECONDS
 
     def run(
         self,
@@ -210,7 +215,15 @@ class WorkerManager(QObject):
 
     @Slot()
     def _on_finished(self) -> None:
-        self._active.pop(self.sender(), None)
+        worker = self._active.pop(self.sender(), None)
+        now = time.monotonic()
+        if worker is not None:
+            # `finished` is emitted from inside run(); the pool thread is still unwinding the C++ side of the call
+            # when this slot runs. Dropping the last reference now could free the QRunnable under it, so retired
+            # workers are kept for a second before Python may collect them.
+            self._retired.append((now, worker))
+        while self._retired and now - self._retired[0][0] > RETIRE_SECONDS:
+            self._retired.popleft()
         self.busy_changed.emit(len(self._active))
 
     @property
