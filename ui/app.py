@@ -132,9 +132,17 @@ def wait_until_settled(window: Any, done: Any, timeout_ms: int = SETTLE_TIMEOUT_
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    if args.screenshot is not None and not os.environ.get("QT_QPA_PLATFORM"):
-        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
-            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    no_display = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    )
+    if no_display and args.screenshot is not None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
+    elif no_display:
+        # Qt would abort the process with a platform-plugin message; say what to do instead.
+        print("medapp: no display found (DISPLAY / WAYLAND_DISPLAY are not set). Run medapp in a desktop session, "
+              "or use --screenshot OUT.png (renders offscreen) or the command-line subcommands (medapp --help).",
+              file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from PySide6.QtWidgets import QApplication

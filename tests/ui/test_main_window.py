@@ -346,3 +346,12 @@ def test_recent_files_survive_a_restart_and_reopen(qtbot, make_window, example_c
     with qtbot.waitSignal(second.document_shown, timeout=20000):
         second.recent_menu.actions()[0].trigger()
     assert second.image_viewer.state.modality == "CT"
+
+
+def test_cli_gui_without_a_display_says_so(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["MEDAPP_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run([sys.executable, "-m", "medapp"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert "no display found" in proc.stderr and "--screenshot" in proc.stderr
