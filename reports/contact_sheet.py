@@ -3,7 +3,8 @@
 reports/ cannot open DICOM or slides (that is dicom_io's job), so thumbnails come from the caller: a PIL image, PNG/
 JPEG bytes or a path Pillow can open, either on a :class:`ContactItem` or via ``thumbnails={(file, region): image}``
 for :class:`~reports.captions.CaptionRow` rows. A row without a usable thumbnail gets a grey "no preview" box; a
-failed row shows its error in red. Captions that do not fit their cell are shortened with "…" (the CSV keeps the full
+failed row shows its error in red (in a de-identified sheet with file names and anything path-like removed from
+the error text, as from the label: clinical file and folder names often carry patient names). Captions that do not fit their cell are shortened with "…" (the CSV keeps the full
 text, and the page footer says so), because a table cell in reportlab cannot split across pages.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,21 @@ from reports.fonts import clean_text, markup, register_fonts
 __all__ = ["ContactItem", "render_contact_sheet", "contact_sheet_bytes"]
 
 _THUMB_PX = 384
+_PATH_LIKE = re.compile(r"\S*[/\\]\S*")  # any token with a path separator: /data/Doe^John/x.dcm, C:\\scans\\a.dcm
+
+
+def _scrub(text: str, names: Iterable[str]) -> str:
+    """`text` without the given file / folder names (whole and as path parts of 3+ characters, so a short part
+    like "CT" does not eat ordinary words) and without path-like tokens."""
+    parts: set[str] = set()
+    for name in names:
+        if name:
+            parts.add(name)
+            path = Path(name)
+            parts.update(p for p in (*path.parts, path.stem) if len(p) >= 3)
+    for part in sorted(parts, key=len, reverse=True):
+        text = text.replace(part, "<file>")
+    return _PATH_LIKE.sub("<path>", text)
 
 
 @dataclass(frozen=True)
@@ -53,8 +70,9 @@ def _as_items(
             item = ContactItem(image, label, row.caption, row.error)
         else:
             raise ReportError(f"contact sheet: item {n} is a {type(row).__name__}, not a CaptionRow or ContactItem")
-        if deidentified:  # file names often carry patient names or accession numbers
-            item = ContactItem(item.image, f"#{n}", item.caption, item.error)
+        if deidentified:  # file names often carry patient names or accession numbers, also inside error texts
+            names = [item.label, row.file] if isinstance(row, CaptionRow) else [item.label]
+            item = ContactItem(item.image, f"#{n}", item.caption, _scrub(item.error, names))
         items.append(item)
     return items
 

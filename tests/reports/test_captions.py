@@ -144,6 +144,23 @@ def test_contact_sheet_paginates_and_keeps_rows(tmp_path: Path, ct_png: bytes) -
     assert "PATIENT_DOE" not in deid and "img3.dcm" not in deid and "#4" in deid
 
 
+def test_deidentified_sheet_scrubs_names_from_errors() -> None:
+    """The label is replaced by "#n" and the error text loses the file name, its folders and any path."""
+    rows = [
+        CaptionRow("Doe_John/scan 1.dcm", error="/mnt/pacs/Doe_John/scan 1.dcm: truncated pixel data (CT)"),
+        CaptionRow("Roe_Jane.dcm", error="Roe_Jane.dcm: no decoder; see C:\\scans\\Roe_Jane.dcm"),
+    ]
+
+    def text(**kwargs) -> str:
+        pdf = contact_sheet_bytes(rows, **kwargs)
+        return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(pdf)).pages)
+
+    assert "Doe_John" in text() and "Roe_Jane" in text()  # the plain sheet shows what the table holds
+    deid = text(deidentified=True)
+    assert "Doe_John" not in deid and "Roe_Jane" not in deid and "pacs" not in deid and "scans" not in deid
+    assert "truncated pixel data (CT)" in deid and "no decoder" in deid and "#2" in deid
+
+
 def test_contact_sheet_empty_and_unreadable_thumbnail(tmp_path: Path) -> None:
     pdf = contact_sheet_bytes([ContactItem(b"not an image", "x", "cap")])
     assert "no preview" in PdfReader(io.BytesIO(pdf)).pages[0].extract_text()
