@@ -37,6 +37,7 @@ from pydicom.tag import Tag
 from pydicom.uid import generate_uid
 
 from dicom_io.guard import guard
+from dicom_io.pixels import check_pixel_budget, pixel_keyword
 from dicom_io.reading import read_dicom
 
 METHOD = "PS3.15 Basic Application Level Confidentiality Profile"  # LO: at most 64 characters
@@ -177,9 +178,17 @@ class Deidentifier:
 
 
 def deidentify_file(src: str | Path, dst: str | Path, deidentifier: Deidentifier | None = None) -> Path:
-    """Write a de-identified copy of DICOM file `src` to `dst` (atomically: a temp file, then rename)."""
+    """Write a de-identified copy of DICOM file `src` to `dst` (atomically: a temp file, then rename).
+
+    A broken source is refused with `CorruptFileError` rather than exported: a truncated file (header or pixel
+    data cut short, an image object whose pixel data is missing) would otherwise leave as a "good" copy. Pixel data
+    is checked against its header (`check_pixel_budget`) without decoding it.
+    """
     src, dst = Path(src), Path(dst)
     ds = read_dicom(src)
+    if pixel_keyword(ds) is not None or "Image Storage" in str(getattr(ds.get("SOPClassUID"), "name", "") or ""):
+        with guard(src, "checking pixel data"):
+            check_pixel_budget(ds, src)
     out = (deidentifier or Deidentifier()).apply(ds)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with guard(dst, "writing de-identified copy"):

@@ -75,6 +75,11 @@ def check_pixel_budget(ds: Dataset, path: str | Path | None) -> None:
     """
     keyword = pixel_keyword(ds)
     if keyword is None:
+        # Pixel data is Type 1 in every image IOD: an image object without it is a file cut short (at an element
+        # boundary, which leaves nothing else to notice) or a broken export, not a valid object that has no image.
+        sop_name = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
+        if "Image Storage" in sop_name:
+            raise CorruptFileError(path, f"truncated or incomplete: a {sop_name} object without pixel data")
         raise NoPixelDataError(path, "no pixel data (this DICOM object holds no image)")
     try:
         rows, cols = _int(ds, "Rows"), _int(ds, "Columns")

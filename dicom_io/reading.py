@@ -7,9 +7,14 @@ read is accepted only when the result looks like an image object (see `_plausibl
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -69,6 +74,65 @@ def _convert_all(ds: Dataset) -> None:
                 _convert_all(item)
 
 
+# pydicom reports "End of file reached before delimiter ..." (a file cut inside a sequence, item or encapsulated
+# pixel data) as a warning plus a log record on the "pydicom" logger, then returns whatever it parsed. `guard` drops
+# the warning (it may quote values), so we watch the log record instead: it is emitted on the reading thread.
+_EOF_MARKER = "End of file reached before delimiter"
+# The longest element header (explicit VR with a 4-byte length): fewer bytes than this after the last parsed element
+# are the start of an element the file no longer holds.
+_MAX_ELEMENT_HEADER = 12
+
+
+class _EofWatch(logging.Handler):
+    """Notes pydicom's end-of-file message when it comes from the thread that installed this handler."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.seen = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread and _EOF_MARKER in record.getMessage():
+            self.seen = True
+
+
+@contextlib.contextmanager
+def _watch_eof() -> Iterator[_EofWatch]:
+    """A per-call handler on pydicom's logger (adding/removing handlers is thread-safe; no shared flag to reset)."""
+    logger = logging.getLogger("pydicom")
+    watch = _EofWatch()
+    logger.addHandler(watch)
+    try:
+        yield watch
+    finally:
+        logger.removeHandler(watch)
+
+
+def _cut_short(ds: Dataset, size: int) -> str | None:
+    """Why the file looks truncated after its last top-level element, or None.
+
+    pydicom stops silently when the file ends inside an element header, and keeps a short value when it ends inside
+    a value; both leave a dataset that parses. The last element's declared end is compared with the file size
+    (before any value is converted, so the raw offsets are still there).
+    """
+    tags = list(ds.keys())
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if not tags or getattr(ts, "is_deflated", False):
+        return None  # deflated: offsets count inflated bytes, not file bytes (a cut there fails to inflate)
+    raw = ds.get_item(tags[-1])
+    if not isinstance(raw, RawDataElement) or raw.value_tell is None or raw.length == 0xFFFFFFFF:
+        return None  # undefined length: a cut inside it is reported by pydicom's end-of-file message
+    end = raw.value_tell + raw.length
+    if end > size:
+        got = max(0, size - raw.value_tell)
+        if int(raw.tag) in _PIXEL_TAGS:
+            return f"truncated pixel data: {got} of {raw.length} bytes"
+        return f"truncated: element {raw.tag} needs {raw.length} bytes but the file ends after {got}"
+    if 0 < size - end < _MAX_ELEMENT_HEADER:
+        return f"truncated: the file ends inside the element that follows {raw.tag}"
+    return None
+
+
 def read_dicom(path: str | Path, *, header_only: bool = False, validate: bool = True) -> Dataset:
     """The dataset of a DICOM file, or InputError. Pixel data is not decoded here.
 
@@ -79,14 +143,21 @@ def read_dicom(path: str | Path, *, header_only: bool = False, validate: bool = 
     """
     p = check_file(path)
     kwargs = {"defer_size": 65536} if header_only else {}
-    with guard(p, "reading DICOM header"):
+    with guard(p, "reading DICOM header"), _watch_eof() as eof:
         try:
             ds = dcmread(p, **kwargs)
         except InvalidDicomError:
             ds = dcmread(p, force=True, **kwargs)
             if not _plausible(ds):
                 raise UnsupportedFormatError(p, "not a DICOM file") from None
+        if eof.seen:
+            raise CorruptFileError(p, "truncated: the file ends before a sequence, item or pixel data is complete")
+        cut = _cut_short(ds, p.stat().st_size)
+        if cut:
+            raise CorruptFileError(p, cut)
         if len(ds) == 0:
+            if len(getattr(ds, "file_meta", None) or ()):
+                raise CorruptFileError(p, "truncated: the file ends after its file meta information")
             raise CorruptFileError(p, "the DICOM header holds no data elements")
         if validate:
             _convert_all(ds)

@@ -10,6 +10,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+import dicom_io
 from dicom_io.deid import Deidentifier, action_for, deidentify_file
 
 # pytest records warnings itself (replacing the filter dicom_io installs); pydicom's complaints about the broken
@@ -76,3 +77,43 @@ def test_deidentify_file_writes_valid_dicom(pydicom_test_files: Path, tmp_path: 
     assert back.PatientIdentityRemoved == "YES" and back.pixel_array.shape == (30, 240, 320, 3)
     assert any("burned-in" in w for w in run.warnings)  # ultrasound: text in pixels is likely
     assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def _cut(src: Path, dst: Path, keep: int) -> Path:
+    """The first `keep` bytes of `src` (negative: all but the last -keep bytes), as an interrupted copy leaves it."""
+    data = src.read_bytes()
+    dst.write_bytes(data[:keep])
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("name", "keep", "cause"),
+    [
+        ("MR_truncated.dcm", None, "truncated pixel data: 8130 of 8192 bytes"),
+        ("CT_small.dcm", -2000, "truncated pixel data"),  # pixel data cut short
+        ("CT_small.dcm", 3000, "truncated"),  # cut inside the header, long before the pixel data
+        ("MR_small_RLE.dcm", 5000, "truncated"),  # cut inside an undefined-length element
+    ],
+)
+def test_truncated_input_is_refused_not_exported(
+    pydicom_test_files: Path, tmp_path: Path, name: str, keep: int | None, cause: str
+) -> None:
+    src = pydicom_test_files / name
+    if keep is not None:
+        src = _cut(src, tmp_path / f"cut_{name}", keep)
+    dst = tmp_path / "out" / "deid.dcm"
+    with pytest.raises(dicom_io.CorruptFileError, match=cause) as info:
+        deidentify_file(src, dst)
+    assert str(src) in str(info.value)
+    assert not dst.exists() and not list(tmp_path.glob("out/*"))  # nothing written, not even a temp file
+
+
+def test_deid_cli_exits_2_on_truncated_input(pydicom_test_files: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    from medapp.cli import main
+
+    monkeypatch.setenv("MEDAPP_HOME", str(tmp_path / "home"))  # the audit log goes there, not to the user's
+    dst = tmp_path / "deid.dcm"
+    assert main(["deid", str(pydicom_test_files / "MR_truncated.dcm"), str(dst)]) == 2
+    err = capsys.readouterr().err
+    assert "MR_truncated.dcm: truncated pixel data" in err and "Traceback" not in err
+    assert not dst.exists()

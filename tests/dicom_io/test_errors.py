@@ -115,3 +115,54 @@ def test_messages_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(dicom_io.InputError) as info:
         dicom_io.open_path(path)
     assert "\n" not in str(info.value) and str(info.value).startswith(str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "keep", "cause"),
+    [
+        # cut 6 bytes into an element header: pydicom stops silently and the CT "has no pixel data"
+        ("CT_small.dcm", 3000, r"truncated: the file ends inside the element that follows \(0027,1030\)"),
+        # cut inside a value: pydicom keeps the short value
+        ("CT_small.dcm", 5000, r"truncated: element \(0043,1029\) needs 2068 bytes but the file ends after 1052"),
+        # cut inside an undefined-length element: pydicom only warns "End of file reached before delimiter"
+        ("MR_small_RLE.dcm", 5000, "truncated: the file ends before a sequence, item or pixel data is complete"),
+    ],
+)
+def test_truncated_files_say_truncated(
+    pydicom_test_files: Path, tmp_path: Path, name: str, keep: int, cause: str
+) -> None:
+    path = tmp_path / f"cut_{name}"
+    path.write_bytes((pydicom_test_files / name).read_bytes()[:keep])
+    with pytest.raises(dicom_io.CorruptFileError, match=cause) as info:
+        dicom_io.open_path(path).render(0)
+    assert str(info.value).startswith(str(path))
+
+
+def test_image_object_without_pixel_data_is_incomplete(tmp_path: Path, ct_dataset, ct_phantom) -> None:
+    """A CT cut exactly at an element boundary before the pixel data parses cleanly; its SOP class gives it away."""
+    ds = ct_dataset(ct_phantom(16))
+    del ds.PixelData
+    path = tmp_path / "ct_no_pixels.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(dicom_io.CorruptFileError, match="truncated or incomplete: a CT Image Storage object"):
+        dicom_io.open_path(path)
+
+
+def test_truncation_is_noticed_from_worker_threads(pydicom_test_files: Path, tmp_path: Path) -> None:
+    """The end-of-file watch is per reading thread: two threads reading a cut and a good file get their own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes((pydicom_test_files / "MR_small_RLE.dcm").read_bytes()[:5000])
+    good = pydicom_test_files / "MR_small_RLE.dcm"
+
+    def read(path: Path) -> str:
+        try:
+            dicom_io.open_path(path)
+        except dicom_io.InputError as exc:
+            return exc.cause
+        return "ok"
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(read, [cut, good] * 20))
+    assert results[1::2] == ["ok"] * 20 and all(r.startswith("truncated") for r in results[0::2])
