@@ -11,7 +11,7 @@ JPEG Baseline (8-bit)                       Pillow (HPND), python-gdcm (BSD) as 
 JPEG Extended 12-bit                        imagecodecs' libjpeg-turbo 3 (BSD), registered here
 JPEG Lossless (Process 14, SV1)             python-gdcm (BSD)
 JPEG-LS lossless / near-lossless            pyjpegls (MIT, CharLS BSD), python-gdcm as fallback
-JPEG 2000 / JPEG 2000 lossless              pylibjpeg-openjpeg (MIT), Pillow, python-gdcm as fallback
+JPEG 2000 / JPEG 2000 lossless              pylibjpeg-openjpeg (MIT), Pillow (no GDCM, see below)    
 ==========================================  ==============================================================
 
 Why: pylibjpeg-libjpeg, the usual pydicom choice for JPEG Extended/Lossless, is GPLv3, which would force the
@@ -82,11 +82,29 @@ def _gdcm_last() -> None:
             decoder.add_plugin(*_GDCM)
 
 
+# GDCM bundles its own openjpeg, which prints to the C stderr ("Invalid number of tiles ...", "Marker handler
+# function failed ...") on malformed JPEG 2000 after pylibjpeg-openjpeg and Pillow have already refused the frame;
+# it adds no coverage there, only noise around our one-line error.
+_JPEG2000 = (uid.JPEG2000, uid.JPEG2000Lossless)
+
+
+def _no_gdcm_for_jpeg2000() -> None:
+    """Remove GDCM from the JPEG 2000 decoders when another plugin is installed for them."""
+    from pydicom.pixels import get_decoder
+
+    for ts in _JPEG2000:
+        decoder = get_decoder(ts)
+        available = list(decoder._available)  # noqa: SLF001 - pydicom has no public "plugin order" API
+        if "gdcm" in available and len(available) > 1:
+            decoder.remove_plugin("gdcm")
+
+
 def register() -> None:
-    """Add our JPEG Extended plugin and put GDCM last (idempotent). Uses pydicom's plugin API only."""
+    """Add our JPEG Extended plugin, put GDCM last, drop it for JPEG 2000 (idempotent). pydicom's plugin API only."""
     from pydicom.pixels import get_decoder
 
     _gdcm_last()
+    _no_gdcm_for_jpeg2000()
     decoder = get_decoder(uid.JPEGExtended12Bit)
     if _LABEL in decoder._available or _LABEL in decoder._unavailable:  # noqa: SLF001 - no public query exists
         return

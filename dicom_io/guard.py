@@ -27,8 +27,16 @@ _MAX_CAUSE = 200
 
 
 def short(exc: BaseException) -> str:
-    """The first line of an exception's text, trimmed: one readable line for the user, never a traceback."""
-    text = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
+    """The first line of an exception's text, trimmed: one readable line for the user, never a traceback.
+
+    A first line ending in ":" introduces the reasons (pydicom: "... raised by all available plugins:" then one
+    line per plugin), so the next line joins it; otherwise the message would end in a colon and say nothing.
+    """
+    lines = [line for line in str(exc).split("\n") if line.strip()]
+    head = lines[0] if lines else ""
+    if head.rstrip().endswith(":") and len(lines) > 1:
+        head = f"{head} {lines[1]}"
+    text = " ".join(head.split()) or type(exc).__name__
     return text if len(text) <= _MAX_CAUSE else text[: _MAX_CAUSE - 3] + "..."
 
 

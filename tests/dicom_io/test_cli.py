@@ -94,3 +94,23 @@ def test_subprocess_exit_codes(pydicom_test_files: Path, tmp_path: Path) -> None
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "truncated pixel data" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_malformed_jpeg2000_is_one_line_on_stderr(pydicom_test_files: Path, tmp_path: Path) -> None:
+    """GDCM's bundled openjpeg printed two lines of its own to the C stderr; only our error line may appear."""
+    src = pydicom_test_files / "JPEG2000-embedded-sequence-delimiter.dcm"
+    run = subprocess.run([sys.executable, "-m", "medapp", "render", str(src), "-o", str(tmp_path / "j.png")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"medapp: {src}: decoding frame 0"), run.stderr
+    assert "pylibjpeg: " in lines[0] and not lines[0].endswith(":")  # the reason, not a dangling colon
+
+
+def test_jpeg2000_still_decodes_without_gdcm(pydicom_test_files: Path) -> None:
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEG2000, JPEG2000Lossless
+
+    for ts in (JPEG2000, JPEG2000Lossless):
+        assert "gdcm" not in get_decoder(ts)._available  # noqa: SLF001
+    assert dicom_io.open_path(pydicom_test_files / "JPEG2000.dcm").render(0).shape == (1024, 256)
