@@ -65,13 +65,14 @@ class PlainImage(ImageStack):
             return (arr.astype(np.float32) if mode == "F" else arr.astype(np.int32)), "MONOCHROME2"
         if mode in ("L", "1"):
             return np.asarray(img.convert("L")).copy(), "MONOCHROME2"
-        if mode in ("LA",):
-            return np.asarray(img.convert("L")).copy(), "MONOCHROME2"
-        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        if mode in ("LA", "RGBA", "PA") or (mode == "P" and "transparency" in img.info):
             # Composite transparent pixels on white, as a viewer shows them, rather than dropping alpha to black.
             rgba = img.convert("RGBA")
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB")).copy(), "RGB"
+            flat = Image.alpha_composite(white, rgba)
+            if mode == "LA":  # grey stays grey (one channel, windowable like any 8-bit grey image)
+                return np.asarray(flat.convert("L")).copy(), "MONOCHROME2"
+            return np.asarray(flat.convert("RGB")).copy(), "RGB"
         return np.asarray(img.convert("RGB")).copy(), "RGB"
 
     @property

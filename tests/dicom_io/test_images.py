@@ -63,3 +63,16 @@ def test_truncated_png(tmp_path: Path) -> None:
     (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(dicom_io.InputError, match=r"t\.png"):
         dicom_io.open_path(tmp_path / "t.png").render(0)
+
+
+def test_grey_with_alpha_is_composited_on_white_and_stays_grey(tmp_path: Path) -> None:
+    la = np.zeros((8, 8, 2), np.uint8)
+    la[..., 0] = 60
+    la[:4, :, 1] = 255  # top half opaque dark grey, bottom half fully transparent
+    la[4:, :, 1] = 0
+    path = tmp_path / "la.png"
+    Image.fromarray(la, "LA").save(path)
+    img = dicom_io.open_path(path)
+    assert not img.is_colour and img.metadata["photometric"] == "MONOCHROME2"
+    out = img.render(0)
+    assert out.ndim == 2 and (out[:4] == 60).all() and (out[4:] == 255).all()  # transparent shows as white glass
