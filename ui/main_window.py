@@ -462,7 +462,7 @@ class MainWindow(QMainWindow):
             return False
         viewer = self.current_viewer
         if isinstance(viewer, ImageViewer):
-            return viewer.stack is None or viewer.is_current()
+            return viewer.is_idle()
         if isinstance(viewer, SlideViewer):
             return viewer.is_idle()
         return True

@@ -62,6 +62,16 @@ def write_ct_series(folder: Path, n: int = SERIES_SLICES, size: int = SERIES_SIZ
     return paths
 
 
+@pytest.fixture(autouse=True)
+def _flush_deferred_deletes(qapp):
+    """pytest-qt closes a test's widgets with deleteLater, so they would be destroyed inside the *next* test's event
+    loop, in the middle of its signals. Destroy them here, between tests, where nothing else is running."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    yield
+
+
 @pytest.fixture(scope="session")
 def ct_series_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ct_series") / "series"

@@ -252,3 +252,25 @@ def test_dicomdir_file_opens_as_collection(pydicom_test_files):
     kind, _, collection, _ = open_job(pydicom_test_files / "dicomdirtests" / "DICOMDIR")
     assert kind == "collection"
     assert sum(len(st.series) for p in collection.patients for st in p.studies) >= 10
+
+
+def test_a_frame_that_fails_to_render_reports_and_settles(qtbot, app_context, ct_series_dir):
+    """A slice that cannot be decoded: the failure reaches the window's error channel, the viewer stays usable."""
+    viewer = _show(qtbot, app_context, ct_series_dir)
+    stack = viewer.state.stack
+    real = stack.render
+
+    def render(frame=0, window=None):
+        if frame == 3:
+            raise OSError(f"{stack.path}: slice 4 is truncated")
+        return real(frame, window)
+
+    stack.render = render
+    failures = []
+    app_context.workers.worker_failed.connect(failures.append)
+    viewer.state.set_frame(3)
+    qtbot.waitUntil(lambda: bool(failures), timeout=10000)
+    qtbot.waitUntil(viewer.is_idle, timeout=10000)
+    assert not viewer.is_current() and "truncated" in failures[0].message
+    viewer.state.set_frame(4)
+    qtbot.waitUntil(viewer.is_current, timeout=10000)

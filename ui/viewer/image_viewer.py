@@ -115,6 +115,7 @@ class ImageViewer(QGraphicsView):
         self._render_busy = False
         self._render_dirty = False
         self._shown: tuple[int, Any] | None = None
+        self._failed: tuple[int, Any] | None = None
         self._values: tuple[int, np.ndarray] | None = None
         self._fit = True
         self._tool = "pan"
@@ -170,6 +171,12 @@ class ImageViewer(QGraphicsView):
     def is_current(self) -> bool:
         """True when the pixmap shows the state's frame and window (tests and screenshots wait for this)."""
         return self.state.stack is not None and self._shown == (self.state.frame, self.state.window)
+
+    def is_idle(self) -> bool:
+        """Nothing left to draw: the view is current, or rendering it failed (the error dialog says why)."""
+        if self.state.stack is None or self.is_current():
+            return True
+        return not self._render_busy and self._failed == (self.state.frame, self.state.window)
 
     def fit(self) -> None:
         self._fit = True
@@ -326,6 +333,7 @@ class ImageViewer(QGraphicsView):
 
     def _on_render_failed(self, failure: WorkerFailure) -> None:
         log.warning("render failed: %s", failure.exc_type)
+        self._failed = (self.state.frame, self.state.window)
         self.stop_cine()
 
     def _on_render_finished(self) -> None:
