@@ -1,8 +1,9 @@
 """`medapp caption DIR -o captions.csv`: caption every image, DICOM and slide in a folder, resumably.
 
 Rows are appended (and flushed) as they are produced, so an interrupted run loses at most one batch and `--resume`
-continues it. A file that cannot be read becomes an error row and a warning on stderr; the batch goes on. The exit
-status is 0 when the batch ran (error rows included) and 2 only for problems with the command itself.
+continues it (without loading the model when nothing is left). A file that cannot be read becomes an error row (the
+cause, not the path) and a warning on stderr; the batch goes on. The exit status is 0 when the batch ran (error rows
+included) and 2 only for problems with the command itself.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from medapp.cli._common import audit_log, load_settings, model_holder
     from medapp.errors import UserError
-    from medapp.jobs.caption import CAPTION_PROMPT, caption_batch, list_items
+    from medapp.jobs.caption import CAPTION_PROMPT, CaptionSummary, caption_batch, list_items
     from reports.captions import CaptionWriter, read_caption_rows
 
     if not args.folder.is_dir():
@@ -64,38 +65,44 @@ def run(args: argparse.Namespace) -> int:
     tiles = settings.tissue_tiles if args.tiles is None else args.tiles
     batch_size = args.batch_size or settings.batch_size
     items = list_items(args.folder, tissue_tiles=tiles, tile_px=settings.tissue_tile_px)
-    engine = model_holder(args, settings).get()
     thumbnails: dict[tuple[str, str], Any] | None = None
     if args.sheet is not None:  # previews for rows done in an earlier run: plain images by path
         thumbnails = {it.key: it.path for it in items if it.kind == "image"}
 
-    with CaptionWriter(args.output, args.jsonl) as writer, tqdm(
-        total=len(items), desc="captioning", unit="img", file=sys.stderr
-    ) as bar:
-        def on_progress(p: Any) -> None:
-            bar.total = p.total
-            bar.n = p.done
-            bar.refresh()
+    with CaptionWriter(args.output, args.jsonl) as writer:
+        done = writer.done_keys(include_errors=not args.retry_errors) if args.resume else set()
+        if all(it.key in done for it in items):
+            # nothing left (a finished run resumed): do not spend a minute loading the model for no rows
+            summary = CaptionSummary(total=len(items), skipped=len(items))
+        else:
+            engine = model_holder(args, settings).get()
+            with tqdm(total=len(items), desc="captioning", unit="img", file=sys.stderr) as bar:
+                def on_progress(p: Any) -> None:
+                    bar.total = p.total
+                    bar.n = p.done
+                    bar.refresh()
 
-        summary = caption_batch(
-            engine,
-            items,
-            writer,
-            prompt=args.prompt or CAPTION_PROMPT,
-            batch_size=batch_size,
-            max_new_tokens=args.max_new_tokens or min(settings.max_new_tokens, CAPTION_MAX_NEW_TOKENS),
-            resume=args.resume,
-            retry_errors=args.retry_errors,
-            thumbnails=thumbnails,
-            on_progress=on_progress,
-            on_error=lambda file, message: tqdm.write(f"medapp: skipped {message}", file=sys.stderr),
-            audit=audit_log(settings),
-        )
+                summary = caption_batch(
+                    engine,
+                    items,
+                    writer,
+                    prompt=args.prompt or CAPTION_PROMPT,
+                    batch_size=batch_size,
+                    max_new_tokens=args.max_new_tokens or min(settings.max_new_tokens, CAPTION_MAX_NEW_TOKENS),
+                    resume=args.resume,
+                    retry_errors=args.retry_errors,
+                    thumbnails=thumbnails,
+                    on_progress=on_progress,
+                    # the row holds the cause only; the terminal is the user's own, so name the file here
+                    on_error=lambda file, message: tqdm.write(f"medapp: skipped {file}: {message}", file=sys.stderr),
+                    audit=audit_log(settings),
+                )
     if args.sheet is not None:
         from reports.contact_sheet import render_contact_sheet
 
-        render_contact_sheet(read_caption_rows(args.output), args.sheet, thumbnails=thumbnails,
-                             model=engine.info.model_id)
+        rows = read_caption_rows(args.output)
+        model = next((r.model for r in reversed(rows) if r.model), "")
+        render_contact_sheet(rows, args.sheet, thumbnails=thumbnails, model=model)
     parts = [f"captioned {summary.done}", f"failed {summary.failed}"]
     if summary.skipped:
         parts.append(f"skipped {summary.skipped} already in {args.output.name}")

@@ -11,7 +11,13 @@ Why it is shaped this way:
   slide) become an error row and an `on_error` call, and the batch goes on. Model errors do stop it: they would
   fail for every item.
 * **Rows are written as they are produced** by `reports.captions.CaptionWriter` (append + flush per row), so a crash
-  or a cancel loses at most the batch in flight, and resume picks up from there.
+  or a cancel loses at most the batch in flight, and resume picks up from there. Each batch is audited just before
+  its rows are written, for the same reason.
+* **Row errors carry the cause, not the path** (`_row_error`): absolute paths of clinical files often hold
+  patient names, and the row's file column already names the file relative to the batch root.
+* **Files are not opened twice.** Listing opens only slides (their tiles decide the items) and leaves them in the
+  view cache, which rendering reuses while they are among its last few entries; every other file is classified
+  from its header and opened once, when it is rendered (an unreadable one becomes an error row then).
 * Images are rendered one batch at a time (through `medapp.view`, so exactly as the viewer shows them), so memory
   stays flat for large folders.
 """
@@ -41,12 +47,13 @@ class CaptionItem:
     """One image to caption; its row key is (`file`, `region`) as in `reports.captions.CaptionRow`.
 
     `file` is the path relative to the batch root (POSIX form), `region` is "" for a whole image, "overview" for a
-    slide's overview and "x,y,w,h" (level-0 pixels) for a tissue tile. `error` marks a file that could not even be
-    opened (it becomes an error row)."""
+    slide's overview and "x,y,w,h" (level-0 pixels) for a tissue tile. Only slides are opened while listing, so
+    "dicom" / "image" come from a header sniff ("image": anything that is neither DICOM nor a slide) and an
+    unreadable one is found when it is rendered; `error` marks a slide that could not be opened (an error row)."""
 
     file: str
     path: Path
-    kind: str  # "image" | "dicom" | "series" | "slide-overview" | "slide-tile" | "error"
+    kind: str  # "image" | "dicom" | "slide-overview" | "slide-tile" | "error"
     region: str = ""
     box: tuple[int, int, int, int] | None = None  # the tile's (x, y, w, h) at level 0
     error: str | None = None
@@ -107,50 +114,48 @@ def _key(root: Path, path: Path) -> str:
 def list_items(
     source: str | Path | Sequence[str | Path], *, tissue_tiles: int = 4, tile_px: int = 512
 ) -> list[CaptionItem]:
-    """Every item of the batch, in order. Files that cannot be opened become `kind="error"` items."""
-    import dicom_io
+    """Every item of the batch, in order, found with as little reading as possible.
+
+    Only slides are opened here (their tissue tiles decide the items), through the view cache so that
+    `load_image` can reuse the open slide for the overview and the tiles. Every other file becomes one item after a
+    header sniff (`dicom_io.slide.is_slide`, `is_dicom`) and is opened once, when it is rendered; a file that
+    turns out unreadable then becomes an error row. A slide that cannot be opened is a `kind="error"` item."""
     from dicom_io.errors import InputError
+    from dicom_io.slide import is_slide
+
+    from medapp.view import open_cached
 
     root, files = input_files(source)
     items: list[CaptionItem] = []
     seen_wsi: set[tuple[str, tuple]] = set()
     for path in files:
         key = _key(root, path)
-        try:
-            opened = dicom_io.open_path(path)
-        except InputError as exc:
-            items.append(CaptionItem(key, path, "error", error=_one_line(exc)))
-            continue
-        except Exception as exc:  # a reader bug on one odd file must not end the batch; say what it was
-            items.append(CaptionItem(key, path, "error", error=f"{path}: cannot open ({type(exc).__name__}: {exc})"))
+        if not is_slide(path):
+            items.append(CaptionItem(key, path, "dicom" if _is_dicom_file(path) else "image"))
             continue
         try:
-            kind = getattr(opened, "kind", "")
-            if kind == "slide" and _is_dicom_file(path):
+            slide = open_cached(path)  # stays in the view cache for load_image; never closed here
+            if getattr(slide, "kind", "") != "slide":
+                items.append(CaptionItem(key, path, "error", error="not a whole-slide image after all"))
+                continue
+            if _is_dicom_file(path):
                 # DICOM-WSI keeps one pyramid level per file and each file opens the whole slide: caption it once
-                identity = (os.path.abspath(path.parent), tuple(map(tuple, opened.level_dimensions)))
+                identity = (os.path.abspath(path.parent), tuple(map(tuple, slide.level_dimensions)))
                 if identity in seen_wsi:
                     continue
                 seen_wsi.add(identity)
-            if kind == "slide":
-                items.append(CaptionItem(key, path, "slide-overview", "overview"))
-                if tissue_tiles > 0:
-                    from dicom_io.tissue import tissue_tiles as find_tiles
+            items.append(CaptionItem(key, path, "slide-overview", "overview"))
+            if tissue_tiles > 0:
+                from dicom_io.tissue import tissue_tiles as find_tiles
 
-                    for x, y, level, w, h in find_tiles(opened, tile_px, tissue_tiles):
-                        ds = opened.level_downsamples[level]
-                        box = (int(x), int(y), round(w * ds), round(h * ds))
-                        items.append(CaptionItem(key, path, "slide-tile", ",".join(map(str, box)), box))
-            elif kind in ("dicom", "image", "series"):
-                items.append(CaptionItem(key, path, kind))
-            else:
-                items.append(CaptionItem(key, path, "error", error=f"{path}: not a single image, DICOM or slide"))
+                for x, y, level, w, h in find_tiles(slide, tile_px, tissue_tiles):
+                    ds = slide.level_downsamples[level]
+                    box = (int(x), int(y), round(w * ds), round(h * ds))
+                    items.append(CaptionItem(key, path, "slide-tile", ",".join(map(str, box)), box))
         except InputError as exc:
-            items.append(CaptionItem(key, path, "error", error=_one_line(exc)))
-        finally:
-            close = getattr(opened, "close", None)
-            if callable(close):
-                close()
+            items.append(CaptionItem(key, path, "error", error=_row_error(exc, path, key)))
+        except Exception as exc:  # a reader bug on one odd slide must not end the batch; say what it was
+            items.append(CaptionItem(key, path, "error", error=_row_error(exc, path, key, "cannot open")))
     return items
 
 
@@ -160,8 +165,29 @@ def _is_dicom_file(path: Path) -> bool:
     return is_dicom(path)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _row_error(exc: BaseException, path: Path, key: str, doing: str = "") -> str:
+    """The error text of a row: the cause only, never the absolute path.
+
+    Paths of clinical files often carry patient names or accession numbers and a caption table is shared; the
+    row's `file` column already names the file by its key relative to the batch root. `dicom_io.InputError` keeps
+    its cause apart from the path (`.cause`); for anything else the message is kept with every spelling of the
+    path replaced by the key, prefixed by what failed and the exception type."""
+    from dicom_io.errors import InputError
+
+    if isinstance(exc, InputError):
+        text = exc.cause
+    else:
+        text = f"{doing} ({type(exc).__name__}: {exc})" if doing else f"{type(exc).__name__}: {exc}"
+    spellings = {str(path), os.path.abspath(path)}
+    if isinstance(exc, InputError) and exc.path is not None:
+        spellings |= {str(exc.path), os.path.abspath(exc.path)}
+    for spelling in sorted(spellings, key=len, reverse=True):  # longest first: an absolute path contains the rest
+        text = text.replace(spelling, key)
+    return _one_line(text) or type(exc).__name__
 
 
 def _batches(items: Sequence[CaptionItem], size: int) -> Iterator[list[CaptionItem]]:
@@ -195,6 +221,11 @@ def caption_batch(
     `on_error(file, message)` for each bad file, and `cancel` stops after the current batch's token (unfinished
     rows are not written, so a resume redoes them). `thumbnails`, if given, is filled with a small copy of each
     image sent, keyed like the rows (for a contact sheet). `progress` is an alias of `on_progress`.
+
+    `audit` gets one "caption" entry per batch (its input hashes and counts; `n_skipped`, the rows resume
+    skipped, on the run's first entry only), written before that batch's rows, so a killed run never leaves
+    captions without an audit entry. A batch with nothing done or failed, e.g. a resume with nothing left, is
+    not audited: the model was not used.
     """
     from dicom_io.errors import InputError
 
@@ -218,7 +249,6 @@ def caption_batch(
     todo = [it for it in items if it.key not in done_keys]
     summary.skipped = len(items) - len(todo)
     clock = EtaClock(len(todo))
-    sent_hashes: list[str] = []
     info = engine.info
 
     def fail(item: CaptionItem, message: str) -> None:
@@ -228,64 +258,69 @@ def caption_batch(
         if on_error is not None:
             on_error(item.file, message)
 
-    try:
-        for batch in _batches(todo, batch_size):
-            if cancel is not None and cancel.is_set():
-                summary.cancelled = True
-                break
-            ready: list[tuple[CaptionItem, Any]] = []
-            for item in batch:
-                if item.kind == "error":
-                    fail(item, item.error or "unreadable")
-                    continue
-                try:
-                    loaded = load_image(item.path, region=item.box)  # the view cache keeps a slide open
-                except (InputError, UserError) as exc:
-                    fail(item, _one_line(exc))
-                    continue
-                except Exception as exc:  # e.g. a decoder bug on one odd file: report it, keep the batch going
-                    fail(item, f"{item.path}: cannot render ({type(exc).__name__}: {_one_line(exc)})")
-                    continue
-                ready.append((item, loaded.image))
-            if ready:
-                images = [image for _, image in ready]
-                generations = engine.caption_batch(
-                    images, prompt, max_new_tokens=max_new_tokens, batch_size=batch_size, cancel=cancel
-                )
-                for (item, image), generation in zip(ready, generations, strict=False):
-                    if generation.stop_reason == "cancelled":
-                        summary.cancelled = True
-                        continue
-                    digest = image_sha256(image)
-                    sent_hashes.append(digest)
-                    writer.add(item.file, generation.text.strip(), region=item.region, model=info.model_id,
-                               input_sha256=digest)
-                    if thumbnails is not None:
-                        thumb = image.copy()
-                        thumb.thumbnail((256, 256))
-                        thumbnails[item.key] = thumb
-                    summary.done += 1
-                if len(generations) < len(ready):
+    first_entry = True
+    for batch in _batches(todo, batch_size):
+        if cancel is not None and cancel.is_set():
+            summary.cancelled = True
+            break
+        batch_started = time.monotonic()
+        failed_before = summary.failed
+        ready: list[tuple[CaptionItem, Any]] = []
+        for item in batch:
+            if item.kind == "error":
+                fail(item, item.error or "unreadable")
+                continue
+            try:
+                loaded = load_image(item.path, region=item.box)  # the view cache keeps a slide open
+            except (InputError, UserError) as exc:
+                fail(item, _row_error(exc, item.path, item.file))
+                continue
+            except Exception as exc:  # e.g. a decoder bug on one odd file: report it, keep the batch going
+                fail(item, _row_error(exc, item.path, item.file, "cannot render"))
+                continue
+            ready.append((item, loaded.image))
+        finished: list[tuple[CaptionItem, Any, str, str]] = []  # item, image, caption, input hash
+        if ready:
+            generations = engine.caption_batch(
+                [image for _, image in ready], prompt, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                cancel=cancel,
+            )
+            for (item, image), generation in zip(ready, generations, strict=False):
+                if generation.stop_reason == "cancelled":
                     summary.cancelled = True
-            if on_progress is not None:
-                finished = summary.done + summary.failed
-                on_progress(Progress(finished, len(todo), clock.eta(finished), batch[-1].file, summary.failed))
-            if summary.cancelled:
-                break
-    finally:
-        summary.seconds = time.monotonic() - started
-        if audit is not None:
+                    continue
+                finished.append((item, image, generation.text.strip(), image_sha256(image)))
+            if len(generations) < len(ready):
+                summary.cancelled = True
+        n_failed = summary.failed - failed_before
+        if audit is not None and (finished or n_failed):
+            # before the rows: a kill between the two leaves an audited batch that resume redoes, never
+            # captions on disk that no audit entry accounts for; an audit failure stops the batch (fail closed)
             audit.record(
                 "caption",
-                inputs=sent_hashes,
+                inputs=[digest for *_, digest in finished],
                 model_sha256=info.checkpoint_sha256,
-                n_inputs=summary.total,
-                n_done=summary.done,
-                n_failed=summary.failed,
-                n_skipped=summary.skipped,
+                n_inputs=len(batch),
+                n_done=len(finished),
+                n_failed=n_failed,
+                n_skipped=summary.skipped if first_entry else None,
                 cancelled=summary.cancelled,
                 batch_size=batch_size,
                 resumed=summary.skipped > 0,
-                seconds=round(summary.seconds, 3),
+                seconds=round(time.monotonic() - batch_started, 3),
             )
+            first_entry = False
+        for item, image, caption, digest in finished:
+            writer.add(item.file, caption, region=item.region, model=info.model_id, input_sha256=digest)
+            if thumbnails is not None:
+                thumb = image.copy()
+                thumb.thumbnail((256, 256))
+                thumbnails[item.key] = thumb
+            summary.done += 1
+        if on_progress is not None:
+            done = summary.done + summary.failed
+            on_progress(Progress(done, len(todo), clock.eta(done), batch[-1].file, summary.failed))
+        if summary.cancelled:
+            break
+    summary.seconds = time.monotonic() - started
     return summary
