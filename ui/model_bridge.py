@@ -218,14 +218,27 @@ class ModelBridge(QObject):
     def busy(self) -> bool:
         return any(h.is_running for h in self._live)
 
-    def engine(self) -> Any:
-        """The loaded engine (called inside jobs, on the worker thread). When none is loaded yet and the window gave
-        a `load_engine` (the core `medapp.model_holder.ModelHolder.get`, which loads once however many callers),
-        the first job loads it here, off the UI thread; otherwise `ModelNotReady` says what to do."""
+    def _engine_loader(self) -> Callable[[], Any] | None:
+        """How a job may load the engine if none is loaded (resolved on the UI thread, where the context's holder
+        lives): the `load_engine` given to the bridge, else the context's core holder (`ctx.model.core().get`,
+        `medapp.model_holder.ModelHolder` built from the settings; it loads once however many callers)."""
+        if self._load_engine is not None:
+            return self._load_engine
+        holder = getattr(self._ctx, "model", None)
+        core = getattr(holder, "core", None)
+        if callable(core) and getattr(self._ctx, "settings", None) is not None:
+            return core().get
+        return None
+
+    def engine(self, loader: Callable[[], Any] | None = None) -> Any:
+        """The loaded engine (called inside jobs, on the worker thread). When none is loaded yet, the first job
+        loads it here with `loader` (from `_engine_loader`), off the UI thread, and hands it to the context;
+        without a loader `ModelNotReady` says what to do. A missing model raises the core's `ModelNotFoundError`,
+        whose message says what to download and where to put it."""
         holder = getattr(self._ctx, "model", None)
         engine = getattr(holder, "engine", None)
-        if engine is None and self._load_engine is not None:
-            engine = self._load_engine()
+        if engine is None and loader is not None:
+            engine = loader()
             self.engine_loaded.emit(engine)
         if engine is None:
             raise ModelNotReady("The model is not loaded. Choose the model folder in Settings, then load the model.")
@@ -280,13 +293,14 @@ class ModelBridge(QObject):
         `("input", image, thumbnail)` once the exact model input is rendered (in the worker, like everything slow).
         """
         label = self.model_label()
+        loader = self._engine_loader()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> tuple[str, ChatTurn]:
             image = model_input.image  # renders here, off the UI thread
             key = model_input.key
             progress(("input", image, small_copy(image, THUMBNAIL_PX)))
             history = [(t.question, t.answer) for t in self.chat_history(key) if not t.stopped]
-            engine = self.engine()
+            engine = self.engine(loader)
             settings = self._settings()
             answer = self.jobs.ask(
                 engine,
@@ -327,10 +341,11 @@ class ModelBridge(QObject):
     def draft_report(self, model_input: Any, indication: str) -> JobHandle:
         """A job drafting a `reports.Report` about `model_input` (`medapp.jobs.draft_report`); tokens stream.
         A stopped draft is not applied by the panel (it would replace the report with a fragment)."""
+        loader = self._engine_loader()
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
             kwargs = self._report_kwargs(model_input, indication)
             image = model_input.image
-            return self.jobs.draft_report(self.engine(), image, on_token=on_token, cancel=cancel, **kwargs)
+            return self.jobs.draft_report(self.engine(loader), image, on_token=on_token, cancel=cancel, **kwargs)
 
         return self.make_job("Draft report", job)
 
@@ -339,12 +354,14 @@ class ModelBridge(QObject):
         which only that section is kept). The panel applies it to the report as it is when the job ends, so edits
         made meanwhile to other sections survive. The core has no per-section prompt yet (see the report)."""
         modality = getattr(report, "modality", None)
+        loader = self._engine_loader()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> str:
             kwargs = self._report_kwargs(model_input, indication)
             kwargs["modality"] = modality or kwargs["modality"]
             kwargs["audit"] = None  # the full-draft audit entry would misdescribe a one-section regeneration
-            draft = self.jobs.draft_report(self.engine(), model_input.image, on_token=on_token, cancel=cancel, **kwargs)
+            engine = self.engine(loader)
+            draft = self.jobs.draft_report(engine, model_input.image, on_token=on_token, cancel=cancel, **kwargs)
             if cancel.is_set():
                 return ""
             return str(draft.text(key))
@@ -401,6 +418,7 @@ class ModelBridge(QObject):
         before the sheet is drawn. Result: the core's `CaptionSummary`."""
         settings = self._settings()
         audit = getattr(self._ctx, "audit", None)
+        loader = self._engine_loader()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
             from medapp.errors import UserError
@@ -416,7 +434,7 @@ class ModelBridge(QObject):
                 options.update(batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens)
                 tiles, tile_px = settings.tissue_tiles, settings.tissue_tile_px
             items = self.jobs.list_items(folder, tissue_tiles=tiles, tile_px=tile_px)
-            engine = self.engine()
+            engine = self.engine(loader)
             thumbnails: dict[Any, Any] | None = None
             if contact_sheet is not None:  # rows done in an earlier run: plain images preview from their path
                 thumbnails = {it.key: it.path for it in items if it.kind == "image"}

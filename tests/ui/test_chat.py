@@ -227,9 +227,11 @@ def test_pixels_are_rendered_off_the_ui_thread(qtbot, panel):
     assert panel.viewer.render_threads and ui_thread not in panel.viewer.render_threads
 
 
-def test_without_a_model_the_first_question_loads_it_or_explains(qtbot, tmp_path, pydicom_test_files, v2_checkpoint):
-    from medapp.model_holder import ModelHolder
-
+def test_without_a_model_the_first_question_loads_it_or_explains(
+    qtbot, tmp_path, pydicom_test_files, v2_checkpoint, monkeypatch
+):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))  # no model anywhere
+    monkeypatch.setenv("MEDAPP_HOME", str(tmp_path / "home"))
     ctx = AppContext(settings=Settings(max_new_tokens=4), session=Session(tmp_path / "s"))
     try:
         plain = ChatPanel(ctx, ModelBridge(ctx))
@@ -237,13 +239,17 @@ def test_without_a_model_the_first_question_loads_it_or_explains(qtbot, tmp_path
         plain.viewer = CtViewer(ctx, pydicom_test_files / "CT_small.dcm")
         _answer(plain, qtbot, "Anyone there?")
         qtbot.waitUntil(lambda: plain.last_error_box is not None)
-        assert "not loaded" in plain.last_error_box.text() and ctx.model.engine is None
+        assert "Dragonfly" in plain.last_error_box.text(), "the core says which model to get and where to put it"
+        assert ctx.model.engine is None and plain.ask_button.isEnabled()
 
-        holder = ModelHolder(model_dir=v2_checkpoint, device="cpu")
-        lazy = ChatPanel(ctx, ModelBridge(ctx, load_engine=holder.get))
+        # With the model folder in the settings, the first question loads the model in its worker.
+        ctx.settings = Settings(max_new_tokens=4, model_dir=str(v2_checkpoint), device="cpu")
+        ctx.model.reset()  # settings changed: the context builds a new core holder from them
+        lazy = ChatPanel(ctx, ModelBridge(ctx))
         qtbot.addWidget(lazy)
         _answer(lazy, qtbot, "Load yourself")
         assert lazy.last_error_box is None and lazy.last_answer().answer
-        qtbot.waitUntil(lambda: ctx.model.engine is holder.get(), timeout=5000)
+        qtbot.waitUntil(lambda: ctx.model.engine is not None, timeout=5000)
+        assert ctx.model.engine.info.model_id == "dragonfly-v2-tiny"
     finally:
         assert ctx.workers.shutdown(30000)
