@@ -208,10 +208,24 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         """
         device = self.image_encoder.embeddings.patch_embedding.weight.device
         pixels = crops.to(device=device, dtype=self._vision_dtype())
-        out = self.image_encoder(pixel_values=pixels, output_hidden_states=True)
-        hidden = out.hidden_states[-2]
+        hidden = self.penultimate_hidden_state(pixels)
         proj_dtype = self._projector_compute_dtype()
         return self.vision_embed_tokens(hidden.to(proj_dtype))
+
+    def penultimate_hidden_state(self, pixels: torch.Tensor) -> torch.Tensor:
+        """CLIP's `hidden_states[-2]` computed directly: embeddings → pre_layrnorm → every encoder layer but the last.
+
+        Why not `image_encoder(..., output_hidden_states=True).hidden_states[-2]`: that keeps all `layers + 1` hidden
+        states alive (25 × 41 crops × 577 tokens × 1024 for ViT-L/14, about 1.2 GB in bf16) and runs the last encoder
+        layer and `post_layernorm`, whose outputs Dragonfly never uses. Calling transformers' own CLIP modules in the
+        order `CLIPVisionModel.forward` uses them gives the same numbers (the vision tower takes no attention mask) and
+        keeps one hidden state at a time.
+        """
+        vision = self.image_encoder
+        hidden = vision.pre_layrnorm(vision.embeddings(pixels))
+        for layer in vision.encoder.layers[:-1]:
+            hidden = layer(hidden, None)
+        return hidden
 
     def _projector_compute_dtype(self) -> torch.dtype:
         weight = self.vision_embed_tokens.weight

@@ -84,7 +84,7 @@ def test_generate_with_cache_equals_full_forwards(dragonfly_models: dict, dragon
     model, proc = dragonfly_models["v1"], dragonfly_processors["v1"]
     batch = proc(text=[PROMPT], images=[_image(golden_dir, "pub_224x224")], return_tensors="pt", is_generate=True)
     calls: list[int] = []
-    hook = model.image_encoder.register_forward_hook(lambda *a: calls.append(1))
+    hook = model.image_encoder.embeddings.register_forward_hook(lambda *a: calls.append(1))
     try:
         with torch.no_grad():
             cached = model.generate(**batch, max_new_tokens=6, do_sample=False, eos_token_id=EOS)
@@ -156,6 +156,7 @@ def test_bf16_model_runs_the_image_path(v2_checkpoint: Path, dragonfly_models: d
     model = DragonflyForCausalLM.from_pretrained(v2_checkpoint, dtype=torch.bfloat16)
     batch = dragonfly_processors["v2"](text=[PROMPT], images=[_image(golden_dir, "pub_224x224")], return_tensors="pt", is_generate=True)
     with torch.no_grad():
+        assert model.penultimate_hidden_state(batch["image_patches"][0][:2]).dtype == torch.bfloat16
         feats = model.get_image_features(batch["image_patches"])[0]
         reference = dragonfly_models["v2"].get_image_features(batch["image_patches"])[0]
     assert feats.dtype == torch.bfloat16
@@ -218,3 +219,25 @@ def test_generate_from_kept_image_features_and_prefix_cache(dragonfly_models: di
             max_new_tokens=5, do_sample=False, eos_token_id=EOS,
         )
     assert torch.equal(kept, fresh) and torch.equal(reused, fresh)
+
+
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_vision_features_skip_the_last_layer_and_equal_hidden_states_minus_2(
+    version: str, dragonfly_models: dict, golden_cases: dict
+) -> None:
+    """Only the layers up to the second-to-last run, and the result equals transformers' `hidden_states[-2]`."""
+    model = dragonfly_models[version]
+    pixels = golden_cases[(version, "pub_800x600")].batch["image_patches"][0][:3]
+    layers = model.image_encoder.encoder.layers
+    calls: list[int] = []
+    hooks = [layer.register_forward_hook(lambda m, a, o, i=i: calls.append(i)) for i, layer in enumerate(layers)]
+    try:
+        with torch.no_grad():
+            ours = model.penultimate_hidden_state(pixels)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == list(range(len(layers) - 1))  # the last encoder layer never runs
+    with torch.no_grad():
+        reference = model.image_encoder(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
+    assert torch.equal(ours, reference)
