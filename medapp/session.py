@@ -102,8 +102,9 @@ class Session:
         self.recovered_from: Path | None = None  # set when a damaged session file was moved aside
         self.draft_recovered_from: Path | None = None  # set when only the report draft was damaged and moved aside
         self.state = self._load()
-        if self.state.report_draft is not None and _draft_problem(self.state.report_draft) is not None:
-            self._set_draft_aside()
+        problem = _draft_problem(self.state.report_draft) if self.state.report_draft is not None else None
+        if problem is not None:
+            self._set_draft_aside(problem)
 
     # -- persistence ------------------------------------------------------------------------------------------
     def _load(self) -> SessionState:
@@ -123,9 +124,8 @@ class Session:
             log.warning("session file was damaged (%s); started a new session", type(exc).__name__)
             return SessionState()
 
-    def _set_draft_aside(self) -> None:
+    def _set_draft_aside(self, problem: str) -> None:
         """Keep an unreadable draft for inspection, drop it from the state and save the rest."""
-        problem = _draft_problem(self.state.report_draft)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         aside = self.directory / f"report_draft.damaged-{stamp}.json"
         try:
