@@ -266,7 +266,8 @@ class ChatPanel(QWidget):
         job.finished.connect(lambda j=job: self._on_finished(j))
         self._job = job
         self._set_busy(True)
-        self.status.setText("Generating…")
+        loaded = getattr(getattr(self._ctx, "model", None), "engine", None) is not None
+        self.status.setText("Generating…" if loaded else "Loading the model (first question only), then answering…")
         job.start()
         return job
 

@@ -315,7 +315,8 @@ class ReportPanel(QWidget):
         self._draft_job = job
         for editor in self._editors.values():  # the new draft will replace them: typing now would be lost
             editor.editor.setReadOnly(True)
-        self.status.setText("Writing the draft…")
+        loaded = getattr(getattr(self._ctx, "model", None), "engine", None) is not None
+        self.status.setText("Writing the draft…" if loaded else "Loading the model, then writing the draft…")
         self._sync_state()
         job.start()
         return job
