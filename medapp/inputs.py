@@ -1,11 +1,11 @@
 """From a path (plus frame / region / window) to the RGB image the model sees, for the CLI and batch jobs.
 
 The window renders through `medapp.view`; scripts and the command line have only a path, so this module makes the
-same choices a clinician gets by default in the viewer: a DICOM at its stored default window (or the one asked
-for), the first frame unless told otherwise, a slide as an overview at thumbnail level or a region read at the
-pyramid level that keeps it under `MAX_REGION_SIDE` pixels (a level-0 region of a slide can be gigapixels). The
-pixels come from `medapp.view.render_view`, the renderer the viewer uses, so the command line sends the model what
-the window would show for the same path, frame, region and window.
+same choices a clinician gets by default in the viewer: a DICOM at its stored default window (or the window or
+preset asked for), the first frame unless told otherwise, a slide as an overview or a region of at most
+`MAX_REGION_SIDE` pixels (a level-0 region of a slide can be gigapixels). The pixels, the pyramid level and the
+preset come from `medapp.view` (`render_view`, `slide_region_level`, `preset_window`), so the command line sends
+the model what `medapp render` writes and the window would show for the same path, frame, region and window.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from medapp.errors import UserError
+from medapp.view import MODEL_SIDE
 
 __all__ = ["LoadedImage", "load_image", "parse_region", "record_open", "MAX_REGION_SIDE"]
 
-MAX_REGION_SIDE = 2048  # a slide region is read at the level that keeps its longest side at most this
+MAX_REGION_SIDE = MODEL_SIDE  # longest side of a slide region sent to the model (decided in medapp.view)
 
 
 @dataclass
@@ -54,29 +55,32 @@ def load_image(
     frame: int | None = None,
     region: tuple[int, int, int, int] | None = None,
     window: Any = None,
+    preset: str | None = None,
+    settings: Any = None,
 ) -> LoadedImage:
     """Open `path` and render what the model should see, through `medapp.view.render_view` (the viewer's own
-    renderer). Raises `dicom_io.InputError` for a bad file, frame or region.
+    renderer). Raises `dicom_io.InputError` for a bad file, frame or region, `UserError` for an unknown preset.
 
-    A folder is shown as its first series (as the viewer does). For a slide region the pyramid level is chosen so
-    the longest side stays at most `MAX_REGION_SIDE`; without a region a slide is its overview.
+    `window` is a `dicom_io.Window` or (center, width) and wins over `preset` (a name resolved with `settings`'
+    overrides, default the user's settings file). A folder is shown as its first series (as the viewer does). A
+    slide region comes back with its longest side at most `MAX_REGION_SIDE`; without a region a slide is its
+    overview.
     """
-    from medapp.view import ViewState, open_cached, render_view
+    from medapp.view import ViewState, open_cached, render_view, resolve_window
 
     path = Path(path)
     opened = open_cached(path)
     kind = getattr(opened, "kind", None)
-    level = None
-    if kind == "slide" and region is not None:
-        level = opened.best_level_for_downsample(max(region[2], region[3]) / MAX_REGION_SIDE)
+    pair = None if window is None else tuple(window) if isinstance(window, tuple) else (window.center, window.width)
     state = ViewState(
         path,
         0 if frame is None else int(frame),
-        window=(window.center, window.width) if window is not None else None,
+        window=(float(pair[0]), float(pair[1])) if pair is not None else None,
+        preset=preset if pair is None else None,
         region=region,
-        level=level,
     )
-    image = render_view(state).convert("RGB")
+    chosen = window if window is not None and not isinstance(window, tuple) else resolve_window(state, settings)
+    image = render_view(state, settings).convert("RGB")
     if kind == "slide":
         return LoadedImage(image, path, "slide", "SM", None, None, region, None, path if path.is_file() else None)
     stack = opened
@@ -88,7 +92,7 @@ def load_image(
         stack = series[0].open()
         kind = stack.kind
     dataset = stack.dataset(state.frame) if kind != "image" else None
-    used = window if window is not None else stack.default_window
+    used = chosen if chosen is not None else stack.default_window
     # the instance file behind this frame: pydicom records it on the dataset it read (a series' slice)
     filename = getattr(dataset, "filename", None)
     if isinstance(filename, str) and Path(filename).is_file():

@@ -3,10 +3,17 @@
 The CLI (`medapp render`), the app core (the image sent to the model) and the GUI viewer all call `render_view`, so
 "what the clinician saw" and "what the model got" cannot drift apart.
 
+Windows: an explicit (center, width) wins; a preset name is resolved by `preset_window`, the one place that does
+so, with the user's `window_presets` setting first and dicom_io's built-ins second, so `medapp render --preset`,
+`ask/report --preset` and the viewer cannot disagree about what "ct-lung" means.
+
 Coordinates: for DICOM / plain images `region` is (x, y, w, h) in image pixels of the frame. For whole-slide images
-`region` is (x, y, w, h) in level-0 pixels, read at pyramid `level` (output size w/d x h/d for that level's
-downsample d); without a region the whole slide is rendered at `level`, or as a 2048-pixel overview when no level
-is given. Opened files are cached (keyed by path and modification time) so scrolling does not re-read headers.
+`region` is (x, y, w, h) in level-0 pixels, read at pyramid `level` (w/d x h/d for that level's downsample d);
+without a level, `slide_region_level` picks the finest level that keeps the read within `MODEL_SIDE` once shrunk.
+Every slide image is then shrunk (never enlarged) to at most `MODEL_SIDE` pixels on its longest side: that is the
+largest image the model is given, whatever asked for it. Without a region the whole slide is rendered at `level`,
+or as an overview when no level is given. Opened files are cached (keyed by path and modification time) so
+scrolling does not re-read headers.
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
-OVERVIEW_PX = 2048
+MODEL_SIDE = 2048  # longest side of any slide image rendered for the viewer's model input, the CLI and the model
+OVERVIEW_PX = MODEL_SIDE
 
 
 @dataclass(frozen=True)
@@ -26,7 +35,7 @@ class ViewState:
     path: Path
     frame: int = 0
     window: tuple[float, float] | None = None  # (center, width) chosen by the clinician; wins over `preset`
-    preset: str | None = None  # a name from dicom_io.PRESETS
+    preset: str | None = None  # a built-in (dicom_io.PRESETS) or user (settings) preset name; see `preset_window`
     region: tuple[int, int, int, int] | None = None
     level: int | None = None  # slides only
 
@@ -65,20 +74,54 @@ def open_cached(path: str | Path) -> object:
     return opened
 
 
-def resolve_window(state: ViewState):  # -> dicom_io.Window | None
-    """The window to apply: explicit (center, width), else the preset, else None (the file's own / automatic)."""
-    from dicom_io import Window, preset
+def _canonical(name: str) -> str:
+    """dicom_io's spelling rules for preset names ("Lung", "ct_lung" -> "ct-lung"), so overrides match aliases."""
+    from dicom_io import PRESETS
+
+    key = name.strip().lower().replace("_", "-")
+    return f"ct-{key}" if key not in PRESETS and f"ct-{key}" in PRESETS else key
+
+
+def preset_window(name: str, settings: Any = None):  # -> dicom_io.Window
+    """The window for preset `name`: the user's override (settings `window_presets`) first, else the built-in one.
+
+    The one place preset names become windows. `settings=None` reads the user's settings file, as every
+    command does. Unknown names raise `UserError` listing the built-in and the user's names.
+    """
+    from dicom_io import PRESETS
+
+    from medapp.errors import UserError
+
+    if settings is None:
+        from medapp.settings import Settings
+
+        settings = Settings.load()
+    own = settings.window_presets
+    key = name if name in own else _canonical(name)
+    try:
+        return settings.window_preset(key)
+    except (KeyError, ValueError):
+        names = ", ".join([*PRESETS, *(n for n in own if n not in PRESETS)])
+        raise UserError(f"unknown window preset {name!r}; available: {names}") from None
+
+
+def resolve_window(state: ViewState, settings: Any = None):  # -> dicom_io.Window | None
+    """The window to apply: explicit (center, width), else the preset (`preset_window`), else None (the file's)."""
+    from dicom_io import Window
 
     if state.window is not None:
         center, width = state.window
         return Window(float(center), float(width), explanation="manual")
     if state.preset:
-        return preset(state.preset)
+        return preset_window(state.preset, settings)
     return None
 
 
-def render_view(state: ViewState) -> Image.Image:
-    """The RGB image for `state`: exactly what the viewer shows and what the model receives."""
+def render_view(state: ViewState, settings: Any = None) -> Image.Image:
+    """The RGB image for `state`: exactly what the viewer shows and what the model receives.
+
+    `settings` resolves a preset name (default: the user's settings file); nothing else depends on it.
+    """
     from dicom_io import Collection, InputError, NoImagesError, Slide
 
     opened = open_cached(state.path)
@@ -94,7 +137,34 @@ def render_view(state: ViewState) -> Image.Image:
         return _render_slide(opened, state)
     if state.level not in (None, 0):
         raise InputError(state.path, "--level applies to whole-slide images only")
-    return opened.render_rgb(state.frame, resolve_window(state), state.region)  # type: ignore[union-attr]
+    return opened.render_rgb(state.frame, resolve_window(state, settings), state.region)  # type: ignore[union-attr]
+
+
+def slide_region_level(slide: Any, region: tuple[int, int, int, int], max_side: int = MODEL_SIDE) -> int:
+    """The pyramid level to read level-0 `region` (x, y, w, h) at, for an image of at most `max_side` pixels.
+
+    The finest level whose downsample is at most what `max_side` needs (`best_level_for_downsample`), so the read
+    is at least as sharp as the result and is then shrunk, never enlarged; coarser only while the read would
+    exceed what `Slide.read_region` reads at once. Why not the coarsest level that fits: its downsample is larger
+    than needed, so the image would come out smaller than `max_side` and blurrier than necessary.
+    """
+    from dicom_io.slide import MAX_REGION_PIXELS
+
+    w, h = int(region[2]), int(region[3])
+    level = slide.best_level_for_downsample(max(w, h) / max_side)
+    while level + 1 < slide.level_count:
+        d = float(slide.level_downsamples[level])
+        if round(w / d) * round(h / d) <= MAX_REGION_PIXELS:
+            break
+        level += 1
+    return level
+
+
+def _fit(image: Image.Image) -> Image.Image:
+    """Shrink (never enlarge) to at most MODEL_SIDE on the longest side, keeping the aspect ratio."""
+    if max(image.size) > MODEL_SIDE:
+        image.thumbnail((MODEL_SIDE, MODEL_SIDE), Image.Resampling.LANCZOS)
+    return image
 
 
 def _render_slide(slide, state: ViewState) -> Image.Image:  # slide: dicom_io.Slide
@@ -104,12 +174,12 @@ def _render_slide(slide, state: ViewState) -> Image.Image:  # slide: dicom_io.Sl
         raise RegionError(slide.path, "slides have no frames; use --region and --level")
     if state.region is None:
         if state.level is None:
-            return slide.thumbnail(OVERVIEW_PX)
+            return slide.thumbnail(MODEL_SIDE)
         w, h = slide.level_dimensions[slide.check_level(state.level)]
-        return slide.read_region((0, 0), state.level, (w, h))
-    level = 0 if state.level is None else slide.check_level(state.level)
+        return _fit(slide.read_region((0, 0), state.level, (w, h)))
     x, y, w, h = (int(v) for v in state.region)
     if w <= 0 or h <= 0:
         raise RegionError(slide.path, f"region size {w}x{h} is empty")
+    level = slide_region_level(slide, (x, y, w, h)) if state.level is None else slide.check_level(state.level)
     d = slide.level_downsamples[level]
-    return slide.read_region((x, y), level, (max(1, round(w / d)), max(1, round(h / d))))
+    return _fit(slide.read_region((x, y), level, (max(1, round(w / d)), max(1, round(h / d)))))

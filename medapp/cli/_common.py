@@ -1,6 +1,8 @@
-"""Pieces every model subcommand shares: model options, settings, the audit log, progress bars.
+"""Pieces the subcommands share: model options, view options (--frame/--region/--window/--preset), settings, audit.
 
-Kept import-light (argparse only at module level) because `medapp --help` imports every subcommand module.
+Kept import-light (argparse and `medapp.settings`, which is stdlib-only, at module level) because `medapp --help`
+imports every subcommand module. The device / quant / dtype choices are the settings file's own (`medapp.settings`),
+so a flag and the file accept exactly the same values.
 """
 
 from __future__ import annotations
@@ -9,72 +11,73 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-QUANT_CHOICES = ("none", "4bit")
-DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+from medapp.settings import DEVICES, DTYPES, QUANTS
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(low: int, what: str):  # -> Callable[[str], int]
+    """An argparse `type` for whole numbers >= `low` (one checker behind `positive_int` and `non_negative_int`)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+positive_int = _int_at_least(1, "at least 1")
+non_negative_int = _int_at_least(0, "0 or more")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model (defaults come from the settings file)")
     group.add_argument("--model", metavar="DIR", help="Dragonfly(-Med) checkpoint folder (or a hub id already in the "
                        "local Hugging Face cache); default: the model_dir setting, else the HF cache")
-    group.add_argument("--device", choices=DEVICE_CHOICES, help="where to run the model")
-    group.add_argument("--quant", choices=QUANT_CHOICES, help="4bit: NF4 weights via bitsandbytes")
-    group.add_argument("--dtype", choices=DTYPE_CHOICES, help="compute dtype (auto: float32 on CPU)")
+    group.add_argument("--device", choices=DEVICES, help="where to run the model")
+    group.add_argument("--quant", choices=QUANTS, help="4bit: NF4 weights via bitsandbytes")
+    group.add_argument("--dtype", choices=DTYPES, help="compute dtype (auto: float32 on CPU, the checkpoint's on "
+                       "CUDA; overrides a dtype set in the settings file)")
     group.add_argument("--max-new-tokens", type=positive_int, metavar="N", help="longest answer in tokens")
 
 
-def add_view_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("what the model sees")
-    group.add_argument("--frame", type=non_negative_int, metavar="N", help="frame / slice index (default 0)")
-    group.add_argument("--region", metavar="X,Y,W,H", help="crop in image pixels (slides: level-0 pixels); "
-                       "a slide without --region is sent as an overview at thumbnail level")
-    group.add_argument("--window", metavar="C,W|PRESET", help="window centre,width (e.g. -600,1500) or a preset "
-                       "name (ct-lung, ct-bone, ...); default: the file's own window")
+def add_view_args(parser: argparse.ArgumentParser, *, frame_default: str = "0") -> None:
+    """--frame, --region, --window C,W | --preset NAME: the same flags on every command that renders an image."""
+    group = parser.add_argument_group("what is rendered (and what the model sees)")
+    group.add_argument("--frame", type=non_negative_int, metavar="N", help=f"frame / slice index (default {frame_default})")
+    group.add_argument("--region", metavar="X,Y,W,H", help="crop in image pixels (slides: level-0 pixels); a slide "
+                       "region is read at the level that keeps its longest side at most 2048 pixels, and a slide "
+                       "without --region is an overview")
+    windows = group.add_mutually_exclusive_group()
+    windows.add_argument("--window", metavar="C,W", help="window centre,width in modality units (HU for CT), e.g. "
+                         "--window=-600,1500 (with '=' when the centre is negative); default: the file's own window")
+    windows.add_argument("--preset", metavar="NAME", help="window preset: ct-lung, ct-mediastinum, ct-abdomen, "
+                         "ct-liver, ct-bone, ct-brain, ct-subdural, ct-stroke, or one of yours (window_presets in the "
+                         "settings file, which also override these)")
 
 
 def load_settings(args: argparse.Namespace) -> Any:
-    """The user's settings with command-line overrides applied (validated like the file)."""
+    """The user's settings with command-line overrides applied (validated like the file).
+
+    --device, --quant, --dtype and --max-new-tokens replace the file's values in this run's copy, so an explicit
+    "auto" wins over a value from the file too (it means "let the engine choose", not "use the file").
+    """
     from medapp.settings import Settings
 
     settings = Settings.load()
-    changes = {}
-    if getattr(args, "max_new_tokens", None) is not None:
-        changes["max_new_tokens"] = args.max_new_tokens
+    changes = {key: getattr(args, key) for key in ("device", "quant", "dtype", "max_new_tokens")
+               if getattr(args, key, None) is not None}  # fmt: skip
     return settings.updated(**changes) if changes else settings
 
 
 def model_holder(args: argparse.Namespace, settings: Any) -> Any:
+    """The model holder for `settings` as `load_settings` returned them (device / quant / dtype already applied)."""
     from medapp.model_holder import ModelHolder
 
-    dtype = getattr(args, "dtype", None)
-    return ModelHolder(
-        settings,
-        model_dir=getattr(args, "model", None),
-        device=getattr(args, "device", None),
-        quant=getattr(args, "quant", None),
-        dtype=None if dtype in (None, "auto") else dtype,
-    )
+    return ModelHolder(settings, model_dir=getattr(args, "model", None))
 
 
 def audit_log(settings: Any) -> Any:
@@ -83,29 +86,26 @@ def audit_log(settings: Any) -> Any:
     return AuditLog.from_settings(settings)
 
 
-def parse_window(text: str | None, settings: Any) -> Any:
-    """`None`, a preset name (user overrides first) or "C,W" -> `dicom_io.Window`."""
+def parse_window(text: str | None) -> Any:
+    """`None` or "C,W" -> `dicom_io.Window`; anything else is a `UserError` (a name belongs in --preset)."""
     if text is None:
         return None
     from dicom_io import Window
 
     from medapp.errors import UserError
 
-    if "," in text:
-        try:
-            return Window.parse(text)
-        except ValueError as exc:
-            raise UserError(f"--window: {exc}") from None
     try:
-        return settings.window_preset(text)
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"--window: {exc.args[0] if exc.args else exc}") from None
+        return Window.parse(text)
+    except ValueError as exc:
+        hint = f" (for a named preset use --preset {text})" if "," not in text else ""
+        raise UserError(f"--window: {exc}{hint}") from None
 
 
 def load_view(args: argparse.Namespace, settings: Any) -> Any:
-    """Open PATH and render what the model will see, honouring --frame, --region and --window."""
+    """Open PATH and render what the model will see, honouring --frame, --region, --window and --preset."""
     from medapp.inputs import load_image, parse_region
 
     region = parse_region(args.region) if getattr(args, "region", None) else None
-    window = parse_window(getattr(args, "window", None), settings)
-    return load_image(Path(args.path), frame=getattr(args, "frame", None), region=region, window=window)
+    window = parse_window(getattr(args, "window", None))
+    return load_image(Path(args.path), frame=getattr(args, "frame", None), region=region, window=window,
+                      preset=getattr(args, "preset", None), settings=settings)

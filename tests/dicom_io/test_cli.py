@@ -20,6 +20,14 @@ from medapp.view import ViewState, render_view
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """render reads the settings file (window presets) and deid writes the audit log: keep both out of the user's."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MEDAPP_HOME", str(home))
+    return home
+
+
 
 def test_info_json_without_and_with_phi(pydicom_test_files: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", str(pydicom_test_files / "CT_small.dcm"), "--json"]) == 0
@@ -69,7 +77,8 @@ def test_render_slide_region_at_a_level(tiled_tiff_slide: Path, tmp_path: Path) 
         (["info", "/nonexistent/x.dcm"], "no such file"),
         (["render", "{ct}", "-o", "{out}", "--frame", "5"], "frame 5 out of range"),
         (["render", "{ct}", "-o", "{out}", "--window", "abc"], "--window"),
-        (["render", "{ct}", "-o", "{out}", "--preset", "ct-nope"], "unknown preset"),
+        (["render", "{ct}", "-o", "{out}", "--preset", "ct-nope"], "unknown window preset 'ct-nope'; available: ct-lung"),
+        (["render", "{ct}", "-o", "{out}", "--window", "ct-lung"], "use --preset ct-lung"),
         (["render", "{ct}", "-o", "{out}", "--region", "1,2,3"], "--region"),
         (["render", "{ct}", "-o", "{out}", "--region", "100,100,64,64"], "outside"),
         (["render", "{ct}", "-o", "{out}", "--level", "2"], "slide"),

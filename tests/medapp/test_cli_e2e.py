@@ -19,7 +19,7 @@ def _pdf_text(path: Path) -> str:
 
 
 def test_ask_streams_answer_to_stdout(cli_engine, ct_small: Path, medapp_home: Path, capsys) -> None:
-    assert main(["ask", str(ct_small), "Is there a nodule?", "--max-new-tokens", "5", "--window", "ct-lung"]) == 0
+    assert main(["ask", str(ct_small), "Is there a nodule?", "--max-new-tokens", "5", "--preset", "ct-lung"]) == 0
     out = capsys.readouterr().out
     assert out.endswith("\n") and out.strip()
     events = [json.loads(x)["event"] for x in paths.audit_path().read_text().splitlines()]
@@ -34,7 +34,7 @@ def test_ask_bad_inputs_exit_2_with_one_line(cli_engine, ct_small: Path, tmp_pat
         ([str(junk), "q"], "junk.dcm"),
         ([str(ct_small), "q", "--frame", "3"], "frame 3"),
         ([str(ct_small), "q", "--region", "1,2,3"], "X,Y,W,H"),
-        ([str(ct_small), "q", "--window", "ct-nothing"], "unknown window preset"),
+        ([str(ct_small), "q", "--preset", "ct-nothing"], "unknown window preset"),
         ([str(ct_small), "   "], "question is empty"),
     ]
     for argv, fragment in cases:

@@ -116,3 +116,30 @@ def test_core_never_imports_qt_or_the_window() -> None:
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in ("PySide6", "ui")]
     assert offenders == []
+
+
+def test_dtype_auto_overrides_the_settings_file(medapp_home: Path, ct_small: Path) -> None:
+    from medapp.cli import build_parser
+    from medapp.cli._common import load_settings, model_holder
+    from medapp.settings import Settings
+
+    Settings(dtype="bfloat16", device="cpu").save()
+    parser = build_parser()
+
+    def holder(*flags: str):
+        args = parser.parse_args(["ask", str(ct_small), "q", *flags])
+        return model_holder(args, load_settings(args))
+
+    assert holder().dtype == "bfloat16"  # the file's choice without a flag
+    assert holder("--dtype", "auto").dtype is None  # "auto" lets the engine choose, whatever the file says
+    assert holder("--dtype", "float16").dtype == "float16"
+    assert holder("--device", "auto").device == "auto" and holder().device == "cpu"
+
+
+def test_model_flags_accept_exactly_the_settings_values() -> None:
+    from medapp.cli import build_parser
+    from medapp.settings import DEVICES, DTYPES, QUANTS
+
+    ask = build_parser()._subparsers._group_actions[0].choices["ask"]  # noqa: SLF001
+    choices = {a.dest: tuple(a.choices) for a in ask._actions if a.choices}  # noqa: SLF001
+    assert (choices["device"], choices["quant"], choices["dtype"]) == (DEVICES, QUANTS, DTYPES)

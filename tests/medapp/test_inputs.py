@@ -44,3 +44,83 @@ def test_series_folder_names_the_shown_slice(pydicom_test_files: Path) -> None:
     assert loaded.kind == "series" and loaded.modality == "CT"
     assert loaded.source_file is not None and loaded.source_file.parent == folder
     assert loaded.source_file != load_image(folder, frame=0).source_file
+
+
+def _override_lung(medapp_home: Path) -> None:
+    from medapp.settings import Settings
+
+    Settings(window_presets={"ct-lung": {"center": -500, "width": 1400}, "my-soft": {"center": 60, "width": 300}}).save()
+
+
+def test_render_and_the_model_input_resolve_presets_the_same_way(medapp_home: Path, ct_small: Path,
+                                                                 tmp_path: Path) -> None:
+    """A user override of ct-lung is what `medapp render --preset` writes AND what ask/report send the model."""
+    import numpy as np
+    from PIL import Image
+
+    import dicom_io
+    from medapp.cli import build_parser, main
+    from medapp.cli._common import load_settings, load_view
+
+    _override_lung(medapp_home)
+    stack = dicom_io.open_path(ct_small)
+    for name, window in (("ct-lung", (-500.0, 1400.0)), ("my-soft", (60.0, 300.0))):
+        out = tmp_path / f"{name}.png"
+        assert main(["render", str(ct_small), "-o", str(out), "--preset", name]) == 0
+        written = np.asarray(Image.open(out))
+        args = build_parser().parse_args(["ask", str(ct_small), "q", "--preset", name])
+        loaded = load_view(args, load_settings(args))
+        assert np.array_equal(written, np.asarray(loaded.image)), name
+        assert (loaded.window.center, loaded.window.width) == window
+        assert np.array_equal(written, np.asarray(stack.render_rgb(0, dicom_io.Window(*window))))
+    builtin = stack.render_rgb(0, dicom_io.preset("ct-lung"))
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "ct-lung.png")), np.asarray(builtin))
+
+
+def test_every_rendering_command_takes_the_same_view_flags(ct_small: Path) -> None:
+    from medapp.cli import build_parser
+
+    parser = build_parser()
+    for command in (["render", str(ct_small), "-o", "x.png"], ["ask", str(ct_small), "q"],
+                    ["report", str(ct_small), "-o", "r.pdf"]):  # fmt: skip
+        args = parser.parse_args([*command, "--window=-600,1500", "--frame", "0", "--region", "0,0,8,8"])
+        assert (args.window, args.frame, args.region, args.preset) == ("-600,1500", 0, "0,0,8,8", None)
+        assert parser.parse_args([*command, "--preset", "ct-bone"]).preset == "ct-bone"
+        with pytest.raises(SystemExit):  # one or the other
+            parser.parse_args([*command, "--preset", "ct-bone", "--window", "40,400"])
+
+
+def test_slide_region_is_read_sharp_then_shrunk_to_the_model_side(tiled_tiff_slide: Path, tmp_path: Path,
+                                                                  medapp_home: Path) -> None:
+    """A region whose best level would give more than MAX_REGION_SIDE (here 4000 px at level 0) is shrunk to it,
+    and `medapp render` without --level writes exactly the model's input."""
+    import numpy as np
+    from PIL import Image
+
+    from medapp.cli import main
+
+    region = (0, 0, 4000, 4000)  # 2000 px of slide plus glass: downsample 1.95 -> level 0, a 4000 px read
+    loaded = load_image(tiled_tiff_slide, region=region)
+    assert loaded.image.size == (MAX_REGION_SIDE, MAX_REGION_SIDE)
+    out = tmp_path / "r.png"
+    assert main(["render", str(tiled_tiff_slide), "-o", str(out), "--region", ",".join(map(str, region))]) == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(loaded.image))
+    # an explicit level is read there, and still never exceeds the model side
+    assert main(["render", str(tiled_tiff_slide), "-o", str(out), "--region", "0,0,3000,3000", "--level", "0"]) == 0
+    assert Image.open(out).size == (MAX_REGION_SIDE, MAX_REGION_SIDE)
+
+
+def test_slide_region_level_goes_coarser_only_past_the_read_limit() -> None:
+    from dicom_io.slide import MAX_REGION_PIXELS
+    from medapp.view import slide_region_level
+
+    class Pyramid:  # the three attributes the rule reads, for a pyramid with a 16x gap no test slide has
+        level_count = 2
+        level_downsamples = [1.0, 16.0]
+
+        def best_level_for_downsample(self, d: float) -> int:
+            return 1 if d >= 16 else 0
+
+    side = int(MAX_REGION_PIXELS**0.5)
+    assert slide_region_level(Pyramid(), (0, 0, side, side)) == 0  # 4x too big, but readable: read sharp, shrink
+    assert slide_region_level(Pyramid(), (0, 0, side + 8, side)) == 1  # unreadable at level 0: the next level
