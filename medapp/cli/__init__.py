@@ -22,15 +22,9 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from dicom_io.errors import InputError
     from medapp.errors import UserError
     from models.errors import ModelError
+    from reports.errors import ReportError
 
-    types: list[type[BaseException]] = [UserError, InputError, ModelError]
-    try:
-        from reports.errors import ReportError
-
-        types.append(ReportError)
-    except ImportError:
-        pass
-    return tuple(types)
+    return (UserError, InputError, ModelError, ReportError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,14 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"medapp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"medapp.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"medapp.cli.{name}":
-                continue  # subcommand not built yet
-            raise
-        module.register(sub)
+    for name in SUBCOMMANDS:  # every subcommand exists: a missing module is a broken install, not a skip
+        importlib.import_module(f"medapp.cli.{name}").register(sub)
     return parser
 
 

@@ -143,3 +143,23 @@ def test_model_flags_accept_exactly_the_settings_values() -> None:
     ask = build_parser()._subparsers._group_actions[0].choices["ask"]  # noqa: SLF001
     choices = {a.dest: tuple(a.choices) for a in ask._actions if a.choices}  # noqa: SLF001
     assert (choices["device"], choices["quant"], choices["dtype"]) == (DEVICES, QUANTS, DTYPES)
+
+
+def test_a_missing_subcommand_module_is_an_error_not_a_silent_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    import medapp.cli
+
+    monkeypatch.setattr(medapp.cli, "SUBCOMMANDS", (*SUBCOMMANDS, "not_there"))
+    with pytest.raises(ModuleNotFoundError, match="medapp.cli.not_there"):
+        medapp.cli.build_parser()
+
+
+def test_render_writes_atomically_and_report_errors_are_one_line(medapp_home: Path, ct_small: Path, tmp_path: Path,
+                                                                 capsys) -> None:
+    folder = tmp_path / "taken.png"
+    folder.mkdir()  # the target is a folder: reports.atomic refuses with a ReportError -> exit 2, one line
+    assert main(["render", str(ct_small), "-o", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("medapp: ") and "is a folder" in err and err.count("\n") == 1
+    good = tmp_path / "ok.png"
+    assert main(["render", str(ct_small), "-o", str(good)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "home") == ["ok.png", "taken.png"]  # no temp file
