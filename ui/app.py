@@ -59,6 +59,8 @@ def make_context(parent: Any = None) -> tuple[Any, list[str]]:
         session = Session()
         if session.recovered_from is not None:
             problems.append(f"The previous session file was damaged and kept as {session.recovered_from}")
+        if session.draft_recovered_from is not None:
+            problems.append(f"The report draft was damaged and kept as {session.draft_recovered_from}")
     except Exception as exc:  # noqa: BLE001
         problems.append(f"Session not available (nothing will be autosaved): {exc}")
     try:

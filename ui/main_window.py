@@ -706,6 +706,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.image_viewer.shutdown()
         self.slide_viewer.shutdown()
+        if self._bridge is not None:
+            self._bridge.cancel_all()  # a long answer must not hold up the close
         self.context.workers.shutdown(3000)
         self._session_io.pool.waitForDone(3000)  # let the last autosave land
         super().closeEvent(event)
