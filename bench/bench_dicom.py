@@ -12,7 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 N_SLICES = 200
 SIZE = 512
@@ -20,32 +19,10 @@ REPEATS = 2
 
 
 def _write_series(folder: Path) -> None:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    """The shared synthetic CT builder (bench/_data.py, also behind the tests' `synthetic_ct_series`)."""
+    from bench._data import write_ct_series
 
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE - 0.5
-    body = np.where(np.hypot(xx, yy) < 0.45, 40.0, -1000.0)
-    study, series = generate_uid(), generate_uid()
-    for k in range(N_SLICES):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = study, series, "CT"
-        ds.InstanceNumber = k + 1
-        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, k * 1.25], [1, 0, 0, 0, 1, 0]
-        ds.Rows = ds.Columns = SIZE
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-        ds.WindowCenter, ds.WindowWidth = 40, 400
-        hu = body + rng.normal(0, 20, body.shape)
-        ds.PixelData = (hu + 1024).astype("<i2").tobytes()
-        ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)
+    write_ct_series(folder, [k * 1.25 for k in range(N_SLICES)], size=SIZE)
 
 
 def _baseline(files: list[Path]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[_k] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `bench` (the shared synthetic-data builder) is imported from the repo root
+    sys.path.insert(0, str(REPO))
 
 
 def _golden_dir() -> Path:
@@ -43,6 +46,34 @@ def pydicom_test_files() -> Path:
     import pydicom
 
     return Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+# --- Synthetic CT (one builder for tests/dicom_io, tests/ui and bench/bench_dicom.py: bench/_data.py) ---------------
+
+
+@pytest.fixture(scope="session")
+def synthetic_ct_series():
+    """`write_ct_series(folder, zs=None, *, n=15, size=64, sizes=None, shuffle=False, marker=False, **dataset_kw)`
+    -> the files in slice order (see bench/_data.py)."""
+    from bench._data import write_ct_series
+
+    return write_ct_series
+
+
+@pytest.fixture(scope="session")
+def ct_dataset():
+    """`ct_dataset(pixels, **kw)`: one valid CT Image Storage dataset (test modules cannot import a conftest)."""
+    from bench._data import ct_dataset
+
+    return ct_dataset
+
+
+@pytest.fixture(scope="session")
+def ct_phantom():
+    """`phantom(size=64, seed=0)`: a body-like CT slice in stored values (HU + 1024)."""
+    from bench._data import phantom
+
+    return phantom
 
 
 # --- Whole-slide fixtures (owned by dicom_io) -------------------------------------------------------------------

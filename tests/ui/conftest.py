@@ -1,7 +1,8 @@
 """Fixtures for the window tests: headless Qt, a per-test AppContext and window, small real inputs written here.
 
-The synthetic CT series is written with pydicom (15 slices, so Shift+arrow's ×10 step is visible); every slice has
-a different bright square position, so slice changes change the displayed pixels.
+The synthetic CT series comes from the shared builder (root conftest `synthetic_ct_series`, bench/_data.py): 15
+slices, so Shift+arrow's ×10 step is visible; every slice has a different bright square position, so slice changes
+change the displayed pixels.
 """
 
 from __future__ import annotations
@@ -19,49 +20,6 @@ SERIES_SLICES = 15
 SERIES_SIZE = 64
 
 
-def write_ct_series(folder: Path, n: int = SERIES_SLICES, size: int = SERIES_SIZE) -> list[Path]:
-    """A synthetic axial CT series: HU background -1000 (air), a 0 HU disc, a +1000 HU square moving per slice."""
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-    from pydicom import Dataset
-
-    folder.mkdir(parents=True, exist_ok=True)
-    study, series, frame_of_ref = generate_uid(), generate_uid(), generate_uid()
-    yy, xx = np.mgrid[0:size, 0:size]
-    disc = (xx - size / 2) ** 2 + (yy - size / 2) ** 2 < (size * 0.4) ** 2
-    paths = []
-    for i in range(n):
-        hu = np.full((size, size), -1000, np.int16)
-        hu[disc] = 40
-        y0 = 4 + (i * 3) % (size - 12)
-        hu[y0 : y0 + 8, size // 2 - 4 : size // 2 + 4] = 1000
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
-        ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Synthetic^Phantom", "SYN-0001", "19700101"
-        ds.StudyDate, ds.AccessionNumber = "20260101", "ACC1"
-        ds.Modality, ds.SeriesDescription, ds.SeriesNumber, ds.InstanceNumber = "CT", "Synthetic axial", 3, i + 1
-        ds.ImagePositionPatient = [0.0, 0.0, float(i) * 2.5]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.PixelSpacing, ds.SliceThickness = [0.8, 0.8], 2.5
-        ds.Rows = ds.Columns = size
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "HU"
-        ds.WindowCenter, ds.WindowWidth = 40, 400
-        ds.PixelData = hu.tobytes()
-        path = folder / f"slice{i:03d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        paths.append(path)
-    return paths
-
-
 @pytest.fixture(autouse=True)
 def _flush_deferred_deletes(qapp):
     """pytest-qt closes a test's widgets with deleteLater, so they would be destroyed inside the *next* test's event
@@ -73,9 +31,11 @@ def _flush_deferred_deletes(qapp):
 
 
 @pytest.fixture(scope="session")
-def ct_series_dir(tmp_path_factory) -> Path:
+def ct_series_dir(tmp_path_factory, synthetic_ct_series) -> Path:
+    """15 slices of 64² (the shared builder, bench/_data.py) with a bright square that moves from slice to slice."""
     folder = tmp_path_factory.mktemp("ct_series") / "series"
-    write_ct_series(folder)
+    synthetic_ct_series(folder, n=SERIES_SLICES, size=SERIES_SIZE, marker=True, PatientName="Synthetic^Phantom",
+                        PatientID="SYN-0001", AccessionNumber="ACC1", SeriesDescription="Synthetic axial")
     return folder
 
 
