@@ -37,7 +37,7 @@ from pydicom.tag import Tag
 from pydicom.uid import generate_uid
 
 from dicom_io.guard import guard
-from dicom_io.pixels import check_pixel_budget, pixel_keyword
+from dicom_io.pixels import check_pixel_budget, is_image_object, pixel_keyword
 from dicom_io.reading import read_dicom
 
 METHOD = "PS3.15 Basic Application Level Confidentiality Profile"  # LO: at most 64 characters
@@ -186,7 +186,7 @@ def deidentify_file(src: str | Path, dst: str | Path, deidentifier: Deidentifier
     """
     src, dst = Path(src), Path(dst)
     ds = read_dicom(src)
-    if pixel_keyword(ds) is not None or "Image Storage" in str(getattr(ds.get("SOPClassUID"), "name", "") or ""):
+    if pixel_keyword(ds) is not None or is_image_object(ds):
         with guard(src, "checking pixel data"):
             check_pixel_budget(ds, src)
     out = (deidentifier or Deidentifier()).apply(ds)

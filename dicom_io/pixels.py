@@ -67,6 +67,11 @@ def n_frames(ds: Dataset) -> int:
         return 1
 
 
+def is_image_object(ds: Dataset) -> bool:
+    """Is the SOP class an image IOD ("... Image Storage": CT, MR, CR, SC, WSI ...), which must hold pixel data?"""
+    return "Image Storage" in str(getattr(ds.get("SOPClassUID"), "name", "") or "")
+
+
 def check_pixel_budget(ds: Dataset, path: str | Path | None) -> None:
     """Refuse pixel data whose header cannot be true, before any decoder allocates memory for it.
 
@@ -77,9 +82,9 @@ def check_pixel_budget(ds: Dataset, path: str | Path | None) -> None:
     if keyword is None:
         # Pixel data is Type 1 in every image IOD: an image object without it is a file cut short (at an element
         # boundary, which leaves nothing else to notice) or a broken export, not a valid object that has no image.
-        sop_name = str(getattr(ds.get("SOPClassUID"), "name", "") or "")
-        if "Image Storage" in sop_name:
-            raise CorruptFileError(path, f"truncated or incomplete: a {sop_name} object without pixel data")
+        if is_image_object(ds):
+            name = ds.SOPClassUID.name
+            raise CorruptFileError(path, f"truncated or incomplete: a {name} object without pixel data")
         raise NoPixelDataError(path, "no pixel data (this DICOM object holds no image)")
     try:
         rows, cols = _int(ds, "Rows"), _int(ds, "Columns")

@@ -117,3 +117,16 @@ def test_deid_cli_exits_2_on_truncated_input(pydicom_test_files: Path, tmp_path:
     err = capsys.readouterr().err
     assert "MR_truncated.dcm: truncated pixel data" in err and "Traceback" not in err
     assert not dst.exists()
+
+
+def test_image_object_without_pixel_data_is_refused_but_other_objects_pass(pydicom_test_files: Path,
+                                                                           tmp_path: Path) -> None:
+    ds = pydicom.dcmread(pydicom_test_files / "CT_small.dcm")
+    del ds.PixelData  # a CT cut exactly before its pixel data parses cleanly
+    src = tmp_path / "ct_no_pixels.dcm"
+    ds.save_as(src, enforce_file_format=True)
+    with pytest.raises(dicom_io.CorruptFileError, match="CT Image Storage object without pixel data"):
+        deidentify_file(src, tmp_path / "out.dcm")
+    # an RT plan has no pixels by design: it is still de-identified
+    out = deidentify_file(pydicom_test_files / "rtplan.dcm", tmp_path / "plan.dcm")
+    assert pydicom.dcmread(out).PatientIdentityRemoved == "YES"
