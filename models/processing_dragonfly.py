@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, BatchFeature, CLIPImageProcessorPil, Pro
 
 from models._geometry import LAYOUTS, TokenLayout, version_for_crop_size
 from models.configuration_dragonfly import register
-from models._pixels import CropResult, Normalizer, image_crops, image_patches, to_rgb
+from models._pixels import Normalizer, image_patches, to_rgb
 
 __all__ = ["DragonflyProcessor", "IMAGE_NEWLINE_TOKEN", "IMAGE_PLACEHOLDER_TOKEN"]
 
@@ -114,10 +114,6 @@ class DragonflyProcessor(ProcessorMixin):
         return np.asarray(ids, dtype=np.int64), np.asarray(idx, dtype=np.int64)
 
     # ------------------------------------------------------------------------------------------ pieces
-    def crops(self, image: Any, *, concurrent: bool = True) -> CropResult:
-        """uint8 crops of one image after the documented input conversion (`models._pixels.to_rgb`)."""
-        return image_crops(to_rgb(image), self.version, concurrent=concurrent)
-
     def image_patches(self, image: Any, *, concurrent: bool = True) -> np.ndarray:
         """float32 `(n_crops, 3, S, S)` normalised crops of one image."""
         return image_patches(to_rgb(image), self.version, self.normalizer, concurrent=concurrent)

@@ -66,14 +66,38 @@ def _reference_patches(image: Image.Image, proc) -> np.ndarray:
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
-def test_fast_pixels_equal_per_crop_reference(version: str, dragonfly_processors: dict) -> None:
+@pytest.mark.parametrize("content", ["colour", "gray-as-rgb"])
+def test_fast_pixels_equal_per_crop_reference(version: str, content: str, dragonfly_processors: dict) -> None:
     proc = dragonfly_processors[version]
     rng = np.random.default_rng(7)
-    image = Image.fromarray(rng.integers(0, 256, (190, 530, 3), dtype=np.uint8))  # wide: 4x1 medium grid
+    pixels = rng.integers(0, 256, (190, 530, 3), dtype=np.uint8)  # wide: 4x1 medium grid
+    if content == "gray-as-rgb":  # equal bands: resized once per grid, normalised three times
+        pixels[..., 1] = pixels[..., 2] = pixels[..., 0]
+    image = Image.fromarray(pixels)
     fast = proc.image_patches(image)
     assert fast.dtype == np.float32 and fast.shape == (LAYOUTS[version].n_crops, 3, proc.layout.crop_size, proc.layout.crop_size)
     np.testing.assert_array_equal(fast, _reference_patches(image, proc))
     np.testing.assert_array_equal(fast, proc.image_patches(image, concurrent=False))
+
+
+def test_table_path_equals_arithmetic_path(dragonfly_processors: dict) -> None:
+    """The gather fallback (used when float arithmetic would not reproduce the table) gives the same crops."""
+    import copy
+
+    from models._pixels import image_patches
+
+    proc = dragonfly_processors["v1"]
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 256, (300, 200, 3), dtype=np.uint8))
+    table = copy.copy(proc.normalizer)
+    table.exact_arithmetic = False
+    np.testing.assert_array_equal(image_patches(image, "v1", table), image_patches(image, "v1", proc.normalizer))
+
+
+def test_pixel_path_refuses_non_rgb_input() -> None:
+    from models._pixels import Normalizer, image_patches
+
+    with pytest.raises(ValueError, match="needs an RGB image, got mode 'L'"):
+        image_patches(Image.new("L", (10, 10)), "v2", Normalizer([0.5] * 3, [0.5] * 3))
 
 
 def test_generate_mode_left_pads_several_images(dragonfly_processors: dict) -> None:
@@ -191,13 +215,19 @@ class TestInputConversion:
 
 def test_normalizer_arithmetic_equals_the_table_on_every_value() -> None:
     """The fast float path is used only where it is provably identical: all 256 values of each channel."""
-    from models._pixels import Normalizer, normalization_lut, normalize_crops
+    from models._pixels import Normalizer
 
     mean, std = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
     norm = Normalizer(mean, std)
     assert norm.exact_arithmetic
-    every = np.arange(256, dtype=np.uint8).reshape(256, 1, 1, 1).repeat(3, axis=3)  # (256 crops of 1x1, 3 channels)
-    np.testing.assert_array_equal(normalize_crops(every, norm), normalize_crops(every, normalization_lut(mean, std)))
+    every = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)  # one crop, every value per channel
+    out = np.empty((1, 3, 16, 16), dtype=np.float32)
+    norm.crops(every, out)
+    np.testing.assert_array_equal(out.reshape(3, 256), norm.lut)
+    out[:] = 0
+    norm.crops(every[..., 0], out)  # one band standing for all three channels
+    np.testing.assert_array_equal(out.reshape(3, 256), norm.lut)
+    assert not Normalizer(mean, std, rescale=1 / 256).exact_arithmetic  # "/255" would be wrong there: table path
 
 
 def test_save_pretrained_writes_the_official_layout(dragonfly_processors: dict, tmp_path: Path) -> None:
