@@ -106,10 +106,12 @@ def load_image(
 def record_open(audit: Any, loaded: LoadedImage) -> str | None:
     """Audit that `loaded` was opened (hashes, kind, modality, frame, region; the base name only with the opt-in).
     Returns the SHA-256 of the file the pixels came from (a series: the shown slice), for the job's provenance."""
-    from medapp.hashing import file_sha256
+    from medapp.hashing import file_sha256, slide_fingerprint
 
     source = loaded.source_file
-    digest = file_sha256(source) if source is not None and source.is_file() else None
+    # Slides can be gigabytes: hash a bounded sample of them instead of the whole file on every question.
+    hasher = slide_fingerprint if loaded.kind == "slide" else file_sha256
+    digest = hasher(source) if source is not None and source.is_file() else None
     audit.record(
         "open",
         inputs=[digest] if digest else [],

@@ -124,3 +124,15 @@ def test_slide_region_level_goes_coarser_only_past_the_read_limit() -> None:
     side = int(MAX_REGION_PIXELS**0.5)
     assert slide_region_level(Pyramid(), (0, 0, side, side)) == 0  # 4x too big, but readable: read sharp, shrink
     assert slide_region_level(Pyramid(), (0, 0, side + 8, side)) == 1  # unreadable at level 0: the next level
+
+
+def test_opening_a_slide_audits_a_bounded_fingerprint_not_a_full_hash(tiled_tiff_slide: Path, tmp_path: Path) -> None:
+    """A slide can be gigabytes: the audit entry carries its bounded fingerprint, a plain file its full SHA-256."""
+    from medapp.audit import AuditLog
+    from medapp.hashing import file_sha256, slide_fingerprint
+    from medapp.inputs import record_open
+
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    digest = record_open(audit, load_image(tiled_tiff_slide))
+    assert digest == slide_fingerprint(tiled_tiff_slide)
+    assert digest != file_sha256(tiled_tiff_slide)
