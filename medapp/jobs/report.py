@@ -87,6 +87,8 @@ def draft_report(
     texts = parse_sections(generation.text, template)
     if indication and "indication" in template.keys:
         texts["indication"] = indication
+    if "exam" in template.keys and not texts.get("exam", "").strip():
+        texts["exam"] = _exam_text(template, dataset)
     info = engine.info
     hashes = {"image": digest}
     if source_sha256:
@@ -127,3 +129,18 @@ def draft_report(
             seconds=round(time.monotonic() - started, 3),
         )
     return report
+
+
+def _exam_text(template: Any, dataset: Any) -> str:
+    """The exam line when the model wrote none: taken from the study header, never invented.
+
+    The study and series descriptions say what was acquired ("CT CHEST W/O CONTRAST"); without a header the
+    template's generic exam name ("CT", "Chest radiograph") is all that is known.
+    """
+    parts: list[str] = []
+    if dataset is not None:
+        for keyword in ("StudyDescription", "SeriesDescription"):
+            value = str(dataset.get(keyword, "") or "").strip()
+            if value and value not in parts:
+                parts.append(value)
+    return " — ".join(parts) if parts else template.exam

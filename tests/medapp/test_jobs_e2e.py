@@ -80,6 +80,7 @@ def test_draft_report_fills_template_and_provenance(tiny_engine, ct_small: Path,
     template = template_for("CT")
     assert report.state == "draft" and report.modality == "CT" and report.template == template.name
     assert report.text("indication") == "Cough for 3 weeks."
+    assert report.text("exam") == str(loaded.dataset.StudyDescription)  # from the header, not left empty
     assert any(report.text(k) for k in ("findings", "impression"))  # the model's text went somewhere, nothing dropped
     prov = report.provenance
     assert prov.checkpoint_sha256 == tiny_engine.info.checkpoint_sha256 and prov.model_id == "dragonfly-v2-tiny"
@@ -90,3 +91,11 @@ def test_draft_report_fills_template_and_provenance(tiny_engine, ct_small: Path,
     entry = _entries(log)[0]
     assert entry["event"] == "report" and entry["details"]["template"] == template.name
     assert "Cough" not in log.path.read_text()
+
+
+def test_draft_report_exam_falls_back_to_the_template_without_a_header(tiny_engine, ct_small: Path) -> None:
+    from reports.templates import template_for
+
+    report = draft_report(tiny_engine, load_image(ct_small).image, modality="CT",
+                          limits=GenerationLimits(max_new_tokens=4))
+    assert report.text("exam") == template_for("CT").exam
