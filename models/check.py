@@ -10,13 +10,14 @@ A pickle checkpoint is reported too (keys from its index when it has one), with 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from models.errors import CheckpointFormatError, ModelError, PickleCheckpointError
+from models.errors import CheckpointFormatError, PickleCheckpointError
 from models.loading import (
     model_id_for,
     read_config,
@@ -106,12 +107,12 @@ def check_checkpoint(
 
     stored = tensor_index(folder)
     report["n_tensors"] = len(stored)
-    report["n_params"] = sum(_numel(shape) for shape, _, _ in stored.values())
+    report["n_params"] = sum(math.prod(shape) for shape, _, _ in stored.values())
     counts = Counter(_DTYPE_NAMES.get(dtype, dtype) for _, dtype, _ in stored.values())
     report["dtypes"] = dict(counts.most_common())
     by_size = Counter()
     for shape, dtype, _ in stored.values():
-        by_size[_DTYPE_NAMES.get(dtype, dtype)] += _numel(shape)
+        by_size[_DTYPE_NAMES.get(dtype, dtype)] += math.prod(shape)
     report["dtype"] = by_size.most_common(1)[0][0] if by_size else None
     report["missing_keys"] = sorted(set(expected) - set(stored))
     report["unexpected_keys"] = sorted(set(stored) - set(expected))
@@ -141,13 +142,6 @@ def check_checkpoint(
     return report
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def format_report(report: dict[str, Any]) -> str:
     """The human-readable form `medapp model check` prints."""
     lines = [
@@ -170,9 +164,3 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"PROBLEM      {problem}")
     lines.append("result       " + ("OK" if report["ok"] else "NOT OK"))
     return "\n".join(lines)
-
-
-def raise_unless_ok(report: dict[str, Any]) -> None:
-    """For callers that want an exception rather than a report."""
-    if not report.get("ok"):
-        raise ModelError(f"{report['path']}: " + "; ".join(report["problems"]))

@@ -17,6 +17,7 @@ Why these rules:
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -343,13 +344,7 @@ def tensor_index(folder: Path) -> dict[str, tuple[tuple[int, ...], str, str]]:
 
 def count_parameters(folder: Path) -> int:
     """Number of stored parameters (from the headers), independent of any later quantisation."""
-    total = 0
-    for shape, _, _ in tensor_index(folder).values():
-        n = 1
-        for d in shape:
-            n *= d
-        total += n
-    return total
+    return sum(math.prod(shape) for shape, _, _ in tensor_index(folder).values())
 
 
 def checkpoint_sha256(
@@ -388,14 +383,19 @@ class LoadedCheckpoint:
     model_id: str
 
 
-def _loading_problems(info: dict[str, Any] | None) -> list[str]:
-    problems = []
-    for key in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
-        values = list((info or {}).get(key) or [])
+def _problem_lines(report: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """"missing keys: a, b, c (+2 more)" for every non-empty list among `keys` (at most five names each)."""
+    out = []
+    for key in keys:
+        values = [str(v) for v in report.get(key) or []]
         if values:
-            shown = ", ".join(str(v) for v in values[:5]) + (f" (+{len(values) - 5} more)" if len(values) > 5 else "")
-            problems.append(f"{key.replace('_', ' ')}: {shown}")
-    return problems
+            shown = ", ".join(values[:5]) + (f" (+{len(values) - 5} more)" if len(values) > 5 else "")
+            out.append(f"{key.replace('_', ' ')}: {shown}")
+    return out
+
+
+def _loading_problems(info: dict[str, Any] | None) -> list[str]:
+    return _problem_lines(info or {}, ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"))
 
 
 def _key_problems(folder: Path) -> list[str]:
@@ -406,13 +406,7 @@ def _key_problems(folder: Path) -> list[str]:
         report = check_checkpoint(folder, verify_hashes=False)
     except ModelError:
         return []
-    out = []
-    for key in ("missing_keys", "unexpected_keys", "mismatched_shapes"):
-        values = report.get(key) or []
-        if values:
-            shown = ", ".join(values[:5]) + (f" (+{len(values) - 5} more)" if len(values) > 5 else "")
-            out.append(f"{key.replace('_', ' ')}: {shown}")
-    return out
+    return _problem_lines(report, ("missing_keys", "unexpected_keys", "mismatched_shapes"))
 
 
 def load(

@@ -141,7 +141,7 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         """Make `state_dict()` / `load_state_dict()` speak the official key names (see module docstring)."""
 
         def to_official(module: nn.Module, state_dict: OrderedDict, prefix: str, local_metadata: Any) -> OrderedDict:
-            if getattr(module, "_module_keys_for_transformers", False) or getattr(_LOADER, "active", 0):
+            if getattr(_LOADER, "active", 0):
                 return state_dict
             renamed = OrderedDict()
             for key, value in state_dict.items():
@@ -157,14 +157,6 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
 
         self._register_state_dict_hook(to_official)
         self._register_load_state_dict_pre_hook(from_official)
-
-    def module_state_dict(self) -> dict[str, torch.Tensor]:
-        """State dict with the module's own (transformers 5) key names, for transformers' loading machinery."""
-        self._module_keys_for_transformers = True
-        try:
-            return super().state_dict()
-        finally:
-            self._module_keys_for_transformers = False
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> "DragonflyForCausalLM":

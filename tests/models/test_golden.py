@@ -127,7 +127,7 @@ def test_logits(case: GoldenCase, dragonfly_models: dict) -> None:
 
 def test_greedy_without_cache(case: GoldenCase, dragonfly_models: dict) -> None:
     model = dragonfly_models[case.version]
-    feats = [f for f in [_outputs(case, model)["visual_embeds"]]]
+    feats = [_outputs(case, model)["visual_embeds"]]
     ids, indices = case.batch["input_ids"], case.batch["image_patches_indices"]
     steps = _stable_steps(case)
     assert steps >= 5

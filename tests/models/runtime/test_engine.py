@@ -242,3 +242,44 @@ def test_stream_raises_the_generation_error_in_the_consumer(engine: DragonflyEng
     image = _image(golden_dir, engine.info.version)
     with pytest.raises(ModelError, match="max_new_tokens must be at least 1"):
         list(engine.stream(image, [], QUESTION, max_new_tokens=0))
+
+
+def test_caption_batch_cancel_keeps_finished_batches(engine: DragonflyEngine, golden_dir: Path) -> None:
+    images = [_image(golden_dir, engine.info.version, c) for c in ("pub_512x512", "pub_224x224", "pub_800x600")]
+    cancel = threading.Event()
+    done = engine.caption_batch(images, QUESTION, max_new_tokens=3, batch_size=1, cancel=cancel,
+                                on_result=lambda i, g: cancel.set())  # Stop pressed while the first one finishes
+    assert len(done) == 1 and len(done[0].token_ids) == 3  # the later batches never started
+    assert engine.caption_batch(images, QUESTION, max_new_tokens=3, cancel=cancel) == []  # set before the call
+
+    cancel.clear()
+    forwards: list[int] = []
+
+    def press_stop_on_third_step(*_: object) -> None:  # Stop pressed during the third decoding step of a batch
+        forwards.append(1)
+        if len(forwards) == 3:
+            cancel.set()
+
+    hook = engine.model.register_forward_hook(press_stop_on_third_step)
+    try:
+        midway = engine.caption_batch(images, QUESTION, max_new_tokens=50, batch_size=2, cancel=cancel)
+    finally:
+        hook.remove()
+    assert len(midway) == 2  # the batch that was running; the third image was never started
+    assert all(len(g.token_ids) <= 3 and g.stop_reason in ("cancelled", "eos") for g in midway)
+    assert any(g.stop_reason == "cancelled" for g in midway)
+
+
+def test_sixteen_bit_and_gray_inputs_are_the_documented_rgb(engine: DragonflyEngine) -> None:
+    """A raw 16-bit array is min-max scaled to 8-bit gray, then RGB: the same answer as that RGB image."""
+    import numpy as np
+
+    from models._pixels import to_rgb
+
+    ramp = (np.add.outer(np.arange(180), np.arange(240)) * 37 % 4096).astype(np.uint16)  # 12-bit detector values
+    rgb = to_rgb(ramp)
+    gray = rgb.convert("L")
+    answers = {name: engine.generate(image, [], QUESTION, max_new_tokens=4).token_ids
+               for name, image in (("uint16", ramp), ("rgb", rgb), ("L", gray))}
+    assert answers["uint16"] == answers["rgb"] == answers["L"]
+    assert len({image_key(ramp), image_key(rgb), image_key(gray)}) == 3  # different inputs, each cached on its own

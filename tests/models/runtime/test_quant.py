@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import bitsandbytes as bnb  # a declared dependency: a missing one must fail, not skip
 import pytest
 import torch
 from PIL import Image
@@ -12,7 +13,6 @@ from torch import nn
 from models.loading import LoadedCheckpoint, load
 from models.prompts import build_prompt
 
-bnb = pytest.importorskip("bitsandbytes")  # a declared dependency: only absent on a broken install
 QUESTION = "Provide a brief description of the given image."
 
 
