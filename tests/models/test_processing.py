@@ -207,6 +207,12 @@ class TestInputConversion:
         pal.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
         assert np.asarray(to_rgb(pal))[0, 0].tolist() == [10, 200, 30]
 
+    def test_non_finite_float_values_count_as_the_minimum(self) -> None:
+        from models._pixels import to_rgb
+
+        values = np.array([[np.nan, -np.inf, 2.0], [4.0, 6.0, np.inf]], dtype=np.float32)
+        assert np.asarray(to_rgb(values))[..., 0].tolist() == [[0, 0, 0], [128, 255, 0]]
+
     def test_constant_16bit_image_is_black(self) -> None:
         from models._pixels import to_rgb
 
