@@ -102,7 +102,7 @@ def _styles() -> dict[str, Any]:
         "body": base,
         "title": ParagraphStyle("title", base, fontName=fonts.bold, fontSize=16, leading=20, spaceAfter=4),
         "h": ParagraphStyle("h", base, fontName=fonts.bold, fontSize=11.5, leading=15, spaceBefore=9, spaceAfter=3,
-                            textColor=colors.HexColor("#1f3b5a"), keepWithNext=1),
+                            textColor=colors.HexColor("#1f3b5a")),
         "bullet": ParagraphStyle("bullet", base, leftIndent=14, bulletIndent=3, spaceAfter=1),
         "para": ParagraphStyle("para", base, spaceAfter=5),
         "small": ParagraphStyle("small", base, fontSize=8, leading=10.5),
@@ -220,11 +220,12 @@ def _image_flowable(data: bytes, where: str, max_w: float, max_h: float) -> Any:
 
 def _key_image_flowables(report: Report, styles: dict[str, Any], width: float) -> list[Any]:
     from reportlab.lib.units import mm
-    from reportlab.platypus import KeepTogether, Paragraph, Spacer
+    from reportlab.platypus import CondPageBreak, KeepTogether, Paragraph, Spacer
 
     out: list[Any] = []
     if not report.key_images:
         return out
+    out.append(CondPageBreak(60 * mm))  # the heading and (most of) the first image start on the same page
     out.append(Paragraph(markup("Key images"), styles["h"]))
     for i, k in enumerate(report.key_images, 1):
         where = f"key image {i}" + (f" ({k.path})" if k.path else "")
@@ -297,14 +298,19 @@ def _provenance_flowables(report: Report, styles: dict[str, Any], deidentified: 
         lines.append((f"Input {n}" if deidentified else f"Input {label}", f"SHA-256 {sha}"))
     if prov.prompt:
         lines.append(("Prompt", prov.prompt))
-    out: list[Any] = [Paragraph(markup("AI provenance"), styles["h"])]
+    from reportlab.platypus import CondPageBreak
+
+    out: list[Any] = [CondPageBreak(6 * styles["h"].leading), Paragraph(markup("AI provenance"), styles["h"])]
     for label, value in lines:
         out.append(Paragraph(f"<b>{markup(label, bold=True)}</b>: {markup(value)}", styles["small"]))
     return out
 
 
 def _section_flowables(report: Report, styles: dict[str, Any]) -> list[Any]:
-    from reportlab.platypus import Paragraph
+    """Headings and text of the sections. A heading never ends a page (CondPageBreak), but a long section flows on
+    from where it starts: keeping heading and text together would push a long Findings block whole onto the next
+    page and leave the first page nearly empty."""
+    from reportlab.platypus import CondPageBreak, Paragraph
 
     out: list[Any] = []
     for s in report.sections:
@@ -315,6 +321,7 @@ def _section_flowables(report: Report, styles: dict[str, Any]) -> list[Any]:
             if s.key not in ("findings", "impression"):
                 continue
             text = "(none)"
+        out.append(CondPageBreak(4 * styles["h"].leading))
         out.append(Paragraph(markup(s.title), styles["h"]))
         out.extend(_text_flowables(text, styles))
     return out
