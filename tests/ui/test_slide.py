@@ -234,3 +234,42 @@ def test_dicom_wsi_slide_in_viewer(qtbot, app_context, dicom_wsi_slide):
     assert viewer.tiles_read > 0 and {k.level for k in viewer._items} == {0}
     mi = app_context.current_model_input()
     assert mi.kind == "slide" and mi.image.size == (mi.region[2], mi.region[3])
+
+
+def test_roi_tool_draws_the_region_with_the_mouse(qtbot, app_context, tiled_tiff_slide):
+    """The shared ROI tool (ui.viewer.roi_tool): left-drag draws a level-0 region; with "pan" it pans instead."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    def mouse(kind, pos, button, buttons):
+        p = QPointF(pos)
+        QApplication.sendEvent(vp, QMouseEvent(kind, p, vp.mapToGlobal(p), button, buttons,
+                                               Qt.KeyboardModifier.NoModifier))
+
+    viewer = _slide_viewer(qtbot, app_context, tiled_tiff_slide)
+    viewer.set_magnification(20.0)  # 1:1 with level 0
+    vp = viewer.viewport()
+    with pytest.raises(ValueError, match="unknown tool"):
+        viewer.set_tool("lasso")
+    with qtbot.waitSignal(viewer.tool_changed, timeout=1000) as changed:
+        viewer.set_tool("roi")
+    assert changed.args == ["roi"] and viewer.tool == "roi"
+    x0, y0 = viewer.visible_rect()[:2]
+    a, b = viewer.mapFromScene(QPointF(x0 + 100, y0 + 50)), viewer.mapFromScene(QPointF(x0 + 300, y0 + 170))
+    L, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    with qtbot.waitSignal(viewer.roi_changed, timeout=3000) as drawn:
+        mouse(QEvent.Type.MouseButtonPress, b, L, L)  # drawn from bottom-right to top-left: normalized
+        mouse(QEvent.Type.MouseMove, a, none, L)
+        assert viewer._roi_item.isVisible()
+        mouse(QEvent.Type.MouseButtonRelease, a, L, none)
+    x, y, w, h = drawn.args[0]
+    assert abs(x - (x0 + 100)) <= 1 and abs(y - (y0 + 50)) <= 1 and abs(w - 200) <= 2 and abs(h - 120) <= 2
+    assert viewer.roi == drawn.args[0] and app_context.current_model_input().region == viewer.roi
+    qtbot.keyClick(viewer, Qt.Key.Key_R)  # back to panning: a left-drag no longer touches the region
+    assert viewer.tool == "pan"
+    roi = viewer.roi
+    mouse(QEvent.Type.MouseButtonPress, a, L, L)
+    mouse(QEvent.Type.MouseMove, b, none, L)
+    mouse(QEvent.Type.MouseButtonRelease, b, L, none)
+    assert viewer.roi == roi

@@ -15,20 +15,14 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
-from PySide6.QtWidgets import (
-    QFrame,
-    QGraphicsPixmapItem,
-    QGraphicsRectItem,
-    QGraphicsScene,
-    QGraphicsView,
-    QWidget,
-)
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
+from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from ui.context import AppContext, ModelInput
 from ui.viewer.keymap import STACK_KEYS, slice_target
 from ui.viewer.overlay import format_window, paint_overlay, stack_overlay
 from ui.viewer.qimage import array_to_qimage
+from ui.viewer.roi_tool import RoiToolMixin
 from ui.viewer.stack_state import StackSetup, StackState
 from ui.workers import WorkerFailure, WorkerManager
 
@@ -73,7 +67,7 @@ def describe_view(state: StackState, roi: tuple[int, int, int, int] | None = Non
     return ", ".join(parts)
 
 
-class ImageViewer(QGraphicsView):
+class ImageViewer(RoiToolMixin, QGraphicsView):
     """Shows `state.stack`; all user input goes through `self.state` (a StackState)."""
 
     frame_rendered = Signal()  # the pixmap now shows (state.frame, state.window)
@@ -100,14 +94,7 @@ class ImageViewer(QGraphicsView):
         self._pixmap_item = QGraphicsPixmapItem()
         self._pixmap_item.setTransformationMode(Qt.TransformationMode.FastTransformation)
         self.scene().addItem(self._pixmap_item)
-        self._roi_item = QGraphicsRectItem()
-        pen = QPen(QColor(255, 200, 0), 2.0)
-        pen.setCosmetic(True)
-        pen.setStyle(Qt.PenStyle.DashLine)
-        self._roi_item.setPen(pen)
-        self._roi_item.setZValue(10)
-        self._roi_item.hide()
-        self.scene().addItem(self._roi_item)
+        self._init_roi_tool(QColor(255, 200, 0))
 
         self._renderer = WorkerManager(self, max_threads=1)
         if context is not None:
@@ -118,9 +105,7 @@ class ImageViewer(QGraphicsView):
         self._failed: tuple[int, Any] | None = None
         self._values: tuple[int, np.ndarray] | None = None
         self._fit = True
-        self._tool = "pan"
         self._wl_drag: tuple[QPointF, Any] | None = None
-        self._roi_start: QPointF | None = None
         self.phi: dict[str, Any] = {}
 
         self._cine = QTimer(self)
@@ -152,21 +137,6 @@ class ImageViewer(QGraphicsView):
     @property
     def zoom(self) -> float:
         return float(self.transform().m11())
-
-    @property
-    def tool(self) -> str:
-        return self._tool
-
-    def set_tool(self, tool: str) -> None:
-        """"pan" (left-drag pans) or "roi" (left-drag draws the region the model will see)."""
-        if tool not in ("pan", "roi"):
-            raise ValueError(f"unknown tool {tool!r}")
-        self._tool = tool
-        self.setDragMode(
-            QGraphicsView.DragMode.ScrollHandDrag if tool == "pan" else QGraphicsView.DragMode.NoDrag
-        )
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool == "roi" else Qt.CursorShape.OpenHandCursor)
-        self.tool_changed.emit(tool)
 
     def is_current(self) -> bool:
         """True when the pixmap shows the state's frame and window (tests and screenshots wait for this)."""
@@ -285,12 +255,7 @@ class ImageViewer(QGraphicsView):
         self._notify()
 
     def _on_roi(self, roi: Any) -> None:
-        if roi is None:
-            self._roi_item.hide()
-        else:
-            x, y, w, h = roi
-            self._roi_item.setRect(QRectF(x, y, w, h))
-            self._roi_item.show()
+        self._show_roi(roi)
         self.viewport().update()
         self._notify()
 
@@ -381,9 +346,7 @@ class ImageViewer(QGraphicsView):
                 self._wl_drag = (event.position(), self.state.window)
                 event.accept()
                 return
-            if event.button() == Qt.MouseButton.LeftButton and self._tool == "roi":
-                self._roi_start = self.mapToScene(event.position().toPoint())
-                event.accept()
+            if self._roi_press(event):
                 return
         super().mousePressEvent(event)
 
@@ -404,11 +367,7 @@ class ImageViewer(QGraphicsView):
             )
             event.accept()
             return
-        if self._roi_start is not None:
-            end = self.mapToScene(event.position().toPoint())
-            self._roi_item.setRect(QRectF(self._roi_start, end).normalized())
-            self._roi_item.show()
-            event.accept()
+        if self._roi_move(event):
             return
         self._emit_cursor(event.position())
         super().mouseMoveEvent(event)
@@ -418,14 +377,11 @@ class ImageViewer(QGraphicsView):
             self._wl_drag = None
             event.accept()
             return
-        if self._roi_start is not None and event.button() == Qt.MouseButton.LeftButton:
-            end = self.mapToScene(event.position().toPoint())
-            rect = QRectF(self._roi_start, end).normalized()
-            self._roi_start = None
-            self.state.set_roi((rect.x(), rect.y(), rect.width(), rect.height()))
+        roi = self._roi_release(event)
+        if roi is not None:
+            self.state.set_roi(roi)
             if self.state.roi is None:
                 self._roi_item.hide()
-            event.accept()
             return
         super().mouseReleaseEvent(event)
 
@@ -468,7 +424,7 @@ class ImageViewer(QGraphicsView):
         elif action == "cine":
             self.toggle_cine()
         elif action == "roi_tool":
-            self.set_tool("pan" if self._tool == "roi" else "roi")
+            self._toggle_roi_tool()
         elif action == "clear_roi":
             self.state.set_roi(None)
         elif action == "toggle_phi":

@@ -19,8 +19,8 @@ from typing import Any
 
 from PIL import Image
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
-from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView, QWidget
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
+from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from ui.context import AppContext, ModelInput
 from ui.viewer.keymap import PAN_STEPS, SLIDE_KEYS
@@ -28,6 +28,7 @@ from ui.viewer.magnification import MAG_STEPS, base_magnification, format_mag, s
 from ui.viewer.minimap import Minimap
 from ui.viewer.overlay import paint_overlay
 from ui.viewer.qimage import pil_to_qimage
+from ui.viewer.roi_tool import RoiToolMixin
 from ui.viewer.tiles import TileCache, TileKey, load_tiles, tile_rect, tiles_for_view
 from ui.workers import Worker, WorkerFailure, WorkerManager
 
@@ -90,7 +91,7 @@ def _view_state(path: Any, **fields: Any) -> Any:
     return ViewState(path, **fields)
 
 
-class SlideViewer(QGraphicsView):
+class SlideViewer(RoiToolMixin, QGraphicsView):
     """Shows one Slide. Signals tell the window about the view, the region and when all tiles are in."""
 
     view_changed = Signal()
@@ -133,16 +134,7 @@ class SlideViewer(QGraphicsView):
             self._loads.worker_failed.connect(context.workers.worker_failed.emit)
         self.tiles_read = 0
 
-        self._roi_item = QGraphicsRectItem()
-        pen = QPen(QColor(20, 120, 255), 2.0)
-        pen.setCosmetic(True)
-        pen.setStyle(Qt.PenStyle.DashLine)
-        self._roi_item.setPen(pen)
-        self._roi_item.setZValue(10)
-        self._roi_item.hide()
-        self.scene().addItem(self._roi_item)
-        self._roi_start: QPointF | None = None
-        self._tool = "pan"
+        self._init_roi_tool(QColor(20, 120, 255))
         self._fit = True
 
         self.minimap = Minimap(self)
@@ -196,20 +188,6 @@ class SlideViewer(QGraphicsView):
     @property
     def magnification(self) -> float | None:
         return None if self.base_mag is None else self.base_mag * self.zoom
-
-    @property
-    def tool(self) -> str:
-        return self._tool
-
-    def set_tool(self, tool: str) -> None:
-        if tool not in ("pan", "roi"):
-            raise ValueError(f"unknown tool {tool!r}")
-        self._tool = tool
-        self.setDragMode(
-            QGraphicsView.DragMode.ScrollHandDrag if tool == "pan" else QGraphicsView.DragMode.NoDrag
-        )
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool == "roi" else Qt.CursorShape.OpenHandCursor)
-        self.tool_changed.emit(tool)
 
     def visible_rect(self) -> tuple[float, float, float, float]:
         """The part of the slide on screen, (x, y, w, h) in level-0 px, clipped to the slide."""
@@ -273,11 +251,7 @@ class SlideViewer(QGraphicsView):
             x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
             roi = (x0, y0, x1 - x0, y1 - y0) if x1 - x0 >= 2 and y1 - y0 >= 2 else None
         self.roi = roi
-        if roi is None:
-            self._roi_item.hide()
-        else:
-            self._roi_item.setRect(QRectF(*roi))
-            self._roi_item.show()
+        self._show_roi(roi)
         self.roi_changed.emit(roi)
         self.viewport().update()
         self._notify()
@@ -496,34 +470,26 @@ class SlideViewer(QGraphicsView):
             self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + int(fx * vp.width()))
             self.verticalScrollBar().setValue(self.verticalScrollBar().value() + int(fy * vp.height()))
         elif action == "roi_tool":
-            self.set_tool("pan" if self._tool == "roi" else "roi")
+            self._toggle_roi_tool()
         elif action == "clear_roi":
             self.set_roi(None)
         event.accept()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.slide is not None and event.button() == Qt.MouseButton.LeftButton and self._tool == "roi":
-            self._roi_start = self.mapToScene(event.position().toPoint())
-            event.accept()
+        if self.slide is not None and self._roi_press(event):
             return
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._roi_start is not None:
-            end = self.mapToScene(event.position().toPoint())
-            self._roi_item.setRect(QRectF(self._roi_start, end).normalized())
-            self._roi_item.show()
-            event.accept()
+        if self._roi_move(event):
             return
         super().mouseMoveEvent(event)
         if event.buttons() & Qt.MouseButton.LeftButton:
             self._fit = False
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._roi_start is not None and event.button() == Qt.MouseButton.LeftButton:
-            rect = QRectF(self._roi_start, self.mapToScene(event.position().toPoint())).normalized()
-            self._roi_start = None
-            self.set_roi((rect.x(), rect.y(), rect.width(), rect.height()))
-            event.accept()
+        roi = self._roi_release(event)
+        if roi is not None:
+            self.set_roi(roi)
             return
         super().mouseReleaseEvent(event)

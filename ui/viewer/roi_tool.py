@@ -1,0 +1,95 @@
+"""The pan / region tool both viewers share: the `tool` switch, the dashed region rectangle and its rubber band.
+
+Only the Qt side is shared. What a drawn rectangle means (image pixels of a frame, or level-0 pixels of a slide)
+and where the region is kept stay with each viewer: the host hands the finished rectangle to its own `set_roi`.
+
+The host is a QGraphicsView with a `tool_changed = Signal(str)`; it calls `_init_roi_tool(colour)` once its scene
+exists, and in its mouse handlers `_roi_press`, `_roi_move` and `_roi_release`, which return whether they took the
+event.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QMouseEvent, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsView
+
+__all__ = ["RoiToolMixin"]
+
+TOOLS = ("pan", "roi")
+
+
+class RoiToolMixin:
+    """Mixed into a QGraphicsView (listed before it): left-drag pans, or draws the region with the "roi" tool."""
+
+    _roi_item: QGraphicsRectItem
+    _roi_start: QPointF | None
+    _tool: str
+
+    def _init_roi_tool(self, colour: QColor) -> None:
+        """Add the (hidden) region rectangle, drawn dashed in `colour`, to the scene; the tool starts as "pan"."""
+        self._roi_item = QGraphicsRectItem()
+        pen = QPen(colour, 2.0)
+        pen.setCosmetic(True)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        self._roi_item.setPen(pen)
+        self._roi_item.setZValue(10)
+        self._roi_item.hide()
+        self.scene().addItem(self._roi_item)
+        self._roi_start = None
+        self._tool = "pan"
+
+    @property
+    def tool(self) -> str:
+        return self._tool
+
+    def set_tool(self, tool: str) -> None:
+        """"pan" (left-drag pans) or "roi" (left-drag draws the region the model will see)."""
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}")
+        self._tool = tool
+        self.setDragMode(
+            QGraphicsView.DragMode.ScrollHandDrag if tool == "pan" else QGraphicsView.DragMode.NoDrag
+        )
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool == "roi" else Qt.CursorShape.OpenHandCursor)
+        self.tool_changed.emit(tool)
+
+    def _toggle_roi_tool(self) -> None:
+        self.set_tool("pan" if self._tool == "roi" else "roi")
+
+    def _show_roi(self, roi: tuple[float, float, float, float] | None) -> None:
+        """Draw the rectangle of `roi` (x, y, w, h in scene coordinates), or hide it for None."""
+        if roi is None:
+            self._roi_item.hide()
+        else:
+            x, y, w, h = roi
+            self._roi_item.setRect(QRectF(x, y, w, h))
+            self._roi_item.show()
+
+    def _roi_press(self, event: QMouseEvent) -> bool:
+        """Start a rubber band on a left press with the "roi" tool (the host checks it has something shown)."""
+        if event.button() == Qt.MouseButton.LeftButton and self._tool == "roi":
+            self._roi_start = self.mapToScene(event.position().toPoint())
+            event.accept()
+            return True
+        return False
+
+    def _roi_move(self, event: QMouseEvent) -> bool:
+        """Follow the mouse with the rectangle while a rubber band is being drawn."""
+        if self._roi_start is None:
+            return False
+        end = self.mapToScene(event.position().toPoint())
+        self._roi_item.setRect(QRectF(self._roi_start, end).normalized())
+        self._roi_item.show()
+        event.accept()
+        return True
+
+    def _roi_release(self, event: QMouseEvent) -> tuple[float, float, float, float] | None:
+        """End the rubber band on the left release: the drawn (x, y, w, h) in scene coordinates, for the host's
+        `set_roi`; None (event not taken) when no band was being drawn."""
+        if self._roi_start is None or event.button() != Qt.MouseButton.LeftButton:
+            return None
+        rect = QRectF(self._roi_start, self.mapToScene(event.position().toPoint())).normalized()
+        self._roi_start = None
+        event.accept()
+        return rect.x(), rect.y(), rect.width(), rect.height()
