@@ -11,8 +11,10 @@ Coordinates: for DICOM / plain images `region` is (x, y, w, h) in image pixels o
 `region` is (x, y, w, h) in level-0 pixels, read at pyramid `level` (w/d x h/d for that level's downsample d);
 without a level, `slide_region_level` picks the finest level that keeps the read within `MODEL_SIDE` once shrunk.
 Every slide image is then shrunk (never enlarged) to at most `MODEL_SIDE` pixels on its longest side: that is the
-largest image the model is given, whatever asked for it. Without a region the whole slide is rendered at `level`,
-or as an overview when no level is given. Opened files are cached (keyed by path and modification time) so
+largest image the model is given, whatever asked for it. `render_slide_region(slide, region, level)` is the one
+place a slide region is read and shrunk: `render_view` and the GUI slide viewer's model input both use it (the viewer
+only picks its own level, the screen's). Without a region the whole slide is rendered at `level`, or as an overview
+when no level is given. Opened files are cached (keyed by path and modification time) so
 scrolling does not re-read headers.
 """
 
@@ -167,6 +169,23 @@ def _fit(image: Image.Image) -> Image.Image:
     return image
 
 
+def render_slide_region(slide: Any, region: tuple[int, int, int, int], level: int) -> Image.Image:
+    """The RGB image of level-0 `region` (x, y, w, h) read at pyramid `level` (w/d x h/d px for its downsample d),
+    then shrunk (never enlarged) to at most MODEL_SIDE px by `_fit`.
+
+    The one place slide regions are read and shrunk: `render_view` (so `medapp render`, ask and report) and the
+    slide viewer's model input. Raises `dicom_io.RegionError` for an empty region or a level outside the pyramid.
+    """
+    from dicom_io import RegionError
+
+    x, y, w, h = (int(v) for v in region)
+    if w <= 0 or h <= 0:
+        raise RegionError(slide.path, f"region size {w}x{h} is empty")
+    level = slide.check_level(level)
+    d = slide.level_downsamples[level]
+    return _fit(slide.read_region((x, y), level, (max(1, round(w / d)), max(1, round(h / d)))))
+
+
 def _render_slide(slide, state: ViewState) -> Image.Image:  # slide: dicom_io.Slide
     from dicom_io import RegionError
 
@@ -177,9 +196,5 @@ def _render_slide(slide, state: ViewState) -> Image.Image:  # slide: dicom_io.Sl
             return slide.thumbnail(MODEL_SIDE)
         w, h = slide.level_dimensions[slide.check_level(state.level)]
         return _fit(slide.read_region((0, 0), state.level, (w, h)))
-    x, y, w, h = (int(v) for v in state.region)
-    if w <= 0 or h <= 0:
-        raise RegionError(slide.path, f"region size {w}x{h} is empty")
-    level = slide_region_level(slide, (x, y, w, h)) if state.level is None else slide.check_level(state.level)
-    d = slide.level_downsamples[level]
-    return _fit(slide.read_region((x, y), level, (max(1, round(w / d)), max(1, round(h / d)))))
+    level = slide_region_level(slide, state.region) if state.level is None else state.level
+    return render_slide_region(slide, state.region, level)  # an empty region is refused there, before any read

@@ -110,6 +110,26 @@ def test_slide_region_is_read_sharp_then_shrunk_to_the_model_side(tiled_tiff_sli
     assert Image.open(out).size == (MAX_REGION_SIDE, MAX_REGION_SIDE)
 
 
+def test_render_view_reads_slide_regions_through_render_slide_region(tiled_tiff_slide: Path) -> None:
+    """`render_slide_region` is the one read + shrink of a slide region (the slide viewer's model input uses it too)."""
+    import numpy as np
+
+    from dicom_io import RegionError
+    from medapp.view import open_cached, render_slide_region, render_view, slide_region_level
+
+    slide = open_cached(tiled_tiff_slide)
+    region = (100, 200, 1500, 900)
+    for level in (0, 1, 2):
+        image = render_slide_region(slide, region, level)
+        assert image.mode == "RGB" and max(image.size) <= MAX_REGION_SIDE
+        assert np.array_equal(np.asarray(render_view(ViewState(tiled_tiff_slide, region=region, level=level))),
+                              np.asarray(image))
+    auto = render_view(ViewState(tiled_tiff_slide, region=region))
+    assert np.array_equal(np.asarray(auto), np.asarray(render_slide_region(slide, region, slide_region_level(slide, region))))
+    with pytest.raises(RegionError, match="empty"):
+        render_view(ViewState(tiled_tiff_slide, region=(0, 0, 0, 10)))
+
+
 def test_slide_region_level_goes_coarser_only_past_the_read_limit() -> None:
     from dicom_io.slide import MAX_REGION_PIXELS
     from medapp.view import slide_region_level

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPointF
 
 from ui.main_window import open_job
 from ui.viewer.magnification import base_magnification, scale_bar, step_magnification
-from ui.viewer.slide_viewer import SlideViewer, model_level, render_slide_region
+from ui.viewer.slide_viewer import SlideViewer, model_level
 from ui.viewer.tiles import TileCache, TileKey, tiles_for_view
 
 
@@ -161,17 +161,42 @@ def test_magnification_steps_and_scale_bar():
         scale_bar(0.0)
 
 
-def test_render_slide_region_levels_and_cap(tiled_tiff_slide, monkeypatch):
+def test_model_level_and_the_cores_region_render(tiled_tiff_slide, monkeypatch):
+    """The viewer picks the level (the screen's); the core's render_slide_region reads it and shrinks."""
+    from dicom_io import RegionError
+    from medapp.view import render_slide_region
+
     _, _, slide, _ = open_job(tiled_tiff_slide)
-    assert render_slide_region(slide, (0, 0, 2048, 1024), 1.0).size == (2048, 1024)
-    assert render_slide_region(slide, (0, 0, 2048, 1024), 3.0).size == (1024, 512)  # level 1: finer than screen
+    region = (0, 0, 2048, 1024)
+    assert model_level(slide, region, 1.0) == 0
+    assert render_slide_region(slide, region, 0).size == (2048, 1024)
+    assert model_level(slide, region, 3.0) == 1  # level 1: finer than the screen
+    assert render_slide_region(slide, region, 1).size == (1024, 512)
     monkeypatch.setattr("ui.viewer.slide_viewer.MAX_MODEL_SIDE", 600)
-    assert model_level(slide, (0, 0, 2048, 1024), 1.0) == 2  # 2048 / 4 = 512 ≤ 600
-    assert render_slide_region(slide, (0, 0, 2048, 1024), 1.0).size == (512, 256)
+    assert model_level(slide, region, 1.0) == 2  # 2048 / 4 = 512 ≤ 600
+    assert render_slide_region(slide, region, 2).size == (512, 256)
     monkeypatch.setattr("ui.viewer.slide_viewer.MAX_MODEL_SIDE", 300)
-    assert render_slide_region(slide, (0, 0, 2048, 1024), 1.0).size == (300, 150)  # coarsest level, then shrunk
-    with pytest.raises(ValueError, match="empty region"):
-        render_slide_region(slide, (0, 0, 0, 10), 1.0)
+    assert model_level(slide, region, 1.0) == 2  # the coarsest level, still over
+    monkeypatch.setattr("medapp.view.MODEL_SIDE", 300)
+    assert render_slide_region(slide, region, 2).size == (300, 150)  # then shrunk to the core's model side
+    with pytest.raises(RegionError, match="empty"):
+        render_slide_region(slide, (0, 0, 0, 10), 0)
+    with pytest.raises(RegionError, match="level 3 out of range"):
+        render_slide_region(slide, region, 3)
+
+
+def test_model_input_over_the_model_side_is_render_views_pixels(qtbot, app_context, tiled_tiff_slide, monkeypatch):
+    """A read at the screen's level larger than the core's MODEL_SIDE is shrunk exactly as `render_view` shrinks it
+    (the viewer once kept up to 4096 px, so its image and its ViewState's differed)."""
+    from medapp.view import render_view
+
+    monkeypatch.setattr("medapp.view.MODEL_SIDE", 500)
+    viewer = _slide_viewer(qtbot, app_context, tiled_tiff_slide)
+    viewer.set_magnification(20.0)  # 1:1 with level 0: the region is read at level 0, 1200×800 px
+    viewer.set_roi((0, 0, 1200, 800))
+    mi = app_context.current_model_input()
+    assert mi.view_state.level == 0 and mi.image.size == (500, 333)
+    assert np.array_equal(np.asarray(render_view(mi.view_state)), np.asarray(mi.image))
 
 
 def test_zoom_step_keeps_previous_level_until_new_tiles_arrive(qtbot, app_context, tiled_tiff_slide, monkeypatch):

@@ -7,7 +7,8 @@ bounded LRU cache, and laid over it. Stale tile requests are cancelled when the 
 Mouse: wheel = zoom at the cursor, left-drag = pan (or draw the region with the ROI tool). Keys: 1–6 = 1.25×…40×,
 + / − = next magnification step, F = fit, arrows = pan a quarter screen, R = ROI tool, Esc = clear the region.
 What the model gets: the drawn region, or else the visible part of the slide, read from the pyramid level closest
-to (and not coarser than) the screen by `render_slide_region` — the same pixels `medapp.view.render_view` gives for the
+to (and not coarser than) the screen (`model_level`) by the core's `medapp.view.render_slide_region`, which also
+shrinks it to `medapp.view.MODEL_SIDE` — the same code path, so the same pixels, as `medapp.view.render_view` for the
 ModelInput's `view_state`.
 """
 
@@ -17,7 +18,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from PIL import Image
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
@@ -32,12 +32,12 @@ from ui.viewer.roi_tool import RoiToolMixin
 from ui.viewer.tiles import TileCache, TileKey, load_tiles, tile_rect, tiles_for_view
 from ui.workers import Worker, WorkerFailure, WorkerManager
 
-__all__ = ["SlideViewer", "SlideSetup", "prepare_slide", "render_slide_region"]
+__all__ = ["SlideViewer", "SlideSetup", "prepare_slide", "model_level"]
 
 log = logging.getLogger(__name__)
 
 THUMB_SIDE = 1024
-MAX_MODEL_SIDE = 4096  # the model never gets a bigger image than this from one view
+MAX_MODEL_SIDE = 4096  # a read at the screen's level bigger than this goes to a coarser level (then shrunk by the core)
 ZOOM_MAX = 4.0  # screen px per level-0 px (digital zoom past the scan)
 ZOOM_STEP = 1.25
 
@@ -58,37 +58,12 @@ def prepare_slide(slide: Any) -> SlideSetup:
 
 def model_level(slide: Any, region: tuple[int, int, int, int], downsample: float) -> int:
     """Pyramid level the model input is read from: the finest level no finer than the screen (`downsample`), moved
-    to coarser levels while the result would exceed MAX_MODEL_SIDE px."""
+    to coarser levels while the read would exceed MAX_MODEL_SIDE px. `medapp.view.render_slide_region` reads it."""
     w, h = region[2], region[3]
     level = int(slide.best_level_for_downsample(max(1.0, float(downsample))))
     while level + 1 < slide.level_count and max(w, h) / float(slide.level_downsamples[level]) > MAX_MODEL_SIDE:
         level += 1
     return level
-
-
-def render_slide_region(slide: Any, region: tuple[int, int, int, int], downsample: float) -> Image.Image:
-    """The RGB image of `region` (x, y, w, h in level-0 px) read at `model_level`, i.e. at least the resolution
-    on screen and never resampled — the same pixels as `medapp.view.render_view(ViewState(path, region=region,
-    level=level))` and `medapp render PATH --region … --level …`. Only a region too big even at the coarsest level
-    is shrunk to MAX_MODEL_SIDE."""
-    x, y, w, h = (int(round(v)) for v in region)
-    if w <= 0 or h <= 0:
-        raise ValueError(f"{getattr(slide, 'path', 'slide')}: empty region {region}")
-    level = model_level(slide, (x, y, w, h), downsample)
-    d = float(slide.level_downsamples[level])
-    image = slide.read_region((x, y), level, (max(1, round(w / d)), max(1, round(h / d)))).convert("RGB")
-    if max(image.size) > MAX_MODEL_SIDE:
-        image.thumbnail((MAX_MODEL_SIDE, MAX_MODEL_SIDE), Image.Resampling.LANCZOS)
-    return image
-
-
-def _view_state(path: Any, **fields: Any) -> Any:
-    """A medapp.view.ViewState for provenance, or None if the core's view module is unavailable."""
-    try:
-        from medapp.view import ViewState
-    except ImportError:
-        return None
-    return ViewState(path, **fields)
 
 
 class SlideViewer(RoiToolMixin, QGraphicsView):
@@ -262,6 +237,8 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
 
     def model_input(self, use_region: bool = True) -> ModelInput | None:
         """The drawn region (if any and `use_region`) or the visible view, at the on-screen resolution."""
+        from medapp.view import ViewState, render_slide_region  # the core's read + shrink, as render_view's
+
         slide = self.slide
         if slide is None:
             return None
@@ -269,15 +246,14 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
         region = roi or tuple(int(round(v)) for v in self.visible_rect())
         if region[2] < 1 or region[3] < 1:
             return None
-        downsample = max(1.0, 1.0 / self.zoom)
-        level = model_level(slide, region, downsample)
+        level = model_level(slide, region, max(1.0, 1.0 / self.zoom))
         mag = self.magnification
         what = "region" if roi else "view"
         desc = f"slide {what} {region[2]}×{region[3]} px at ({region[0]}, {region[1]})"
         if mag:
             desc += f", {format_mag(mag)}"
         return ModelInput(
-            lambda: render_slide_region(slide, region, downsample),
+            lambda: render_slide_region(slide, region, level),
             description=desc,
             source=slide.path,
             region=region,
@@ -285,7 +261,7 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
             dataset=None,
             kind="slide",
             view_id=f"{slide.path}|{region}|{level}",
-            view_state=_view_state(slide.path, region=region, level=level),
+            view_state=ViewState(slide.path, region=region, level=level),
         )
 
     # --- tiles ----------------------------------------------------------------------------------------------------
