@@ -154,27 +154,13 @@ class WorkerManager(QObject):
         self._active: dict[QObject, Worker] = {}  # signals object → worker, kept alive until `finished`
         self._retired: deque[tuple[float, Worker]] = deque()  # finished workers, released after RETIRE_SECONDS
 
-    def run(
-        self,
-        fn: Callable[..., Any],
-        *args: Any,
-        name: str = "",
-        on_result: Callable[[Any], None] | None = None,
-        on_progress: Callable[[Any], None] | None = None,
-        on_error: Callable[[WorkerFailure], None] | None = None,
-        on_finished: Callable[[], None] | None = None,
-        **kwargs: Any,
-    ) -> Worker:
-        """Build a worker for `fn(*args, **kwargs)`, connect the given callbacks, start it and return it.
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Worker:
+        """`create` with the same arguments, then `start`: build, connect the given callbacks, start, return.
 
         Connect anything else *before* the worker starts (use `create` + `start`): a queued signal emitted while
         nothing is connected is lost, and a fast worker may finish before `run` returns.
         """
-        worker = self.create(
-            fn, *args, name=name, on_result=on_result, on_progress=on_progress, on_error=on_error,
-            on_finished=on_finished, **kwargs,
-        )
-        return self.start(worker)
+        return self.start(self.create(fn, *args, **kwargs))
 
     @staticmethod
     def create(

@@ -24,6 +24,7 @@ from ui.viewer.overlay import format_window, paint_overlay, stack_overlay
 from ui.viewer.qimage import array_to_qimage
 from ui.viewer.roi_tool import RoiToolMixin
 from ui.viewer.stack_state import StackSetup, StackState
+from ui.viewer.zoom import scale_about
 from ui.workers import WorkerFailure, WorkerManager
 
 __all__ = ["ImageViewer", "describe_view"]
@@ -168,16 +169,7 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
         if current <= 0 or abs(target - current) < 1e-9:
             return
         self._fit = False
-        if anchor is None:
-            anchor = QPointF(self.viewport().rect().center())
-        before = self.mapToScene(anchor.toPoint())
-        old_anchor = self.transformationAnchor()
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
-        self.scale(target / current, target / current)
-        after = self.mapToScene(anchor.toPoint())
-        delta = after - before
-        self.translate(delta.x(), delta.y())
-        self.setTransformationAnchor(old_anchor)
+        scale_about(self, target / current, anchor)
         self._update_smoothing()
         self.viewport().update()
 

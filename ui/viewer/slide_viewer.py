@@ -30,6 +30,7 @@ from ui.viewer.overlay import paint_overlay
 from ui.viewer.qimage import pil_to_qimage
 from ui.viewer.roi_tool import RoiToolMixin
 from ui.viewer.tiles import TileCache, TileKey, load_tiles, tile_rect, tiles_for_view
+from ui.viewer.zoom import scale_about
 from ui.workers import Worker, WorkerFailure, WorkerManager
 
 __all__ = ["SlideViewer", "SlideSetup", "prepare_slide", "model_level"]
@@ -192,15 +193,7 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
         if current <= 0 or abs(target - current) / current < 1e-9:
             return
         self._fit = False
-        if anchor is None:
-            anchor = QPointF(self.viewport().rect().center())
-        before = self.mapToScene(anchor.toPoint())
-        old = self.transformationAnchor()
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
-        self.scale(target / current, target / current)
-        after = self.mapToScene(anchor.toPoint())
-        self.translate((after - before).x(), (after - before).y())
-        self.setTransformationAnchor(old)
+        scale_about(self, target / current, anchor)
         self._view_moved()
 
     def set_magnification(self, mag: float) -> None:
