@@ -210,6 +210,8 @@ class DragonflyEngine:
         import torch
         from transformers import DynamicCache
 
+        from models._compat import cache_kwargs, output_cache
+
         if isinstance(image, str):  # a key returned by `encode`
             hit = self._cache.get(image)
             if hit is None:
@@ -240,11 +242,11 @@ class DragonflyEngine:
                 attention_mask=torch.ones_like(block_ids),
                 image_patches_indices=block_indices,
                 image_features=[features],
-                past_key_values=DynamicCache(),
+                **cache_kwargs(DynamicCache()),
                 use_cache=True,
                 logits_to_keep=1,
             )
-        entry = _Encoded(key, block_ids, block_indices, features, out.past_key_values)
+        entry = _Encoded(key, block_ids, block_indices, features, output_cache(out))
         self._cache[key] = entry
         while len(self._cache) > self.max_cached_images:
             self._cache.popitem(last=False)
@@ -304,6 +306,8 @@ class DragonflyEngine:
         """
         import torch
 
+        from models._compat import cache_kwargs
+
         if max_new_tokens < 1:
             raise ModelError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         with self._lock:
@@ -312,7 +316,7 @@ class DragonflyEngine:
             input_ids = torch.cat([enc.block_ids, text_ids], dim=1)
             extra: dict[str, Any] = {}
             if use_prefix_cache:
-                extra["past_key_values"] = _fork_cache(enc.prefix_cache)
+                extra.update(cache_kwargs(_fork_cache(enc.prefix_cache)))
             else:
                 pad = torch.full((1, text_ids.shape[1]), -1, dtype=torch.long, device=self.device)
                 extra["image_patches_indices"] = torch.cat([enc.block_indices, pad], dim=1)

@@ -27,6 +27,7 @@ from transformers import CLIPVisionModel, GenerationMixin, LlamaForCausalLM, Pre
 from transformers.cache_utils import Cache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from models._compat import cache_kwargs
 from models.configuration_dragonfly import DragonflyConfig, register
 
 register()
@@ -99,7 +100,7 @@ class DragonflyPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["LlamaDecoderLayer", "CLIPEncoderLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["past_key_values", "cache"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
@@ -344,6 +345,7 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         image_patches: list[torch.Tensor] | None = None,
         image_patches_indices: torch.Tensor | None = None,
         image_features: list[torch.Tensor] | None = None,
+        cache: Cache | None = None,
         past_key_values: Cache | None = None,
         cache_position: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
@@ -361,19 +363,25 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
             image_patches: one `(n_crops, 3, S, S)` tensor per sequence; encoded only if this chunk needs it.
             image_patches_indices: `(batch, ≥ total_len)` visual-embedding index per absolute position, −1 elsewhere.
             image_features: pre-computed `get_image_features` output, used instead of `image_patches`.
-            cache_position: absolute positions of this chunk; derived from the cache length when absent.
+            cache / past_key_values: the KV cache under either name (transformers ≥ 5.24 passes `cache`, earlier
+                releases `past_key_values`); it is handed to the language model under the installed version's name.
+            cache_position: absolute positions of this chunk; derived from the cache length when absent (transformers
+                ≥ 5.24 no longer passes it), so image positions and RoPE positions continue where the cache ends.
             position_ids: RoPE positions; by default `cumsum(attention_mask) − 1` over the chunk (pads → 0),
                 i.e. `cache_position` for unpadded input, so the first image token has position 0.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids and inputs_embeds")
+        if cache is not None and past_key_values is not None and cache is not past_key_values:
+            raise ValueError("give the KV cache once, as `cache` or as `past_key_values`, not two different caches")
+        cache = cache if cache is not None else past_key_values
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
         batch, seq_len = inputs_embeds.shape[:2]
         device = inputs_embeds.device
 
         if cache_position is None:
-            past = past_key_values.get_seq_length() if past_key_values is not None else 0
+            past = cache.get_seq_length() if cache is not None else 0
             cache_position = torch.arange(past, past + seq_len, device=device)
 
         if image_patches_indices is not None:
@@ -401,10 +409,10 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache,
             labels=labels,
             logits_to_keep=logits_to_keep,
+            **cache_kwargs(cache),
             **kwargs,
         )
 

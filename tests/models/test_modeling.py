@@ -8,6 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from models._compat import cache_kwargs
+
 PROMPT = (
     "<|start_header_id|>user<|end_header_id|>\n\nProvide a brief description of the given image.<|eot_id|>"
     "<|start_header_id|>assistant<|end_header_id|>\n\n"
@@ -111,10 +113,47 @@ def test_chunked_prefill_equals_one_pass(dragonfly_models: dict, dragonfly_proce
         feats = model.get_image_features(batch["image_patches"])
         full = model(input_ids=ids, image_patches_indices=idx, image_features=feats).logits[:, split:]
         cache = DynamicCache(config=model.config.text_config)
-        model(input_ids=ids[:, :split], image_patches_indices=idx, image_features=feats, past_key_values=cache, use_cache=True)
+        model(input_ids=ids[:, :split], image_patches_indices=idx, image_features=feats, **cache_kwargs(cache), use_cache=True)
         # The second chunk holds no placeholder: no image needed, and none is encoded.
-        rest = model(input_ids=ids[:, split:], image_patches_indices=idx, past_key_values=cache, use_cache=True).logits
+        rest = model(input_ids=ids[:, split:], image_patches_indices=idx, **cache_kwargs(cache), use_cache=True).logits
     assert float((full - rest).abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["cache", "past_key_values"])
+def test_cache_under_either_name_continues_positions(
+    name: str, dragonfly_models: dict, dragonfly_processors: dict, golden_dir: Path
+) -> None:
+    """transformers 5.24 passes the cache as `cache` and no `cache_position`; earlier releases `past_key_values`.
+
+    Under either name, a chunk fed after a cached prefix must continue at the cache's length: the second chunk's
+    logits equal those of one pass, and a wrong position (restarting at 0) would scatter image features into it.
+    """
+    import warnings
+
+    from transformers import DynamicCache
+
+    model, proc = dragonfly_models["v2"], dragonfly_processors["v2"]
+    batch = proc(text=[PROMPT], images=[_image(golden_dir, "pub_512x512")], return_tensors="pt", is_generate=True)
+    split = proc.layout.block_len
+    ids, idx = batch["input_ids"], batch["image_patches_indices"]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # our forward hands the cache on under the installed name
+        feats = model.get_image_features(batch["image_patches"])
+        full = model(input_ids=ids, image_patches_indices=idx, image_features=feats).logits[:, split:]
+        cache = DynamicCache(config=model.config.text_config)
+        model(input_ids=ids[:, :split], image_patches_indices=idx, image_features=feats, use_cache=True, **{name: cache})
+        assert cache.get_seq_length() == split
+        rest = model(input_ids=ids[:, split:], image_patches_indices=idx, use_cache=True, **{name: cache}).logits
+    assert cache.get_seq_length() == ids.shape[1]
+    assert float((full - rest).abs().max()) < 1e-4
+
+
+def test_two_different_caches_are_refused(dragonfly_models: dict) -> None:
+    from transformers import DynamicCache
+
+    model = dragonfly_models["v2"]
+    with pytest.raises(ValueError, match="give the KV cache once"):
+        model(input_ids=torch.tensor([[1, 2]]), cache=DynamicCache(), past_key_values=DynamicCache())
 
 
 def test_left_padded_batch_matches_single_runs(dragonfly_models: dict, dragonfly_processors: dict, golden_dir: Path) -> None:
@@ -216,10 +255,10 @@ def test_generate_from_kept_image_features_and_prefix_cache(dragonfly_models: di
         block = proc.layout.block_len
         prefix = DynamicCache(config=model.config.text_config)
         model(input_ids=batch["input_ids"][:, :block], image_patches_indices=batch["image_patches_indices"],
-              image_features=feats, past_key_values=prefix, use_cache=True)
+              image_features=feats, **cache_kwargs(prefix), use_cache=True)
         reused = model.generate(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-            image_patches_indices=batch["image_patches_indices"], past_key_values=copy.deepcopy(prefix),
+            image_patches_indices=batch["image_patches_indices"], **cache_kwargs(copy.deepcopy(prefix)),
             max_new_tokens=5, do_sample=False, eos_token_id=EOS,
         )
     assert torch.equal(kept, fresh) and torch.equal(reused, fresh)
