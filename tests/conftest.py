@@ -17,6 +17,13 @@ if str(REPO) not in sys.path:  # `bench` (the shared synthetic-data builder) is 
     sys.path.insert(0, str(REPO))
 
 
+@pytest.fixture(autouse=True)
+def _private_medapp_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test writes into the real user's settings, audit log or crash folder: MEDAPP_HOME is a fresh folder unless
+    a test (or a package's fixture) points it elsewhere."""
+    monkeypatch.setenv("MEDAPP_HOME", str(tmp_path_factory.mktemp("medapp-home")))
+
+
 def _golden_dir() -> Path:
     env = os.environ.get("MEDAPP_GOLDEN")
     return Path(env) if env else REPO.parent / "shared" / "golden"

@@ -27,6 +27,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from medapp.crash import describe
+
 __all__ = ["WorkerFailure", "WorkerSignals", "Worker", "WorkerManager", "Cancelled"]
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,11 @@ class WorkerFailure:
 
     @classmethod
     def from_exception(cls, name: str, exc: BaseException) -> WorkerFailure:
+        """The same sentence the CLI prints (`medapp.crash.describe`): a user error's own message, or
+        "internal error: <cause> (details: <crash log>)" for a bug, whose crash log is written here."""
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(name=name, exc_type=type(exc).__name__, message=str(exc), traceback=tb)
+        failure = describe(exc, context=name or "window task")
+        return cls(name=name, exc_type=type(exc).__name__, message=failure.message, traceback=tb)
 
 
 class WorkerSignals(QObject):

@@ -2,8 +2,10 @@
 
 Every subcommand module offers `register(subparsers)`, which adds its parser and sets `handler=run`. Registration
 imports only argparse; each handler imports what it needs when it runs, so `medapp --help` stays fast.
-Errors the user can act on (`UserError`, `dicom_io.InputError`, `models.errors.ModelError`) become one line on
-stderr and exit status 2, never a traceback.
+Errors the user can act on (`UserError`, `dicom_io.InputError`, `models.errors.ModelError`, `ReportError`) become
+one line on stderr and exit status 2; running out of memory is one preformatted line and exit 2; anything else is a
+bug: `medapp: internal error: <cause> (details: <crash log>)` and exit 3, with the traceback in a crash log that holds
+no patient data (`medapp.crash`). A user never sees a traceback.
 """
 
 from __future__ import annotations
@@ -14,17 +16,9 @@ import sys
 from collections.abc import Sequence
 
 from medapp import __version__
+from medapp.crash import OUT_OF_MEMORY, describe, user_error_types
 
 SUBCOMMANDS = ("gui", "info", "render", "ask", "report", "caption", "deid", "model", "audit")
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from dicom_io.errors import InputError
-    from medapp.errors import UserError
-    from models.errors import ModelError
-    from reports.errors import ReportError
-
-    return (UserError, InputError, ModelError, ReportError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,15 +43,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit:
             parser.print_help()
             return 2
+    # Imported before the handler runs, so reporting an error never needs an import (or much memory) of its own.
+    user_errors = user_error_types()
     try:
         result = args.handler(args)
     except KeyboardInterrupt:
         print("medapp: interrupted", file=sys.stderr)
         return 130
-    except _user_error_types() as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"medapp: {message}", file=sys.stderr)
+    except MemoryError:
+        sys.stderr.write("medapp: " + OUT_OF_MEMORY + "\n")
         return 2
+    except Exception as exc:  # noqa: BLE001 — the one place every other error becomes a sentence
+        failure = describe(exc, context=args.command, user_errors=user_errors)
+        print(f"medapp: {failure.message}", file=sys.stderr)
+        return failure.exit_status
     return int(result or 0)
 
 

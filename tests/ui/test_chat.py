@@ -216,6 +216,31 @@ def test_failure_in_worker_shows_dialog_and_panel_lives(qtbot, panel):
     assert panel.last_answer().question == "Still working?"
 
 
+def test_internal_error_is_one_sentence_and_the_question_stays_in_the_box(qtbot, panel, ctx, monkeypatch, tmp_path):
+    """A bug in the model path: the dialog says what the CLI says, the app stays up, the typed question is kept."""
+    monkeypatch.setenv("MEDAPP_HOME", str(tmp_path / "home"))
+    engine = ctx.model.engine
+
+    def broken_generate(*args, **kwargs):
+        raise RuntimeError("tensor shapes do not match")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "generate", broken_generate)
+        panel.question.setText("Is there a pleural effusion?")
+        job = panel.ask()
+        with qtbot.waitSignal(job.finished, timeout=120000):
+            pass
+    qtbot.waitUntil(lambda: panel.last_error_box is not None)
+    text = panel.last_error_box.text()
+    assert text.startswith("internal error: RuntimeError: tensor shapes do not match (details: ")
+    (log,) = (tmp_path / "home" / "crash").glob("crash-*.txt")
+    assert str(log) in text
+    assert panel.question.text() == "Is there a pleural effusion?"
+    assert panel.isVisible() and panel.ask_button.isEnabled()
+    _answer(panel, qtbot, "Still working?")
+    assert panel.last_answer().question == "Still working?"
+
+
 def test_pixels_are_rendered_off_the_ui_thread(qtbot, panel):
     import dicom_io
 

@@ -47,9 +47,26 @@ def test_exception_becomes_failure_signal(qtbot, manager):
         manager.start(worker)
     qtbot.waitUntil(lambda: len(failures) == 1)
     assert failures[0].exc_type == "ValueError"
-    assert failures[0].summary() == "Open file: /data/x.dcm: bad VR"
+    # A bare ValueError is a bug, not bad input: the same sentence the CLI prints, with the crash log's path.
+    summary = failures[0].summary()
+    assert summary.startswith("Open file: internal error: ValueError: /data/x.dcm: bad VR (details: ")
     assert "raise ValueError" in failures[0].traceback
-    assert errors == ["Open file: /data/x.dcm: bad VR"]
+    assert errors == [summary]
+
+
+def test_user_error_keeps_its_own_message(qtbot, manager):
+    from dicom_io.errors import CorruptFileError
+
+    def broken():
+        raise CorruptFileError("/data/x.dcm", "bad VR")
+
+    failures: list[WorkerFailure] = []
+    manager.worker_failed.connect(failures.append)
+    worker = Worker(broken, name="Open file")
+    with qtbot.waitSignal(worker.signals.finished, timeout=5000):
+        manager.start(worker)
+    qtbot.waitUntil(lambda: len(failures) == 1)
+    assert failures[0].summary() == "Open file: /data/x.dcm: bad VR"
 
 
 def test_cancel_is_cooperative(qtbot, manager):

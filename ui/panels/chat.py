@@ -78,6 +78,7 @@ class ChatPanel(QWidget):
         self._preview_job: JobHandle | None = None
         self._shown_key: str | None = None
         self.last_error_box = None
+        self._asked_text = ""
         self._build()
         signal = getattr(ctx, "current_input_changed", None)
         if signal is not None:
@@ -241,6 +242,7 @@ class ChatPanel(QWidget):
         if model_input is None:
             self.status.setText("Open an image first.")
             return None
+        self._asked_text = text  # put back into the box if the question fails: typed work is never lost
         self.question.clear()
         if self._preview_pending:  # which conversation this image belongs to is known only once it is rendered
             self._preview_serial += 1
@@ -306,7 +308,9 @@ class ChatPanel(QWidget):
         self.answer_finished.emit(key, turn)  # after the panel is idle again, so listeners see a settled panel
 
     def _on_failed(self, failure: Any) -> None:
-        self._on_nothing_asked("The model failed; see the message.")
+        if not self.question.text().strip():
+            self.question.setText(self._asked_text)
+        self._on_nothing_asked("The model failed; see the message. Your question is back in the box.")
         self.last_error_box = show_worker_error(self, "Question failed", failure)
 
     def _on_nothing_asked(self, status: str = "Stopped before the model started.") -> None:
