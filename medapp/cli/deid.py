@@ -4,6 +4,11 @@ One `Deidentifier` serves the whole run, so UIDs are remapped consistently and a
 hangs together. Files that are not DICOM are *not* copied: a screenshot or PDF beside the images could carry a
 name in its pixels, and de-identifying it is not something medapp can promise. Pixel data is not cleaned
 (PS3.15 Basic Profile without the Clean Pixel Data option); dicom_io warns when burned-in text is likely.
+
+Originals are never touched: every output path is checked against IN (`medapp.outputs`: not an input file under
+any name, not inside an input folder) before the first byte is written. Outputs are staged as hidden temporary
+files, audited a batch at a time, and only then renamed into place, so no de-identified copy exists without its
+audit entry; if the audit write fails, that batch's temporary files are removed.
 """
 
 from __future__ import annotations

@@ -272,6 +272,24 @@ def test_session_refuses_an_input_folder_holding_it(tmp_path: Path) -> None:
     assert session.path.is_file()
 
 
+# -- render and the window's screenshot --------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["render", "gui"])
+def test_render_and_screenshot_refuse_their_input(
+    tmp_path: Path, medapp_home: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    src = tmp_path / "in" / "photo.png"
+    src.parent.mkdir()
+    Image.new("RGB", (8, 8), "red").save(src)
+    before = src.read_bytes()
+    alias = _alias("symlink", src, tmp_path / "out", "shot.png")
+    argv = ["render", str(src), "-o", str(alias)] if command == "render" else ["gui", str(src), "--screenshot", str(alias)]
+    assert main(argv) == 2
+    assert "input file" in _one_line(capsys.readouterr().err)
+    assert src.read_bytes() == before
+
+
 # -- the guard itself -----------------------------------------------------------------------------------------------
 def test_guard_accepts_new_files_beside_inputs_and_refuses_the_tree(tmp_path: Path) -> None:
     study = tmp_path / "study"
