@@ -442,7 +442,8 @@ def verify(
                 return broken("content does not match its hash (the entry was edited)")
             if mac is None:
                 if keyed:
-                    return broken("entry has no HMAC after keyed entries (it was inserted or rewritten without the key)")
+                    return broken("entry has no HMAC after keyed entries (it was inserted or rewritten without the "
+                                  "key)")
                 legacy += 1
             else:
                 if key is None:

@@ -284,7 +284,10 @@ def test_render_and_screenshot_refuse_their_input(
     Image.new("RGB", (8, 8), "red").save(src)
     before = src.read_bytes()
     alias = _alias("symlink", src, tmp_path / "out", "shot.png")
-    argv = ["render", str(src), "-o", str(alias)] if command == "render" else ["gui", str(src), "--screenshot", str(alias)]
+    if command == "render":
+        argv = ["render", str(src), "-o", str(alias)]
+    else:
+        argv = ["gui", str(src), "--screenshot", str(alias)]
     assert main(argv) == 2
     assert "input file" in _one_line(capsys.readouterr().err)
     assert src.read_bytes() == before
