@@ -81,14 +81,16 @@ class InputSet:
     def __bool__(self) -> bool:
         return bool(self._items)
 
-    def problem(self, target: str | os.PathLike[str]) -> str | None:
-        """Why `target` must not be written, or None when it is safe with respect to these inputs."""
+    def problem(self, target: str | os.PathLike[str], *, trees: bool = True) -> str | None:
+        """Why `target` must not be written, or None when it is safe with respect to these inputs.
+
+        `trees=False` checks only that `target` is no input under another name (see `check_output`)."""
         real = _real(target)
         for item in self._items:
             if real == item.real:
                 kind = "input folder" if item.is_dir else "input file"
                 return f"is the {kind} {item.given} itself; originals are never overwritten, choose another output"
-            if item.is_dir and real.is_relative_to(item.real):
+            if trees and item.is_dir and real.is_relative_to(item.real):
                 return (f"is inside the input folder {item.given}; write outputs outside it (a re-run would read "
                         "them as inputs and could overwrite originals)")
         existing = _identity(target)
@@ -97,11 +99,11 @@ class InputSet:
                 if not item.is_dir and existing == item.identity:
                     return (f"is another name (a hard or symbolic link) of the input file {item.given}; originals "
                             "are never overwritten, choose another output")
-            hit = self._hard_link_into_tree(target)
+            hit = self._hard_link_into_tree(target)  # a file *of* an input folder, so checked with trees=False too
             if hit is not None:
                 return (f"is another name (a hard link) of {hit}, a file in the input folder; originals are never "
                         "overwritten, choose another output")
-        folder = self._ancestor_in_tree(real)
+        folder = self._ancestor_in_tree(real) if trees else None
         if folder is not None:
             return (f"is inside the input folder {folder.given} (reached under another name); write outputs "
                     "outside it")
@@ -141,13 +143,19 @@ class InputSet:
 
 
 def check_output(
-    target: str | os.PathLike[str], inputs: InputSet | Iterable[str | os.PathLike[str]]
+    target: str | os.PathLike[str],
+    inputs: InputSet | Iterable[str | os.PathLike[str]],
+    *,
+    trees: bool = True,
 ) -> Path:
     """Raise `OutputPathError` if `target` is an input, an alias of one, or inside an input folder; else return it.
 
-    Call it for every output of a run *before* the first byte is written (see `check_outputs`)."""
+    Call it for every output of a run *before* the first byte is written (see `check_outputs`). `trees=False` is
+    for the app's own state files (settings, session): they are neither re-read as inputs nor can they clobber an
+    original by lying in a study folder (a portable install keeps them on the same stick as the studies it opens),
+    so only "is this an input file under another name" is refused for them."""
     inputs = inputs if isinstance(inputs, InputSet) else InputSet(inputs)
-    problem = inputs.problem(target)
+    problem = inputs.problem(target, trees=trees)
     if problem is not None:
         raise OutputPathError(target, problem)
     return Path(target)

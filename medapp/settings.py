@@ -101,14 +101,14 @@ class Settings:
     def save(self, path: str | Path | None = None, *, inputs: Iterable[str | Path] = ()) -> Path:
         """Validate, then write atomically (a crash mid-save leaves the previous file intact).
 
-        `inputs` (the files open in the window) are never overwritten: a `path` that is one of them, a link to
-        one or inside an input folder is refused (`medapp.outputs.OutputPathError`)."""
+        `inputs` (the files open in the window) are never overwritten: a `path` that is one of them under any
+        name (a link, `..`, a hard link) is refused (`medapp.outputs.OutputPathError`)."""
         path = Path(path) if path is not None else paths.settings_path()
         from medapp.outputs import check_output
         from reports.atomic import atomic_write_text
 
         self.validate(path)
-        check_output(path, inputs)
+        check_output(path, inputs, trees=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path

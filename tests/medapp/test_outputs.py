@@ -260,16 +260,18 @@ def test_session_refuses_an_input_that_is_its_own_file(tmp_path: Path, kind: str
     assert session.path.read_bytes() == before and session.state.open_paths == [str(tmp_path / "elsewhere.dcm")]
 
 
-def test_session_refuses_an_input_folder_holding_it(tmp_path: Path) -> None:
+def test_session_may_live_in_an_open_folder_but_not_be_one_of_its_files(tmp_path: Path) -> None:
+    """A portable install keeps its session beside the studies it opens: fine, as long as no input is the file."""
     from medapp.session import Session
 
-    study = tmp_path / "study"
+    study = tmp_path / "stick"
     (study / "sub").mkdir(parents=True)
-    session = Session(study / "sub" / ".." / "sess")
-    with pytest.raises(OutputPathError, match="inside the input folder"):
-        session.open(study)
-    session.open(tmp_path / "elsewhere.dcm")  # a missing or unrelated input is not the guard's business
+    session = Session(study / "sub" / ".." / "medapp")
+    session.open(study)
     assert session.path.is_file()
+    alias = _alias("hardlink", session.path, study / "sub", "copy.json")
+    with pytest.raises(OutputPathError, match="input file"):
+        session.open(alias)
 
 
 # -- render and the window's screenshot --------------------------------------------------------------------------
