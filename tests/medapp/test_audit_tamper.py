@@ -190,6 +190,10 @@ def test_report_provenance_carries_the_anchor(tiny_engine, ct_small: Path, tmp_p
     assert last["event"] == "report" and prov.audit_seq == last["seq"] == 2 and prov.audit_hmac == last["mac"]
     again = Report.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again.provenance == prov and again.content_sha256() == report.content_sha256()
+    from reports.pdf import PdfOptions, pdf_metadata
+
+    keywords = pdf_metadata(report, deidentified=True, options=PdfOptions())["keywords"]
+    assert f"audit_anchor={prov.audit_anchor}" in keywords
     assert main(["audit", "verify", "--expect", prov.audit_anchor]) == 0
     assert "matches --expect" in capsys.readouterr().out
     # the log rebuilt from scratch (new key, anchor and log): the printed anchor still exposes it
