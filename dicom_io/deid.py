@@ -25,6 +25,7 @@ Choices within the profile (PS3.15 E.1.1):
 from __future__ import annotations
 
 import copy
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -177,25 +178,40 @@ class Deidentifier:
         return out
 
 
-def deidentify_file(src: str | Path, dst: str | Path, deidentifier: Deidentifier | None = None) -> Path:
-    """Write a de-identified copy of DICOM file `src` to `dst` (atomically: a temp file, then rename).
+def deidentify_bytes(src: str | Path, deidentifier: Deidentifier | None = None) -> bytes:
+    """The de-identified copy of DICOM file `src` as Part 10 bytes, nothing written.
 
     A broken source is refused with `CorruptFileError` rather than exported: a truncated file (header or pixel
     data cut short, an image object whose pixel data is missing) would otherwise leave as a "good" copy. Pixel data
-    is checked against its header (`check_pixel_budget`) without decoding it.
+    is checked against its header (`check_pixel_budget`) without decoding it. The app writes these bytes itself
+    (`reports.atomic`, after its output guard and audit entry), which dicom_io cannot import.
     """
-    src, dst = Path(src), Path(dst)
+    src = Path(src)
     ds = read_dicom(src)
     if pixel_keyword(ds) is not None or is_image_object(ds):
         with guard(src, "checking pixel data"):
             check_pixel_budget(ds, src)
     out = (deidentifier or Deidentifier()).apply(ds)
+    buf = io.BytesIO()
+    with guard(src, "encoding the de-identified copy"):
+        out.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def deidentify_file(src: str | Path, dst: str | Path, deidentifier: Deidentifier | None = None) -> Path:
+    """Write a de-identified copy of DICOM file `src` to `dst` (atomically: a temp file, then rename).
+
+    A library convenience; it neither refuses `dst` aliasing `src` nor audits — `medapp deid` does both and writes
+    `deidentify_bytes` itself. See `deidentify_bytes` for what is refused.
+    """
+    src, dst = Path(src), Path(dst)
+    data = deidentify_bytes(src, deidentifier)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with guard(dst, "writing de-identified copy"):
         fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".tmp")
-        os.close(fd)
         try:
-            out.save_as(tmp, enforce_file_format=True)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
             os.replace(tmp, dst)
         finally:
             if os.path.exists(tmp):
@@ -203,4 +219,4 @@ def deidentify_file(src: str | Path, dst: str | Path, deidentifier: Deidentifier
     return dst
 
 
-__all__: list[str] = ["Deidentifier", "action_for", "deidentify_file"]
+__all__: list[str] = ["Deidentifier", "action_for", "deidentify_bytes", "deidentify_file"]

@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["HOME_ENV", "config_dir", "data_dir", "settings_path", "session_dir", "audit_path"]
+__all__ = [
+    "HOME_ENV", "config_dir", "data_dir", "settings_path", "session_dir", "audit_path", "audit_key_path",
+    "audit_anchor_path",
+]
 
 HOME_ENV = "MEDAPP_HOME"
 _APP = "medapp"
@@ -53,3 +56,13 @@ def session_dir() -> Path:
 
 def audit_path() -> Path:
     return data_dir() / "audit" / "audit.jsonl"
+
+
+def audit_key_path() -> Path:
+    """The per-installation HMAC key of the audit chain (0600), outside the audit folder (see `medapp.audit`)."""
+    return data_dir() / "audit.key"
+
+
+def audit_anchor_path() -> Path:
+    """Entry count and head HMAC of the audit log, kept apart from the log so a cut end shows (`medapp.audit`)."""
+    return data_dir() / "audit.anchor.json"

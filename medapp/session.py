@@ -10,6 +10,10 @@ The session is local working data of the signed-in clinician (it contains file p
 open study itself) and lives in the user's data folder; it is never written to the audit log or exported.
 Listeners (`subscribe`) let the window redraw when the CLI or a job changes state; they run after the save.
 
+The session file is never written over an open input (`medapp.outputs`): `open` refuses an input that is the
+session file under another name (before the state changes), and `save` checks again, so a session file symlinked
+or hard-linked onto a study cannot overwrite it.
+
 A damaged *report draft* (e.g. written by a newer or buggy version) must not cost the user the rest of the session:
 on load the draft is checked with `Report.from_dict`; if it does not parse it is written aside to
 ``report_draft.damaged-<time>.json`` (`draft_recovered_from`), dropped from the state, and the rest is kept.
@@ -141,7 +145,10 @@ class Session:
             log.warning("could not save the session after dropping the damaged draft")
 
     def save(self) -> None:
+        from medapp.outputs import check_output
+
         with self._lock:
+            check_output(self.path, self.state.open_paths, trees=False)
             text = json.dumps(self.state.to_dict(), indent=1, ensure_ascii=False)
             self.directory.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, text)
@@ -161,8 +168,13 @@ class Session:
 
     # -- inputs and view --------------------------------------------------------------------------------------
     def open(self, path: str | Path) -> None:
-        """Add `path` to the open inputs (once) and make it current."""
+        """Add `path` to the open inputs (once) and make it current. Refused (`medapp.outputs.OutputPathError`)
+        when the session file is that input under any name (a link, `..`, a hard link): saving would overwrite it.
+        A folder that merely holds the session file is fine (a portable install next to its studies)."""
+        from medapp.outputs import check_output
+
         key = str(Path(path))
+        check_output(self.path, [path], trees=False)
         with self._lock:
             if key not in self.state.open_paths:
                 self.state.open_paths.append(key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -98,12 +98,17 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def save(self, path: str | Path | None = None) -> Path:
-        """Validate, then write atomically (a crash mid-save leaves the previous file intact)."""
+    def save(self, path: str | Path | None = None, *, inputs: Iterable[str | Path] = ()) -> Path:
+        """Validate, then write atomically (a crash mid-save leaves the previous file intact).
+
+        `inputs` (the files open in the window) are never overwritten: a `path` that is one of them under any
+        name (a link, `..`, a hard link) is refused (`medapp.outputs.OutputPathError`)."""
         path = Path(path) if path is not None else paths.settings_path()
+        from medapp.outputs import check_output
         from reports.atomic import atomic_write_text
 
         self.validate(path)
+        check_output(path, inputs, trees=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path

@@ -272,8 +272,15 @@ class Provenance:
     app_version: str = ""
     created: datetime | None = None
     input_hashes: tuple[tuple[str, str], ...] = ()
+    # The app's audit-log anchor when the draft was made: its own entry number and that entry's HMAC. A printed
+    # report is then a copy of the anchor outside the computer (`medapp audit verify --expect SEQ:HMAC`), so a log
+    # cut back or rewritten together with its local anchor still shows. None/"" for reports made without a log.
+    audit_seq: int | None = None
+    audit_hmac: str = ""
 
     def __post_init__(self) -> None:
+        if self.audit_seq is not None and (not isinstance(self.audit_seq, int) or self.audit_seq < 1):
+            raise ReportError(f"provenance: audit_seq must be a positive entry number, got {self.audit_seq!r}")
         hashes = self.input_hashes
         pairs = tuple(hashes.items()) if isinstance(hashes, Mapping) else tuple(tuple(p) for p in hashes)
         if not all(len(p) == 2 for p in pairs):
@@ -290,7 +297,14 @@ class Provenance:
             "app_version": self.app_version,
             "created": _iso(self.created),
             "input_hashes": dict(self.input_hashes),
+            # only when present: older reports keep their exact dict, hence their content hash and signatures
+            **({"audit_seq": self.audit_seq, "audit_hmac": self.audit_hmac} if self.audit_seq is not None else {}),
         }
+
+    @property
+    def audit_anchor(self) -> str:
+        """"SEQ:HMAC" as `medapp audit verify --expect` takes it, or "" without an audit entry."""
+        return f"{self.audit_seq}:{self.audit_hmac}" if self.audit_seq is not None else ""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Provenance:
@@ -306,7 +320,17 @@ class Provenance:
             app_version=str(d.get("app_version") or ""),
             created=_parse_time(d.get("created"), "provenance.created"),
             input_hashes=hashes,
+            audit_seq=_audit_seq(d.get("audit_seq")),
+            audit_hmac=str(d.get("audit_hmac") or ""),
         )
+
+
+def _audit_seq(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ReportError("report JSON: provenance.audit_seq must be a whole number")
+    return value
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ def pdf_metadata(report: Report, *, deidentified: bool, options: PdfOptions) -> 
         f"prompt_sha256={hashlib.sha256(prov.prompt.encode('utf-8')).hexdigest() if prov.prompt else ''}",
         "input_sha256=" + ",".join(sha for _, sha in prov.input_hashes),
         f"deidentified={'yes' if deidentified else 'no'}",
+        f"audit_anchor={prov.audit_anchor}",
     ]
     if not deidentified and report.identifiers.study_instance_uid:
         keywords.append(f"study_uid={report.identifiers.study_instance_uid}")
@@ -293,6 +294,8 @@ def _provenance_flowables(report: Report, styles: dict[str, Any], deidentified: 
         ("Template", report.template or "none"),
         ("Report ID", report.report_id),
     ]
+    if prov.audit_anchor:  # entry:HMAC of the draft's audit entry (`medapp audit verify --expect`)
+        lines.append(("Audit anchor", prov.audit_anchor))
     for n, (label, sha) in enumerate(prov.input_hashes, 1):
         # Input labels are often file names, which can carry patient names: numbered only when de-identified.
         lines.append((f"Input {n}" if deidentified else f"Input {label}", f"SHA-256 {sha}"))

@@ -395,8 +395,10 @@ class ModelBridge(QObject):
                     "the image on screen belongs to another study than the report; open the report's study to "
                     "file the DICOM PDF into it"
                 )
+            origin = getattr(source, "source", None) if hasattr(source, "image") else None  # the shown file
             return export_report(
-                snapshot, path, kind=kind, deidentified=deidentified, source=header, settings=settings, audit=audit
+                snapshot, path, kind=kind, deidentified=deidentified, source=header, settings=settings, audit=audit,
+                inputs=[origin] if origin is not None else (),
             )
 
         return self.make_job("Export report", job)
@@ -422,8 +424,10 @@ class ModelBridge(QObject):
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
             from medapp.errors import UserError
+            from medapp.outputs import check_outputs
             from reports.captions import CaptionWriter, read_caption_rows
 
+            check_outputs((csv_path, jsonl_path, contact_sheet), [folder])  # never over or inside the inputs
             if not resume:
                 for out in (csv_path, jsonl_path):
                     if out is not None and out.exists() and out.stat().st_size > 0:

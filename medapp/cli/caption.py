@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from medapp.cli._common import audit_log, load_settings, model_holder
     from medapp.errors import UserError
     from medapp.jobs.caption import CAPTION_PROMPT, CaptionSummary, caption_batch, list_items
+    from medapp.outputs import check_outputs
     from reports.captions import CaptionWriter, read_caption_rows
 
     if not args.folder.is_dir():
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     for out in outputs:
         if not out.parent.is_dir():
             raise UserError(f"{out}: the folder {out.parent} does not exist")
+    check_outputs(outputs, [args.folder])  # not an input, not inside DIR, not one file twice: before any write
     if not args.resume:
         for out in (args.output, args.jsonl):
             if out is not None and out.exists() and out.stat().st_size > 0:

@@ -50,6 +50,10 @@ def load_frontend() -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.screenshot is not None:
+        from medapp.outputs import check_output
+
+        check_output(args.screenshot, args.paths)  # a screenshot never replaces a file it shows
     main = load_frontend()
     argv = [str(p) for p in args.paths]
     if args.screenshot is not None:

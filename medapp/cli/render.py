@@ -33,11 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from medapp.cli._common import load_settings, parse_window
     from medapp.errors import UserError
     from medapp.inputs import parse_region
+    from medapp.outputs import check_output
     from medapp.view import ViewState, render_view, resolve_window
 
     out = Path(args.output)
     if out.suffix.lower() != ".png":
         raise UserError(f"output must be a .png file (got {out.name})")
+    check_output(out, [args.path])
     settings = load_settings(args)
     window = parse_window(args.window)
     state = ViewState(

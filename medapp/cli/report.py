@@ -41,10 +41,12 @@ def run(args: argparse.Namespace) -> int:
     from medapp.errors import UserError
     from medapp.jobs import draft_report
     from medapp.jobs.export import export_report
+    from medapp.outputs import check_outputs
 
     for out in (args.output, args.dicom_out):
         if out is not None and not out.parent.is_dir():
             raise UserError(f"{out}: the folder {out.parent} does not exist")
+    check_outputs((args.output, args.dicom_out), [args.path])  # before the model is loaded or anything written
     settings = load_settings(args)
     audit = audit_log(settings)
     loaded = load_view(args, settings)
@@ -65,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
             on_token=lambda _piece: bar.update(1),
             audit=audit,
         )
-    export_report(report, args.output, kind="pdf", deidentified=args.deidentify, settings=settings, audit=audit)
+    export_report(report, args.output, kind="pdf", deidentified=args.deidentify, settings=settings, audit=audit,
+                  inputs=[args.path])
     print(f"draft report written to {args.output}")
     if args.dicom_out is not None:
         export_report(report, args.dicom_out, kind="dicom", deidentified=args.deidentify, source=loaded.dataset,
-                      settings=settings, audit=audit)
+                      settings=settings, audit=audit, inputs=[args.path])
         print(f"DICOM Encapsulated PDF written to {args.dicom_out}")
     return 0

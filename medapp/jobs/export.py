@@ -12,12 +12,18 @@ export of the same study must go through the same instance, or two exports of on
 another report tomorrow) land in two different de-identified studies. The caller may pass its own (a session or a
 batch that owns one); otherwise all exports of this process run share `process_deidentifier()`. Calls are
 serialised with a lock because the window exports from worker threads and the remapping is check-then-insert.
+
+Safety of the output: `inputs` (the files the report is about) go through `medapp.outputs.check_output`, so an
+export never replaces an original; and the audit entry is written *before* the file becomes visible (staged in a
+temporary sibling, audited, renamed), so there is never an exported file the audit log does not account for. If
+the audit write fails, the temporary file is removed and nothing is exported.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -60,12 +66,15 @@ def export_report(
     letterhead: str | None = None,
     audit: Any = None,
     deidentifier: Any = None,
+    inputs: Iterable[str | Path] = (),
 ) -> Path:
     """Write `report` as a PDF (`kind="pdf"`) or a DICOM Encapsulated PDF (`kind="dicom"`, filed into the study of
     `source`, the pydicom header of the shown image, when given). Atomic: a failure never leaves a partial file.
     A de-identified DICOM export remaps UIDs with `deidentifier` (default: `process_deidentifier()`), so exports
-    sharing it keep one de-identified study."""
-    from reports.atomic import atomic_write_bytes
+    sharing it keep one de-identified study. `inputs`: the image files the report is about; `path` must be none
+    of them and not inside an input folder (`medapp.outputs`)."""
+    from medapp.outputs import check_output
+    from reports.atomic import staged_bytes
     from reports.pdf import report_pdf_bytes
 
     if kind not in EXPORT_KINDS:
@@ -73,6 +82,7 @@ def export_report(
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"{path}: the folder {path.parent} does not exist")
+    check_output(path, inputs)
     options = _pdf_options(settings, letterhead)
     if kind == "pdf":
         data = report_pdf_bytes(report, deidentified=deidentified, options=options)
@@ -87,16 +97,17 @@ def export_report(
                 with _DEID_LOCK:
                     return shared.apply(ds)
         data = dicom_bytes(report_dicom(report, source, deidentify=deidentify, options=options))
-    atomic_write_bytes(path, data)
-    if audit is not None:
-        audit.record(
-            "export",
-            inputs=[report.content_sha256()],
-            format=kind,
-            deidentified=deidentified,
-            report_state=report.state,
-            output_sha256=hashlib.sha256(data).hexdigest(),
-        )
+    with staged_bytes(path, data) as staged:  # leaving without commit() removes the temporary file
+        if audit is not None:
+            audit.record(
+                "export",
+                inputs=[report.content_sha256()],
+                format=kind,
+                deidentified=deidentified,
+                report_state=report.state,
+                output_sha256=hashlib.sha256(data).hexdigest(),
+            )
+        staged.commit()
     return path
 
 

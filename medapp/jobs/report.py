@@ -2,7 +2,8 @@
 
 The draft is only a starting point for the clinician, so it must say where it came from: the provenance records the
 model id, the checkpoint hash, the exact prompt, the app version, the time and the hashes of the image the model
-saw and of the source file. The report stays a draft (watermarked) until a named clinician signs it. The clinical
+saw and of the source file, and the audit anchor (the number and HMAC of the report's own audit entry, see
+`medapp.audit`). The report stays a draft (watermarked) until a named clinician signs it. The clinical
 indication the user typed is the clinician's own text: it goes into the prompt and into the Indication section
 verbatim, never replaced by model text.
 """
@@ -101,7 +102,22 @@ def draft_report(
         frame=frame,
         region=region,
     )
-    report = Report.from_template(
+    # Audited before the report exists as an object, so the report can carry its own entry as the audit anchor
+    # (entry number and HMAC, printed in the provenance): a copy of the anchor outside this computer.
+    entry: dict[str, Any] = {}
+    if audit is not None:
+        entry = audit.record(
+            "report",
+            inputs=[h for h in (source_sha256, digest) if h],
+            model_sha256=info.checkpoint_sha256,
+            template=template.name,
+            prompt_sha256=text_sha256(prompt),
+            n_tokens=len(generation.token_ids),
+            stop_reason=str(generation.stop_reason),
+            report_state="draft",  # a new report is never signed
+            seconds=round(time.monotonic() - started, 3),
+        ) or {}
+    return Report.from_template(
         template,
         texts,
         modality=_modality_code(modality, template),
@@ -114,21 +130,10 @@ def draft_report(
             app_version=__version__,
             created=datetime.now(UTC),
             input_hashes=hashes,
+            audit_seq=entry.get("seq") if entry.get("mac") else None,
+            audit_hmac=str(entry.get("mac") or ""),
         ),
     )
-    if audit is not None:
-        audit.record(
-            "report",
-            inputs=[h for h in (source_sha256, digest) if h],
-            model_sha256=info.checkpoint_sha256,
-            template=template.name,
-            prompt_sha256=text_sha256(prompt),
-            n_tokens=len(generation.token_ids),
-            stop_reason=str(generation.stop_reason),
-            report_state=report.state,
-            seconds=round(time.monotonic() - started, 3),
-        )
-    return report
 
 
 def _exam_text(template: Any, dataset: Any) -> str:

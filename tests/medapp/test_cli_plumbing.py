@@ -83,7 +83,7 @@ def test_deid_folder_keeps_layout_and_skips_non_dicom(tmp_path: Path, medapp_hom
     entry = json.loads(paths.audit_path().read_text().splitlines()[-1])
     assert entry["event"] == "deid" and entry["details"]["n_done"] == 2 and len(entry["inputs"]) == 2
     assert main(["deid", str(src), str(src / "sub")]) == 2  # output inside input is refused
-    assert "must not be inside" in capsys.readouterr().err
+    assert "inside the input folder" in capsys.readouterr().err
 
 
 def test_bad_settings_file_is_one_line(medapp_home: Path, ct_small: Path, capsys) -> None:

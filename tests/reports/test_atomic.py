@@ -41,3 +41,32 @@ def test_unserialisable_json_leaves_old_file(tmp_path: Path) -> None:
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="does not exist"):
         atomic_write_bytes(tmp_path / "nope" / "x.pdf", b"x")
+
+
+def test_before_commit_sees_the_data_and_its_failure_keeps_the_old_file(tmp_path: Path) -> None:
+    """The hook runs when the bytes are on disk but not yet visible; if it raises, nothing changes."""
+    target = tmp_path / "out.pdf"
+    atomic_write_bytes(target, b"good")
+    seen: list[bytes] = []
+
+    def hook(tmp: Path) -> None:
+        seen.append(tmp.read_bytes())
+        assert target.read_bytes() == b"good"  # not visible yet
+        raise RuntimeError("audit failed")
+
+    with pytest.raises(RuntimeError, match="audit failed"):
+        atomic_write_bytes(target, b"new", before_commit=hook)
+    assert seen == [b"new"] and target.read_bytes() == b"good"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.pdf"]
+
+
+def test_staged_bytes_are_invisible_until_committed(tmp_path: Path) -> None:
+    from reports.atomic import staged_bytes
+
+    target = tmp_path / "a.dcm"
+    with staged_bytes(target, b"one") as staged:
+        assert not target.exists() and staged.tmp.read_bytes() == b"one"
+    assert list(tmp_path.iterdir()) == []  # left without commit(): discarded
+    with staged_bytes(target, b"two") as staged:
+        staged.commit()
+    assert target.read_bytes() == b"two" and [p.name for p in tmp_path.iterdir()] == ["a.dcm"]
