@@ -88,19 +88,24 @@ test_latest() {
   # The registry moves: this installs the newest release of every dependency that pyproject.toml allows into a
   # throw-away venv (no lock) and runs the tests that touch the moving parts (model, jobs, CLI). Run it before a
   # landing and before refreshing the lock; a failure here is a break a fresh `pip install medapp` would hit.
-  local tmp
-  tmp=$(mktemp -d "${TMPDIR:-/tmp}/medapp-latest.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
-  "$python" -m venv "$tmp/venv"
-  install_torch "$tmp/venv/bin/python"
-  pip_quiet "$tmp/venv/bin/python" install -q --upgrade --upgrade-strategy eager -e "$here[test]" >&2
+  latest_tmp=$(mktemp -d "${TMPDIR:-/tmp}/medapp-latest.XXXXXX")
+  trap 'rm -rf "$latest_tmp"' EXIT
+  local py="$latest_tmp/venv/bin/python"
+  "$python" -m venv "$latest_tmp/venv"
+  install_torch "$py"
+  pip_quiet "$py" install -q --upgrade --upgrade-strategy eager -e "$here[test]" >&2
   echo "medapp: newest allowed releases that differ from requirements/medapp.lock:" >&2
-  "$tmp/venv/bin/python" -m pip freeze --exclude-editable | sed 's/==/ /' | while read -r name version; do
-    locked=$(grep -i -m1 "^${name}==" "$lock" | sed 's/ .*//; s/.*==//' || true)
-    [ -n "$locked" ] && [ "$locked" != "$version" ] && echo "  $name $locked -> $version" >&2
-  done || true
+  "$py" - "$lock" <<'PY' >&2
+import re, sys
+from importlib import metadata
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+locked = {norm(n): v for n, v in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", open(sys.argv[1]).read(), re.M)}
+changed = [f"  {d.metadata['Name']} {locked[norm(d.metadata['Name'])]} -> {d.version}" for d in metadata.distributions()
+           if norm(d.metadata["Name"]) in locked and locked[norm(d.metadata["Name"])] != d.version]
+print("\n".join(sorted(changed)) or "  none: the lock holds the newest allowed releases")
+PY
   cd "$here"
-  QT_QPA_PLATFORM=offscreen "$tmp/venv/bin/python" -m pytest -p no:cacheprovider tests/models tests/medapp "$@"
+  QT_QPA_PLATFORM=offscreen "$py" -m pytest -p no:cacheprovider tests/models tests/medapp "$@"
 }
 
 case "${1:-}" in
