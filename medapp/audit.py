@@ -32,7 +32,7 @@ from medapp.errors import UserError
 __all__ = ["AuditLog", "AuditError", "AuditWriteError", "VerifyResult", "verify", "EVENTS", "DETAIL_KEYS", "GENESIS"]
 
 GENESIS = "0" * 64
-EVENTS = frozenset({"open", "ask", "report", "sign", "export", "caption", "deid", "model"})
+EVENTS = frozenset({"open", "ask", "report", "sign", "export", "caption", "deid", "model", "eval"})
 # Keys whose values can never carry patient data (counts, hashes, enums, numbers).
 _SAFE_KEYS = frozenset(
     {
