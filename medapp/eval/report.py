@@ -65,7 +65,7 @@ def _markdown(data: dict[str, Any], scores: dict[str, ScoreResult], charts: dict
     ds = data["provenance"]["dataset"]
     strict = scores["strict"]
     out = [f"# Dragonfly-Med on {data['dataset']}: reproduction report", ""]
-    out.append(f"Model `{model.get('model_id')}` (config v{model.get('version')}), checkpoint sha256 "
+    out.append(f"Model `{model.get('model_id')}` (config {model.get('version')}), checkpoint sha256 "
                f"`{model.get('checkpoint_sha256')}`, quantisation **{model.get('quant')}**, {model.get('device')} "
                f"{model.get('dtype')}; medapp {data['provenance']['software'].get('medapp')}; greedy decoding, "
                f"at most {data['provenance']['run'].get('max_new_tokens')} new tokens.")
@@ -93,7 +93,7 @@ def _markdown(data: dict[str, Any], scores: dict[str, ScoreResult], charts: dict
                    + " |")
     dropped = scores["llava-med"].totals["closed_dropped"]
     if dropped:
-        out.append(f"\nUnder llava-med, {dropped} closed answers that said yes/no wrongly were left out of the "
+        out.append(f"\nUnder llava-med, {dropped} closed answer(s) saying yes/no wrongly were left out of the "
                    "closed denominator, exactly as LLaVA-Med's Path-VQA script does.")
     out += ["", "Rules: `strict` counts every question (whole-word yes/no, one normalisation); `llava-med` is "
             "LLaVA-Med v1.0.0's scripts reproduced, quirks included (see `medapp/eval/llava_med.py`).", ""]
