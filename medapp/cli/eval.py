@@ -81,7 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
     from medapp.eval.datasets import load_dataset
     from medapp.eval.report import RESULTS, SUMMARY, format_scores, write_results
     from medapp.eval.predictions import read_predictions
-    from medapp.eval.run import PREDICTIONS, RUN_FILE, RunSummary, run_eval
+    from medapp.eval.run import PREDICTIONS, RunSummary, check_run_config, run_eval
     from medapp.eval.scoring import score
 
     dataset = load_dataset(args.dataset, args.data, lang=args.lang)
@@ -90,10 +90,15 @@ def run_command(args: argparse.Namespace) -> int:
         raise UserError(f"{out}: exists and is not a folder")
     settings = load_settings(args)
     questions = dataset.limited(args.limit)
+    template = args.prompt_template or DEFAULT_TEMPLATE
+    max_new_tokens = args.max_new_tokens or EVAL_MAX_NEW_TOKENS
+    # settings known without the model are checked now (the checkpoint hash and quantisation once it is loaded)
+    state = check_run_config(out, {"dataset": dataset.name, "lang": args.lang, "template": template,
+                                   "max_new_tokens": max_new_tokens})
     prior = out / PREDICTIONS
     done = set(read_predictions(prior).texts) if prior.exists() else set()
     left = sum(1 for q in questions if q.qid not in done)
-    if left == 0 and (out / RUN_FILE).exists():
+    if left == 0 and state is not None:
         # a finished run asked again: re-report it without spending a minute loading the model
         summary = RunSummary(len(questions), len(questions), 0, False, 0.0, prior)
     else:
@@ -106,9 +111,9 @@ def run_command(args: argparse.Namespace) -> int:
 
             summary = run_eval(
                 engine, dataset, out,
-                template=args.prompt_template or DEFAULT_TEMPLATE,
+                template=template,
                 batch_size=args.batch_size or settings.batch_size,
-                max_new_tokens=args.max_new_tokens or EVAL_MAX_NEW_TOKENS,
+                max_new_tokens=max_new_tokens,
                 limit=args.limit, lang=args.lang, on_progress=on_progress, audit=audit_log(settings),
             )
     write_results(out, dataset, questions)

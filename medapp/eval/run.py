@@ -33,7 +33,7 @@ from medapp.eval.provenance import engine_provenance, now
 from medapp.hashing import file_sha256
 from medapp.jobs.progress import EtaClock, Progress
 
-__all__ = ["RunSummary", "run_eval", "PREDICTIONS", "RUN_FILE", "todo_questions"]
+__all__ = ["RunSummary", "run_eval", "check_run_config", "PREDICTIONS", "RUN_FILE", "todo_questions"]
 
 PREDICTIONS = "predictions.jsonl"
 RUN_FILE = "run.json"
@@ -55,24 +55,41 @@ def _atomic_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def _check_run_file(out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """The run's fixed configuration: written at the first start, compared on every resume."""
-    path = out_dir / RUN_FILE
-    if not path.exists():
-        state = {"config": config, "sessions": []}
-        _atomic_json(path, state)
-        return state
+def _load_run_file(path: Path) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        old = state["config"]
+        state["config"]["dataset"]
+        return state
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path}: not a medapp eval run file ({exc}); choose an empty output folder") from exc
-    for key in ("dataset", "template", "max_new_tokens", "lang", "checkpoint_sha256", "quant"):
-        if old.get(key) != config.get(key):
+
+
+def check_run_config(out_dir: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The run state in OUTDIR (None for a new run), after checking that every setting in `config` matches the
+    one the run started with (a resume with other settings would mix answers that are not comparable)."""
+    path = Path(out_dir) / RUN_FILE
+    if not path.exists():
+        return None
+    state = _load_run_file(path)
+    old = state["config"]
+    for key, value in config.items():
+        if key in _FIXED and old.get(key) != value:
             raise UserError(
-                f"{out_dir}: this run was started with {key}={old.get(key)!r}, not {config.get(key)!r}; resume it "
+                f"{out_dir}: this run was started with {key}={old.get(key)!r}, not {value!r}; resume it "
                 "with the same settings or write to another folder"
             )
+    return state
+
+
+_FIXED = ("dataset", "template", "max_new_tokens", "lang", "checkpoint_sha256", "quant")
+
+
+def _check_run_file(out_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The run's fixed configuration: written at the first start, compared on every resume."""
+    state = check_run_config(out_dir, config)
+    if state is None:
+        state = {"config": config, "sessions": []}
+        _atomic_json(out_dir / RUN_FILE, state)
     return state
 
 
