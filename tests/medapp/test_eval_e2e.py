@@ -139,3 +139,28 @@ def test_slake_run_writes_a_chart_per_category(cli_engine, v2_checkpoint: Path, 
     assert set(results["scores"]["strict"]["by_category"]["modality"]) == {"CT", "MRI", "X-Ray"}
     assert results["provenance"]["dataset"]["n_images"] == 3 and results["provenance"]["dataset"]["images_sha256"]
     assert "| Dragonfly-Med v2 | accuracy | 91.6 |" in (out / "summary.md").read_text()
+
+
+def test_eval_process_with_sockets_blocked(block_network_prelude: str, v2_checkpoint: Path, tmp_path: Path) -> None:
+    """A fresh `medapp eval run` process (VQA-RAD official JSON): reading, model load and answers with no network."""
+    import os
+    import subprocess
+    import sys
+
+    from bench._eval_data import write_vqa_rad_json
+
+    write_vqa_rad_json(tmp_path / "rad")
+    out = tmp_path / "out"
+    code = block_network_prelude + (
+        "import sys\nfrom medapp.cli import main\n"
+        f"sys.exit(main(['eval', 'run', '--dataset', 'vqa-rad', '--data', {str(tmp_path / 'rad')!r}, '--model', "
+        f"{str(v2_checkpoint)!r}, '--device', 'cpu', '--max-new-tokens', '2', '--limit', '2', '-o', {str(out)!r}]))\n"
+    )
+    env = {**os.environ, "MEDAPP_HOME": str(tmp_path / "home"), "HF_HUB_CACHE": str(tmp_path / "hf")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "network access attempted" not in proc.stderr
+    assert [x["question_id"] for x in _lines(out / "predictions.jsonl")] == ["1", "2"]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["charts"]) == {"answer_type", "organ", "question_type"}
+    assert results["published"] == []  # no published Dragonfly-Med number for VQA-RAD
