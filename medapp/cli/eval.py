@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from medapp.cli._common import add_model_args, positive_int
+from medapp.eval import DATASETS, RULES  # constants only: the package imports nothing heavy
 
-DATASETS = ("vqa-rad", "slake", "path-vqa")
-RULES = ("strict", "llava-med")
 EVAL_MAX_NEW_TOKENS = 32  # benchmark answers are a word or a phrase
 
 

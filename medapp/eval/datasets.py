@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from medapp.errors import UserError
+from medapp.eval import DATASETS
 from medapp.eval.metrics import is_yes_no
 
 __all__ = ["Question", "EvalDataset", "ParquetImage", "load_dataset", "DATASET_NAMES"]
 
-DATASET_NAMES = ("vqa-rad", "slake", "path-vqa")
+DATASET_NAMES = DATASETS
 PATH_VQA_PARQUET = "the Hugging Face parquet copy (flaviagiammarino/path-vqa: data/test-*.parquet)"
 VQA_RAD_EXPECTED = ("the official VQA-RAD JSON (records with qid, image_name, answer, answer_type, question) with "
                     "its image folder, or the Hugging Face parquet copy (data/test-*.parquet: image, question, answer)")

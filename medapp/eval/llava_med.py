@@ -39,7 +39,7 @@ from collections import Counter
 
 __all__ = [
     "normalize_word", "word_counts", "closed_hit", "f1_precision_recall", "exact_match_score",
-    "DROPS_WRONG_CLOSED", "CONTRACTIONS",
+    "DROPS_WRONG_CLOSED", "CONTRACTIONS", "prepare",
 ]
 
 # Which of our datasets LLaVA-Med v1.0.0 scores with the script that drops wrong yes/no predictions.

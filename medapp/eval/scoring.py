@@ -24,12 +24,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from medapp.errors import UserError
-from medapp.eval import llava_med, metrics
+from medapp.eval import RULES, llava_med, metrics
 from medapp.eval.datasets import Question
 
 __all__ = ["RULES", "QuestionScore", "ScoreResult", "score_question", "totals", "score"]
 
-RULES = ("strict", "llava-med")
 CATEGORY_KINDS = ("answer_type", "modality", "organ", "question_type", "content_type")
 
 
