@@ -11,8 +11,8 @@ Why it is shaped this way:
 * **Every number is a fraction 0..1** (`None` when there is nothing to average), the same fields under both rules:
   ``closed_accuracy`` (right / counted closed), ``open_precision``, ``open_recall``, ``open_f1``, ``open_exact``
   (means over open questions), ``all_f1`` (token F1 over every covered question, closed ones too: the "token F1"
-  Med-PaLM M and Dragonfly report for Path-VQA) and ``overall_accuracy`` (closed judgement and open exact match,
-  averaged over every counted question).
+  Med-PaLM M reports for Path-VQA, our reading of Dragonfly's) and ``overall_accuracy`` (closed judgement and open
+  exact match, averaged over every counted question).
 * Per-category breakdowns (modality, organ, question type, content type, answer type — whatever the dataset
   records) use the same totals on each subset.
 """
