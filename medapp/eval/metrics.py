@@ -12,7 +12,8 @@ that. `strict`:
   prediction with neither word, is wrong. Every closed question is in the denominator.
 * **Closed, other truth** (e.g. SLAKE "Which is bigger, liver or spleen?" -> "liver"): correct iff the normalised
   truth occurs in the normalised prediction as a whole-word sequence ("the liver" and "liver is larger" are right,
-  "livers" is not).
+  "livers" is not). The options are not parsed from the question, so a prediction repeating both ("liver or
+  spleen") counts as right: a known leniency, rare with short-answer prompts.
 * **Open:** token precision, recall and F1 over the multiset of normalised tokens (SQuAD-style: a word counts as
   often as it occurs in both), and exact match of the normalised strings. An empty prediction scores 0.
 
