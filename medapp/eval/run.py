@@ -12,6 +12,8 @@ Why it is shaped like `medapp.jobs.caption`:
 * **Audited before the model is used** (fail closed, like every job): one "eval" entry when answering starts
   (dataset file hashes as inputs, counts, model hash, quantisation) and one when it stops. Benchmark data is public;
   still nothing but hashes, counts and enums is logged.
+* **One writer per folder:** a lock file stops a second run on the same OUTDIR (two writers would answer the same
+  questions twice).
 * Images are read one batch at a time (parquet: one row group at a time), so memory stays flat over Path-VQA.
 """
 
@@ -123,6 +125,27 @@ def run_eval(
         "dataset": dataset.name, "lang": lang, "template": template, "max_new_tokens": max_new_tokens,
         "checkpoint_sha256": info.checkpoint_sha256, "quant": info.quant, "decoding": "greedy",
     }
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(out_dir / ".eval.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(f"{out_dir}: another `medapp eval run` is writing to this folder") from None
+    try:
+        return _run_locked(engine, dataset, out_dir, config, template=template, batch_size=batch_size,
+                           max_new_tokens=max_new_tokens, limit=limit, on_progress=on_progress, cancel=cancel,
+                           audit=audit)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    engine: Any, dataset: EvalDataset, out_dir: Path, config: dict[str, Any], *, template: str, batch_size: int,
+    max_new_tokens: int, limit: int | None, on_progress: Callable[[Progress], None] | None,
+    cancel: threading.Event | None, audit: Any,
+) -> RunSummary:
+    info = engine.info
     state = _check_run_file(out_dir, config)
     questions = dataset.limited(limit)
     started = time.monotonic()

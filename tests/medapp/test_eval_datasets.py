@@ -137,3 +137,20 @@ def test_answer_file_llava_med_form_and_bad_lines(tmp_path: Path) -> None:
     path.write_text('{"id": 1, "answer": "a"}\n')
     with pytest.raises(UserError, match="line 1 has no question_id and text"):
         read_predictions(path)
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from filelock import FileLock
+
+    from medapp.eval.run import run_eval
+
+    write_path_vqa(tmp_path / "pvqa")
+    ds = load_dataset("path-vqa", tmp_path / "pvqa")
+    out = tmp_path / "out"
+    out.mkdir()
+    engine = SimpleNamespace(info=SimpleNamespace(checkpoint_sha256="0" * 64, quant="none", model_id="m"))
+    with FileLock(str(out / ".eval.lock")), pytest.raises(UserError, match="another `medapp eval run` is writing"):
+        run_eval(engine, ds, out)
+    assert not (out / "predictions.jsonl").exists()
