@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 GENESIS = "0" * 64
-EVENTS = frozenset({"open", "ask", "report", "sign", "export", "caption", "deid", "model"})
+EVENTS = frozenset({"open", "ask", "report", "sign", "export", "caption", "deid", "model", "eval"})
 # Keys whose values can never carry patient data (counts, hashes, enums, numbers).
 _SAFE_KEYS = frozenset(
     {
