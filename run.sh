@@ -68,12 +68,14 @@ refresh_lock() {
   # (everything else must agree with it) but not written: its build differs per machine. uv reads none of pip's
   # configuration, so a folder holding the CPU torch wheel is passed from the environment (never written in the repo);
   # otherwise uv would resolve torch's CUDA dependencies into the lock.
-  setup_venv
-  pip_quiet "$venv/bin/python" install -q "uv==$UV_VERSION" >&2
-  local links=${MEDAPP_TORCH_WHEELS:-$("$venv/bin/python" -m pip config get global.find-links 2>/dev/null || true)}
+  # uv lives in its own small venv: the app's venv may not install while the lock is being refreshed.
+  local tools="$here/.tools"
+  [ -x "$tools/bin/uv" ] && [ "$("$tools/bin/uv" --version | cut -d' ' -f2)" = "$UV_VERSION" ] || {
+    "$python" -m venv "$tools" && pip_quiet "$tools/bin/python" install -q "uv==$UV_VERSION" >&2; }
+  local links=${MEDAPP_TORCH_WHEELS:-$("$python" -m pip config get global.find-links 2>/dev/null || true)}
   local args=()
   [ -n "$links" ] && args+=(--find-links "$links")
-  (cd "$here" && "$venv/bin/uv" pip compile pyproject.toml requirements/build.in --extra test \
+  (cd "$here" && "$tools/bin/uv" pip compile pyproject.toml requirements/build.in --extra test \
       --python-version 3.11 --python-platform x86_64-manylinux_2_34 --generate-hashes \
       --no-emit-package torch --custom-compile-command "./run.sh lock" "${args[@]}" \
       -o requirements/medapp.lock "$@")

@@ -389,25 +389,57 @@ class DragonflyEngine:
                 if cancel is not None and cancel.is_set():
                     break
                 chunk = list(images[start : start + batch_size])
-                try:
-                    batch = self.processor(text=[text] * len(chunk), images=chunk, return_tensors="pt",
-                                           max_length=2 * self.max_positions, is_generate=True)
-                except ValueError as exc:
-                    raise ModelError(f"images {start}..{start + len(chunk) - 1}: {exc}") from exc
-                extra = {
-                    "image_patches": [p.to(self.device) for p in batch["image_patches"]],
-                    "image_patches_indices": batch["image_patches_indices"].to(self.device),
-                }
-                generations = self._decode_loop(
-                    batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device), extra,
-                    max_new_tokens=max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0, seed=None,
-                    on_token=None, cancel=cancel,
-                )
+                generations = self._generate_batch(chunk, [text] * len(chunk), max_new_tokens, cancel, first=start)
                 for offset, generation in enumerate(generations):
                     results.append(generation)
                     if on_result is not None:
                         on_result(start + offset, generation)
         return results
+
+    def answer_batch(
+        self,
+        images: Sequence[Any],
+        questions: Sequence[str],
+        *,
+        max_new_tokens: int = 32,
+        cancel: threading.Event | None = None,
+    ) -> list[Generation]:
+        """Greedy answers to a different question about each image, all in one left-padded `generate` call.
+
+        The batch form of `generate` without history (a benchmark batch: one question per image); each answer equals
+        the one `generate(image, None, question)` gives (tested in the eval suite).
+        """
+        from models.prompts import build_prompt
+
+        if len(images) != len(questions):
+            raise ModelError(f"{len(images)} images but {len(questions)} questions")
+        if not images:
+            return []
+        try:
+            texts = [build_prompt(q) for q in questions]
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"invalid prompt: {exc}") from exc
+        with self._lock:
+            return self._generate_batch(list(images), texts, max_new_tokens, cancel, first=0)
+
+    def _generate_batch(
+        self, images: list[Any], texts: list[str], max_new_tokens: int, cancel: threading.Event | None, *, first: int
+    ) -> list[Generation]:
+        """One left-padded greedy `generate` over (image, prompt text) pairs; caller holds the lock."""
+        try:
+            batch = self.processor(text=texts, images=images, return_tensors="pt",
+                                   max_length=2 * self.max_positions, is_generate=True)
+        except ValueError as exc:
+            raise ModelError(f"images {first}..{first + len(images) - 1}: {exc}") from exc
+        extra = {
+            "image_patches": [p.to(self.device) for p in batch["image_patches"]],
+            "image_patches_indices": batch["image_patches_indices"].to(self.device),
+        }
+        return self._decode_loop(
+            batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device), extra,
+            max_new_tokens=max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0, seed=None,
+            on_token=None, cancel=cancel,
+        )
 
     # ------------------------------------------------------------------------------------------------ decoding
     def _decode_loop(

@@ -1,10 +1,8 @@
 """Greedy answers to *different* questions about *different* images, several per `generate` call.
 
 Why not `DragonflyEngine.caption_batch`: it sends one prompt to every image, while a benchmark batch has one
-question per image. The engine's batched path already takes one prompt per image (the processor left-pads the
-batch), so this reuses it: the same processor call and the same decoding loop as `caption_batch`, under the engine's
-lock. When the engine offers a public ``answer_batch(images, questions, *, max_new_tokens)`` (the natural home for
-this; models/ is owned elsewhere), that is used instead.
+question per image. `DragonflyEngine.answer_batch` takes one question per image through the same left-padded batched
+path (same processor call, same decoding loop).
 
 The prompt sent is ``template.format(question=...)`` inside the Llama-3 chat form (`models.prompts.build_prompt`),
 and is returned beside each answer so the results record exactly what the model was asked.
@@ -37,26 +35,5 @@ def answer_batch(
         raise ValueError(f"{len(images)} images but {len(questions)} questions")
     if not images:
         return []
-    public = getattr(engine, "answer_batch", None)
-    if callable(public):
-        return [g.text.strip() for g in public(images, questions, max_new_tokens=max_new_tokens)]
-    from models.errors import ModelError
-    from models.prompts import build_prompt
-
-    texts = [build_prompt(q) for q in questions]
-    with engine._lock:
-        try:
-            batch = engine.processor(text=texts, images=list(images), return_tensors="pt",
-                                     max_length=2 * engine.max_positions, is_generate=True)
-        except ValueError as exc:
-            raise ModelError(f"a batch of {len(images)} questions could not be prepared: {exc}") from exc
-        extra = {
-            "image_patches": [p.to(engine.device) for p in batch["image_patches"]],
-            "image_patches_indices": batch["image_patches_indices"].to(engine.device),
-        }
-        generations = engine._decode_loop(
-            batch["input_ids"].to(engine.device), batch["attention_mask"].to(engine.device), extra,
-            max_new_tokens=max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0, seed=None, on_token=None,
-            cancel=cancel,
-        )
+    generations = engine.answer_batch(list(images), list(questions), max_new_tokens=max_new_tokens, cancel=cancel)
     return [g.text.strip() for g in generations]
