@@ -185,7 +185,7 @@ class ModelHolder(QObject):
         core = self.core()
 
         def find() -> tuple[bool, str]:
-            from models.errors import ModelError
+            from medapp.model_holder import ModelError
 
             try:
                 return True, str(core.resolve_model_dir())

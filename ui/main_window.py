@@ -44,29 +44,20 @@ MAX_RECENT = 10
 
 
 def _user_presets(settings: Any) -> dict[str, Any]:
-    """The user's window presets from settings ({name: {"center", "width"}}) as dicom_io Windows."""
-    raw = getattr(settings, "window_presets", None) or {}
-    if not raw:
-        return {}
-    from dicom_io import Window
+    """The user's window presets from settings as Windows (`medapp.documents.user_windows`)."""
+    from medapp.documents import user_windows
 
-    out = {}
-    for name, value in raw.items():
-        try:
-            out[name] = Window(center=float(value["center"]), width=float(value["width"]))
-        except (KeyError, TypeError, ValueError):
-            log.warning("ignoring malformed window preset %r", name)
-    return out
+    return user_windows(settings)
 
 
 def open_job(path: Path, extra_presets: dict[str, Any] | None = None) -> tuple[str, Path, Any, Any]:
-    """Worker: open `path` with dicom_io and prepare what its viewer needs before the first paint.
+    """Worker: open `path` (`medapp.documents.open_document`) and prepare what its viewer needs before the first paint.
 
     Returns (kind, path, opened, setup) with kind "stack", "slide" or "collection".
     """
-    import dicom_io
+    from medapp.documents import open_document
 
-    opened = dicom_io.open_path(path)
+    opened = open_document(path)
     if getattr(opened, "kind", None) == "slide":
         return "slide", path, opened, prepare_slide(opened)
     if hasattr(opened, "patients"):
@@ -427,9 +418,9 @@ class MainWindow(QMainWindow):
         state = self.image_viewer.state
         state.set_frame(int(snap.frame or 0))
         if snap.window:
-            from dicom_io import Window
+            from medapp.documents import make_window
 
-            state.set_window(Window(float(snap.window[0]), float(snap.window[1])), "saved")
+            state.set_window(make_window(snap.window[0], snap.window[1]), "saved")
         elif snap.preset:
             for number, choice in enumerate(state.choices, start=1):
                 if choice.label == snap.preset:

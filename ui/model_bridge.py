@@ -41,15 +41,6 @@ THUMBNAIL_PX = 128
 _STOPPED = frozenset({"cancelled", "cancel", "stopped"})
 
 
-class _CoreJobs:
-    """`medapp.jobs` seen as a namespace of functions: `jobs.ask` is `medapp.jobs.ask.ask`, imported on first use
-    (whatever the package's `__init__` re-exports, the module of the same name holds the function)."""
-
-    def __getattr__(self, name: str) -> Any:
-        module = importlib.import_module(f"medapp.jobs.{name}")
-        return getattr(module, name)
-
-
 class ModelNotReady(RuntimeError):
     """Raised inside a job when no engine is loaded; the panel shows it like any other failure."""
 
@@ -376,9 +367,9 @@ class ModelBridge(QObject):
         """A job writing `report` as a PDF (`kind="pdf"`) or a DICOM Encapsulated PDF (`kind="dicom"`) to `path`
         with `medapp.jobs.export.export_report` (de-identification, letterhead, audit); result: the path. The report
         is copied first, so edits made during the export do not race the renderer."""
-        from reports.model import Report
+        from medapp.reporting import snapshot_report
 
-        snapshot = Report.from_dict(report.to_dict())
+        snapshot = snapshot_report(report)
         settings = self._settings()
         audit = getattr(self._ctx, "audit", None)
 
@@ -386,15 +377,7 @@ class ModelBridge(QObject):
             from medapp.jobs.export import export_report
 
             header = source.dataset if hasattr(source, "dataset") and hasattr(source, "image") else source
-            wanted = snapshot.identifiers.study_instance_uid
-            found = str(header.get("StudyInstanceUID", "")) if header is not None else ""
-            if kind == "dicom" and wanted and found and found != wanted:
-                from medapp.errors import UserError
-
-                raise UserError(
-                    "the image on screen belongs to another study than the report; open the report's study to "
-                    "file the DICOM PDF into it"
-                )
+            # export_report refuses a DICOM PDF for another study than the report's (the study-UID rule)
             return export_report(
                 snapshot, path, kind=kind, deidentified=deidentified, source=header, settings=settings, audit=audit
             )
@@ -412,8 +395,8 @@ class ModelBridge(QObject):
         prompt: str | None = None,
         resume: bool = True,
     ) -> JobHandle:
-        """A job captioning `folder` into `csv_path` (+ JSONL) with `medapp.jobs.caption_batch`, then drawing the
-        contact sheet with `reports.contact_sheet` (the same steps as `medapp caption`). `progress` carries the
+        """A job captioning `folder` into `csv_path` (+ JSONL) and drawing the contact sheet with
+        `medapp.jobs.caption_folder` (the very workflow of `medapp caption`). `progress` carries the
         core's `Progress` after each batch, `("error", file, message)` per bad file and `("contact_sheet", path)`
         before the sheet is drawn. Result: the core's `CaptionSummary`."""
         settings = self._settings()
@@ -421,69 +404,39 @@ class ModelBridge(QObject):
         loader = self._engine_loader()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
-            from medapp.errors import UserError
-            from reports.captions import CaptionWriter, read_caption_rows
+            from medapp.jobs.caption_folder import CaptionRequest, caption_folder
 
-            if not resume:
-                for out in (csv_path, jsonl_path):
-                    if out is not None and out.exists() and out.stat().st_size > 0:
-                        raise UserError(f"{out}: already exists; tick Resume to continue it, or choose another file")
-            options: dict[str, Any] = {"prompt": prompt or self.jobs.CAPTION_PROMPT}
-            tiles, tile_px = 4, 512
-            if settings is not None:
-                options.update(batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens)
-                tiles, tile_px = settings.tissue_tiles, settings.tissue_tile_px
-            items = self.jobs.list_items(folder, tissue_tiles=tiles, tile_px=tile_px)
-            engine = self.engine(loader)
-            thumbnails: dict[Any, Any] | None = None
-            if contact_sheet is not None:  # rows done in an earlier run: plain images preview from their path
-                thumbnails = {it.key: it.path for it in items if it.kind == "image"}
-            with CaptionWriter(csv_path, jsonl_path) as writer:
-                summary = self.jobs.caption_batch(
-                    engine,
-                    items,
-                    writer,
-                    resume=resume,
-                    thumbnails=thumbnails,
-                    on_progress=progress,
-                    on_error=lambda file, message: progress(("error", str(file), message)),
-                    cancel=cancel,
-                    audit=audit,
-                    **options,
-                )
-            if contact_sheet is not None and not summary.cancelled:
-                from reports.contact_sheet import render_contact_sheet
-
-                progress(("contact_sheet", contact_sheet))
-                render_contact_sheet(
-                    read_caption_rows(csv_path), contact_sheet, thumbnails=thumbnails, model=engine.info.model_id
-                )
-            return summary
+            request = CaptionRequest(
+                folder=folder,
+                csv_path=csv_path,
+                jsonl_path=jsonl_path,
+                contact_sheet=contact_sheet,
+                prompt=prompt,
+                resume=resume,
+                resume_hint="tick Resume to continue it",
+            )
+            return caption_folder(
+                request,
+                lambda: self.engine(loader),
+                settings=settings,
+                on_progress=progress,
+                on_error=lambda file, message: progress(("error", str(file), message)),
+                on_contact_sheet=lambda path: progress(("contact_sheet", path)),
+                cancel=cancel,
+                audit=audit,
+            )
 
         return self.make_job("Caption folder", job)
 
     # -- settings ----------------------------------------------------------------------------------------------
     def check_model(self, folder: Path) -> JobHandle:
-        """A job running `models.check.check_checkpoint` on `folder`: config, tensor names and shapes from the
-        safetensors headers, the quick hash check (no full re-hash: seconds, not minutes, on an 8B checkpoint).
-        Result: the check's dict plus `summary`, one sentence for the settings dialog."""
+        """A job running `medapp.model_holder.checkpoint_summary(folder)` (the quick checkpoint check); result: the
+        check's dict plus `summary`, one sentence for the settings dialog."""
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> dict[str, Any]:
-            from models.check import check_checkpoint
+            from medapp.model_holder import checkpoint_summary
 
-            result = dict(check_checkpoint(folder, verify_hashes=False))
-            if result.get("ok"):
-                n = result.get("n_params")
-                size = ""
-                if isinstance(n, int):
-                    size = f", {n / 1e9:.2f} B parameters" if n >= 10**8 else f", {n:,} parameters"
-                name = result.get("model_id") or folder.name
-                result["summary"] = (
-                    f"{name} (Dragonfly {result.get('version')}){size}, {result.get('dtype') or '?'} weights."
-                )
-            else:
-                result["summary"] = "; ".join(result.get("problems") or ["the checkpoint is not usable"])
-            return result
+            return checkpoint_summary(folder)
 
         return self.make_job("Check model", job)
 

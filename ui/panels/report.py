@@ -402,7 +402,7 @@ class ReportPanel(QWidget):
             self.status.setText("Not signed: a name is needed.")
             return False
         from medapp.errors import UserError
-        from reports.errors import ReportError
+        from medapp.reporting import ReportError
 
         try:
             self._bridge.sign_report(self.report, name)

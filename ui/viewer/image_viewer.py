@@ -347,13 +347,13 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
             start, window = self._wl_drag
             delta = event.position() - start
             s = self._wl_sensitivity()
-            from dicom_io import Window
+            from medapp.documents import make_window
 
             self.state.set_window(
-                Window(
-                    center=float(window.center) + delta.y() * s,
-                    width=max(float(window.width) + delta.x() * s, s),
-                    function=window.function,
+                make_window(
+                    float(window.center) + delta.y() * s,
+                    max(float(window.width) + delta.x() * s, s),
+                    window.function,
                 ),
                 "custom",
             )

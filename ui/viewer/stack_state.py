@@ -23,12 +23,6 @@ class WindowChoice:
     window: Any  # dicom_io.Window
 
 
-def _window_type():
-    from dicom_io import Window
-
-    return Window
-
-
 def auto_window(values: np.ndarray) -> Any:
     """A window spanning the frame's value range (after the Modality LUT), for files that carry none.
 
@@ -40,7 +34,9 @@ def auto_window(values: np.ndarray) -> Any:
     lo = float(np.nanmin(sample))
     hi = float(np.nanmax(sample))
     width = max(hi - lo, 1.0)
-    return _window_type()(center=lo + width / 2.0, width=width)
+    from medapp.documents import make_window
+
+    return make_window(center=lo + width / 2.0, width=width)
 
 
 def is_colour(stack: Any) -> bool:
@@ -78,9 +74,9 @@ def window_choices(stack: Any, modality: str | None, extra: dict[str, Any] | Non
     for i, window in enumerate(own):
         add("file" if i == 0 else f"file {i + 1}", window)
     if (modality or "").upper() == "CT":
-        from dicom_io import PRESETS
+        from medapp.documents import builtin_presets
 
-        for name, window in PRESETS.items():
+        for name, window in builtin_presets().items():
             add(name, window)
     for name, window in (extra or {}).items():
         add(name, window)
@@ -184,7 +180,9 @@ class StackState(QObject):
         if self.stack is None or self.colour or window is None:
             return
         if float(window.width) < 1e-6:
-            window = _window_type()(center=float(window.center), width=1e-6, function=window.function)
+            from medapp.documents import make_window
+
+            window = make_window(center=float(window.center), width=1e-6, function=window.function)
         self.window, self.window_label = window, label
         self.window_changed.emit(window)
 
