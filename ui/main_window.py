@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medapp.viewer_state import ViewerState
 from ui.browser import BrowserEntry, StudyBrowser
 from ui.context import AppContext
 from ui.status import StatusBar
@@ -407,25 +408,7 @@ class MainWindow(QMainWindow):
 
     def _restore_view(self, opened: Any) -> None:
         """Reopening a file brings back its frame, window and region from the session (crash recovery too)."""
-        snap = self._saved_view(opened.path)
-        if snap is None:
-            return
-        region = tuple(snap.region) if snap.region else None
-        if getattr(opened, "kind", "") == "slide":
-            if region:
-                self.slide_viewer.set_roi(region)
-            return
-        state = self.image_viewer.state
-        state.set_frame(int(snap.frame or 0))
-        if snap.window:
-            from medapp.documents import make_window
-
-            state.set_window(make_window(snap.window[0], snap.window[1]), "saved")
-        elif snap.preset:
-            for number, choice in enumerate(state.choices, start=1):
-                if choice.label == snap.preset:
-                    state.apply_preset(number)
-        state.set_roi(region)
+        self.context.view.restore(self._saved_view(opened.path))
 
     def _after_show(self, opened: Any) -> None:
         self._current_path = Path(opened.path)
@@ -590,20 +573,16 @@ class MainWindow(QMainWindow):
 
     def _save_view(self) -> None:
         """Remember frame / window / region of the shown file in the session (restored on the next open)."""
-        viewer = self.current_viewer
-        if self.context.session is None or viewer is None or self._current_path is None:
+        view = self.context.view
+        if self.context.session is None or self.current_viewer is None or self._current_path is None:
             return
         path = self._current_path
-        if isinstance(viewer, ImageViewer):
-            st = viewer.state
-            window = None if st.window is None else (float(st.window.center), float(st.window.width))
-            kwargs = dict(frame=st.frame, region=st.roi, window=window, clear_region=st.roi is None)
-        else:
-            kwargs = dict(region=viewer.roi, clear_region=viewer.roi is None)
+        snapshot = ViewerState(document=view.document, setup=view.setup, frame=view.frame, window=view.window,
+                               region=view.region)  # a copy: the save runs on the session thread
 
         def save(session: Any) -> None:
             try:
-                session.set_view(path, **kwargs)
+                session.save_view_state(path, snapshot)
             except KeyError:  # not (yet) registered as open: nothing to remember
                 pass
 
