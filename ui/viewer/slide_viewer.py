@@ -115,8 +115,13 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
         self._update_timer.timeout.connect(self._update_tiles)
         self.horizontalScrollBar().valueChanged.connect(self._view_moved)
         self.verticalScrollBar().valueChanged.connect(self._view_moved)
-        self.state.events.document.connect(self._on_document)
-        self.state.events.region.connect(self._on_region)
+        events = self.state.events
+        events.document.connect(self._on_document)
+        events.region.connect(self._on_region)
+        on_document, on_region = self._on_document, self._on_region
+        # the state may outlive this widget (it belongs to the window's context): stop listening when Qt deletes it
+        self.destroyed.connect(lambda *_: (events.document.disconnect(on_document, missing_ok=True),
+                                           events.region.disconnect(on_region, missing_ok=True)))
 
     @property
     def roi(self) -> tuple[int, int, int, int] | None:

@@ -40,6 +40,9 @@ class StackState(QObject):
         events.region.connect(self._on_region)
         events.show_overlay.connect(self._on_overlay)
         events.show_phi.connect(self._on_overlay)
+        # the state may outlive the viewer (it belongs to the window's context): stop listening when Qt deletes us
+        disconnect = self.disconnect_model
+        self.destroyed.connect(lambda *_: disconnect())
 
     def disconnect_model(self) -> None:
         """Stop listening to the model (the widget goes away; the model may outlive it)."""
