@@ -18,13 +18,12 @@ before `WorkerManager.shutdown()` on close (it also runs on `QCoreApplication.ab
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
+from medapp.conversations import ChatTurn, ConversationStore, now_local
 from ui.widgets.images import small_copy
 from ui.workers import Worker, WorkerFailure
 
@@ -37,30 +36,8 @@ Job = Callable[..., Any]
 #: longest side of the thumbnails the jobs make for the panels (in the worker, so the UI thread only draws them)
 THUMBNAIL_PX = 128
 
-# Session `Turn.stop_reason` values meaning the clinician pressed Stop.
-_STOPPED = frozenset({"cancelled", "cancel", "stopped"})
-
-
 class ModelNotReady(RuntimeError):
     """Raised inside a job when no engine is loaded; the panel shows it like any other failure."""
-
-
-@dataclass(frozen=True)
-class ChatTurn:
-    """One question and its answer about one image, as shown in the chat and stored in the session."""
-
-    question: str
-    answer: str
-    stopped: bool = False
-    model: str = ""
-    when: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ChatTurn:
-        return cls(**{k: data[k] for k in ("question", "answer", "stopped", "model", "when") if k in data})
 
 
 class JobHandle(QObject):
@@ -136,17 +113,13 @@ class JobHandle(QObject):
         return self.result
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
 class ModelBridge(QObject):
     """The panels' door to `medapp.jobs`, the loaded engine and the session.
 
     `ctx` is the window's `ui.context.AppContext` (settings, session, audit, `model` holder, `workers`). `jobs`
     defaults to the `medapp.jobs` module, imported on first use so that building the panels never imports torch.
-    Chat history lives in `ctx.session` when there is one; without a session (tests, early start-up) it is kept in
-    memory for the life of the window, and `history_is_persistent` says so.
+    Chat history is a `medapp.conversations.ConversationStore`: in `ctx.session` when there is one; without a
+    session (tests, early start-up) in memory for the life of the window, and `history_is_persistent` says so.
     """
 
     #: the engine a job loaded itself (on the UI thread: handed to `ctx.model.set_engine`)
@@ -171,7 +144,7 @@ class ModelBridge(QObject):
         if holder is not None and hasattr(holder, "set_engine"):
             self.engine_loaded.connect(lambda engine: holder.engine is not engine and holder.set_engine(engine))
         self._live: set[JobHandle] = set()
-        self._memory_history: dict[str, list[ChatTurn]] = {}
+        self._conversations = ConversationStore()
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     @property
@@ -257,25 +230,21 @@ class ModelBridge(QObject):
 
     # -- chat --------------------------------------------------------------------------------------------------
     @property
+    def conversations(self) -> ConversationStore:
+        """The Qt-free chat history (`medapp.conversations`), saved in the context's session when there is one."""
+        self._conversations.session = getattr(self._ctx, "session", None)
+        return self._conversations
+
+    @property
     def history_is_persistent(self) -> bool:
-        return getattr(self._ctx, "session", None) is not None
+        return self.conversations.persistent
 
     def chat_history(self, key: str) -> list[ChatTurn]:
         """The turns about the image with content hash `key`, oldest first."""
-        session = getattr(self._ctx, "session", None)
-        if session is None:
-            return list(self._memory_history.get(key, []))
-        return [
-            ChatTurn(t.question, t.answer, stopped=t.stop_reason in _STOPPED, when=t.time)
-            for t in session.state.conversations.get(key, [])
-        ]
+        return self.conversations.history(key)
 
     def _record_turn(self, key: str, turn: ChatTurn) -> None:
-        session = getattr(self._ctx, "session", None)
-        if session is None:
-            self._memory_history.setdefault(key, []).append(turn)
-        else:
-            session.add_turn(key, turn.question, turn.answer, stop_reason="cancelled" if turn.stopped else "")
+        self.conversations.record(key, turn)
 
     def ask(self, model_input: Any, question: str) -> JobHandle:
         """A job answering `question` about `model_input` (the earlier turns about the same image are sent as
@@ -290,7 +259,7 @@ class ModelBridge(QObject):
             image = model_input.image  # renders here, off the UI thread
             key = model_input.key
             progress(("input", image, small_copy(image, THUMBNAIL_PX)))
-            history = [(t.question, t.answer) for t in self.chat_history(key) if not t.stopped]
+            history = self.conversations.context(key)
             engine = self.engine(loader)
             settings = self._settings()
             answer = self.jobs.ask(
@@ -304,7 +273,7 @@ class ModelBridge(QObject):
                 audit=getattr(self._ctx, "audit", None),
             )
             stopped = bool(getattr(answer, "cancelled", False)) or cancel.is_set()
-            turn = ChatTurn(question, str(getattr(answer, "text", answer)), stopped=stopped, model=label, when=_now())
+            turn = ChatTurn(question, str(getattr(answer, "text", answer)), stopped=stopped, model=label, when=now_local())
             return key, turn
 
         handle = self.make_job("Ask the model", job)
