@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from medapp.model_input import ModelInput, image_key
 from medapp.viewer_state import ViewerState
+from medapp.workspace import Workspace
 from ui.workers import WorkerFailure, WorkerManager
 
 __all__ = ["ModelInput", "ModelState", "ModelHolder", "AppContext", "image_key"]
@@ -210,6 +211,9 @@ class AppContext(QObject):
         workers: WorkerManager | None = None,
     ) -> None:
         super().__init__(parent)
+        # What is open, the recent list and the session sync (Qt-free); the window runs its slow parts in workers.
+        # Created first: the `settings` and `session` properties keep it in step with the context.
+        self.workspace = Workspace()
         self.settings = settings
         self.session = session
         self.audit = audit
@@ -223,6 +227,26 @@ class AppContext(QObject):
         self._settle.setSingleShot(True)
         self._settle.setInterval(self.INPUT_SETTLE_MS)
         self._settle.timeout.connect(self.current_input_changed.emit)
+
+    @property
+    def settings(self) -> Any:
+        """`medapp.settings.Settings` of this window, or None."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Any) -> None:
+        self._settings = settings
+        self.workspace.settings = settings
+
+    @property
+    def session(self) -> Any:
+        """The autosaved `medapp.session.Session`, or None (tests, early start-up)."""
+        return self._session
+
+    @session.setter
+    def session(self, session: Any) -> None:
+        self._session = session
+        self.workspace.session = session
 
     # --- the current model input -------------------------------------------------------------------------------
     def set_input_provider(self, provider: Callable[[], ModelInput | None] | None) -> None:
