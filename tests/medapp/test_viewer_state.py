@@ -43,6 +43,8 @@ class TestOpen:
     def test_closing_clears_everything(self, ct_state: ViewerState):
         ct_state.open(None)
         assert ct_state.document is None and ct_state.window is None and ct_state.to_view() is None
+        with pytest.raises(ValueError, match="nothing is open"):
+            render_view(ct_state)
         assert model_input_for(ct_state) is None
 
 
@@ -92,6 +94,7 @@ class TestDerived:
         assert given.region == (16, 32, 64, 48) and given.view_state == ct_state.to_view()
         assert given.image.size == (64, 48)
         assert np.array_equal(np.asarray(given.image), np.asarray(render_view(ct_state.to_view())))
+        assert np.array_equal(np.asarray(given.image), np.asarray(render_view(ct_state)))  # the live state too
         whole = model_input_for(ct_state, use_region=False)
         assert whole.region is None and whole.image.size == (128, 128)
         ct_state.set_frame(0)
