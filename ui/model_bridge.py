@@ -23,7 +23,8 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
-from medapp.conversations import ChatTurn, ConversationStore, now_local
+from medapp.assistant import ask_about, draft_about, engine_label, regenerate_section_text
+from medapp.conversations import ChatTurn, ConversationStore
 from ui.widgets.images import small_copy
 from ui.workers import Worker, WorkerFailure
 
@@ -116,8 +117,9 @@ class JobHandle(QObject):
 class ModelBridge(QObject):
     """The panels' door to `medapp.jobs`, the loaded engine and the session.
 
-    `ctx` is the window's `ui.context.AppContext` (settings, session, audit, `model` holder, `workers`). `jobs`
-    defaults to the `medapp.jobs` module, imported on first use so that building the panels never imports torch.
+    `ctx` is the window's `ui.context.AppContext` (settings, session, audit, `model` holder, `workers`). The
+    workflows are `medapp.assistant`, `medapp.jobs.caption_folder` and `medapp.jobs.export`, imported inside the
+    jobs, so building the panels never imports torch.
     Chat history is a `medapp.conversations.ConversationStore`: in `ctx.session` when there is one; without a
     session (tests, early start-up) in memory for the life of the window, and `history_is_persistent` says so.
     """
@@ -128,14 +130,12 @@ class ModelBridge(QObject):
     def __init__(
         self,
         ctx: Any,
-        jobs: Any = None,
         parent: QObject | None = None,
         *,
         load_engine: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__(parent if parent is not None else ctx if isinstance(ctx, QObject) else None)
         self._ctx = ctx
-        self._jobs = jobs
         self._load_engine = load_engine
         app = QCoreApplication.instance()
         if app is not None:  # a generation must not keep the process alive after the window is gone
@@ -147,14 +147,6 @@ class ModelBridge(QObject):
         self._conversations = ConversationStore()
 
     # -- plumbing ----------------------------------------------------------------------------------------------
-    @property
-    def jobs(self) -> Any:
-        if self._jobs is None:
-            import medapp.jobs
-
-            self._jobs = medapp.jobs
-        return self._jobs
-
     def _start_worker(self, worker: Worker) -> None:
         self._ctx.workers.pool.start(worker)
 
@@ -210,14 +202,7 @@ class ModelBridge(QObject):
 
     def model_label(self) -> str:
         """Short model name for AI labels ("dragonfly-v2-tiny · CPU"), empty when nothing is loaded."""
-        holder = getattr(self._ctx, "model", None)
-        info = getattr(getattr(holder, "engine", None), "info", None)
-        if info is None:
-            return ""
-        model_id = str(getattr(info, "model_id", "") or "")
-        name = model_id.rstrip("/").rsplit("/", 1)[-1]
-        device = str(getattr(info, "device", "") or "").upper()
-        return " · ".join(p for p in (name, device) if p)
+        return engine_label(getattr(getattr(self._ctx, "model", None), "engine", None))
 
     def sign_report(self, report: Any, name: str) -> Any:
         """Sign on the UI thread (instant) through `medapp.jobs.export.sign_report`, which also audits it."""
@@ -257,24 +242,10 @@ class ModelBridge(QObject):
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> tuple[str, ChatTurn]:
             image = model_input.image  # renders here, off the UI thread
-            key = model_input.key
             progress(("input", image, small_copy(image, THUMBNAIL_PX)))
-            history = self.conversations.context(key)
-            engine = self.engine(loader)
-            settings = self._settings()
-            answer = self.jobs.ask(
-                engine,
-                image,
-                question,
-                history,
-                on_token=on_token,
-                cancel=cancel,
-                limits=settings.generation() if settings is not None else None,
-                audit=getattr(self._ctx, "audit", None),
-            )
-            stopped = bool(getattr(answer, "cancelled", False)) or cancel.is_set()
-            turn = ChatTurn(question, str(getattr(answer, "text", answer)), stopped=stopped, model=label, when=now_local())
-            return key, turn
+            return ask_about(self.engine(loader), model_input, question, self.conversations,
+                             settings=self._settings(), audit=getattr(self._ctx, "audit", None), label=label,
+                             on_token=on_token, cancel=cancel)
 
         handle = self.make_job("Ask the model", job)
         # Connected before the panel's slots, so the history holds the turn when the panel re-renders; it runs on
@@ -285,46 +256,28 @@ class ModelBridge(QObject):
 
 
     # -- reports -----------------------------------------------------------------------------------------------
-    def _report_kwargs(self, model_input: Any, indication: str) -> dict[str, Any]:
-        """Everything `draft_report` needs but the image; call it in the worker (`dataset` may read the disk)."""
-        return {
-            "modality": getattr(model_input, "modality", None),
-            "indication": indication,
-            "dataset": getattr(model_input, "dataset", None),
-            "frame": getattr(model_input, "frame", None),
-            "region": getattr(model_input, "region", None),
-            "window": getattr(model_input, "window", None),
-            "settings": self._settings(),
-            "audit": getattr(self._ctx, "audit", None),
-        }
-
     def draft_report(self, model_input: Any, indication: str) -> JobHandle:
-        """A job drafting a `reports.Report` about `model_input` (`medapp.jobs.draft_report`); tokens stream.
+        """A job drafting a `reports.Report` about `model_input` (`medapp.assistant.draft_about`); tokens stream.
         A stopped draft is not applied by the panel (it would replace the report with a fragment)."""
         loader = self._engine_loader()
+        settings, audit = self._settings(), getattr(self._ctx, "audit", None)
+
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
-            kwargs = self._report_kwargs(model_input, indication)
-            image = model_input.image
-            return self.jobs.draft_report(self.engine(loader), image, on_token=on_token, cancel=cancel, **kwargs)
+            return draft_about(self.engine(loader), model_input, indication, settings=settings, audit=audit,
+                               on_token=on_token, cancel=cancel)
 
         return self.make_job("Draft report", job)
 
     def regenerate_section(self, model_input: Any, report: Any, key: str, indication: str) -> JobHandle:
-        """A job returning fresh text for section `key` only (a new draft from the same image and indication, of
-        which only that section is kept). The panel applies it to the report as it is when the job ends, so edits
-        made meanwhile to other sections survive. The core has no per-section prompt yet (see the report)."""
-        modality = getattr(report, "modality", None)
+        """A job returning fresh text for section `key` only (`medapp.assistant.regenerate_section_text`). The
+        panel applies it to the report as it is when the job ends, so edits made meanwhile to other sections
+        survive."""
         loader = self._engine_loader()
+        settings = self._settings()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> str:
-            kwargs = self._report_kwargs(model_input, indication)
-            kwargs["modality"] = modality or kwargs["modality"]
-            kwargs["audit"] = None  # the full-draft audit entry would misdescribe a one-section regeneration
-            engine = self.engine(loader)
-            draft = self.jobs.draft_report(engine, model_input.image, on_token=on_token, cancel=cancel, **kwargs)
-            if cancel.is_set():
-                return ""
-            return str(draft.text(key))
+            return regenerate_section_text(self.engine(loader), model_input, report, key, indication,
+                                           settings=settings, on_token=on_token, cancel=cancel)
 
         return self.make_job(f"Regenerate {key}", job)
 
