@@ -6,6 +6,10 @@ ROI tool is on), wheel = slices (Ctrl+wheel, or any wheel on a single image = zo
 Rendering runs on a one-thread pool, latest request wins: a W/L drag or cine asks for many frames, the worker renders
 the newest one when it is free, so the UI thread only swaps pixmaps. The pixels come from `ImageStack.render`, the
 same function behind `render_rgb`, which is what the model receives (ModelInput) — so screen and model agree.
+
+Frame, window, region and overlay flags live in the window's shared `medapp.viewer_state.ViewerState`
+(`context.view`); `self.state` is its Qt adapter (`StackState`), and the model input is derived from it
+(`medapp.model_input.model_input_for`).
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def describe_view(state: StackState, roi: tuple[int, int, int, int] | None = Non
 
 
 class ImageViewer(RoiToolMixin, QGraphicsView):
-    """Shows `state.stack`; all user input goes through `self.state` (a StackState)."""
+    """Shows `state.stack`; all user input goes through `self.state` (a StackState over `context.view`)."""
 
     frame_rendered = Signal()  # the pixmap now shows (state.frame, state.window)
     cursor_info = Signal(str)  # "x 12 y 40: -998 HU" for the status bar

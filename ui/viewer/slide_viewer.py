@@ -7,9 +7,11 @@ bounded LRU cache, and laid over it. Stale tile requests are cancelled when the 
 Mouse: wheel = zoom at the cursor, left-drag = pan (or draw the region with the ROI tool). Keys: 1–6 = 1.25×…40×,
 + / − = next magnification step, F = fit, arrows = pan a quarter screen, R = ROI tool, Esc = clear the region.
 What the model gets: the drawn region, or else the visible part of the slide, read from the pyramid level closest
-to (and not coarser than) the screen (`model_level`) by the core's `medapp.view.render_slide_region`, which also
-shrinks it to `medapp.view.MODEL_SIDE` — the same code path, so the same pixels, as `medapp.view.render_view` for the
-ModelInput's `view_state`.
+to (and not coarser than) the screen (`medapp.model_input.model_level`) by the core's
+`medapp.view.render_slide_region`, which also shrinks it to `medapp.view.MODEL_SIDE` — the same code path, so the
+same pixels, as `medapp.view.render_view` for the ModelInput's `view_state`. The region, the visible part and the
+screen's resolution live in the window's shared `medapp.viewer_state.ViewerState` (`context.view`); the model
+input is derived from it (`medapp.model_input.model_input_for`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
-from medapp.model_input import MAX_MODEL_SIDE, ModelInput, model_input_for, model_level
+from medapp.model_input import ModelInput, model_input_for, model_level  # model_level: re-exported
 from medapp.viewer_state import ViewerState
 from ui.context import AppContext
 from ui.viewer.keymap import PAN_STEPS, SLIDE_KEYS
