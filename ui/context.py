@@ -221,7 +221,6 @@ class AppContext(QObject):
         self.model = ModelHolder(self.workers, self, settings=lambda: self.settings)
         # What is open and on screen (Qt-free, evented): viewers and panels take it from here and subscribe.
         self.view = ViewerState()
-        self.opened: Any = None  # the ImageStack / Slide on screen
         self._provider: Callable[[], ModelInput | None] | None = None
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
@@ -288,8 +287,15 @@ class AppContext(QObject):
         self.settings_changed.emit(settings)
         self.model.reset()
 
+    @property
+    def opened(self) -> Any:
+        """The ImageStack / Slide on screen: the view state's document (one source of truth)."""
+        return self.view.document
+
     def set_opened(self, opened: Any) -> None:
-        self.opened = opened
+        """Announce that `opened` is shown (the viewers already put it in `view`; opened here otherwise)."""
+        if opened is not self.view.document:
+            self.view.open(opened)
         self.opened_changed.emit(opened)
 
     def show_message(self, text: str) -> None:
