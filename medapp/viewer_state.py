@@ -246,9 +246,18 @@ class ViewerState:
 
     @classmethod
     def for_path(cls, path: str | Path) -> ViewerState:
-        """A state showing `path` (opened through the core's cache), for the CLI, jobs and tests."""
+        """A state showing `path` (opened through the core's cache), for the CLI, jobs and tests. A folder is
+        shown as its first series, as the window and `render_view` do."""
         from medapp.view import open_cached
 
+        document = open_cached(path)
+        if hasattr(document, "patients"):  # a Collection
+            from dicom_io import NoImagesError
+
+            series = [s for s in document.series if s.n_images]
+            if not series:
+                raise NoImagesError(Path(path), "the folder holds no displayable series")
+            document = series[0].open()
         state = cls()
-        state.open(open_cached(path))
+        state.open(document)
         return state

@@ -130,6 +130,17 @@ class TestDerived:
         assert snap.window is None and snap.region == [10, 10, width - 10, height - 10]
 
 
+def test_for_path_files_and_folders(ct_small: Path, tmp_path: Path) -> None:
+    import shutil
+
+    state = ViewerState.for_path(ct_small)
+    assert state.kind == "dicom" and state.to_view().path == ct_small
+    folder = tmp_path / "study"
+    folder.mkdir()
+    shutil.copy(ct_small, folder / "a.dcm")
+    assert ViewerState.for_path(folder).kind in ("dicom", "series")  # the first series, as the window shows it
+
+
 def test_importing_the_state_pulls_in_no_qt_and_no_torch() -> None:
     code = (
         "import sys, medapp.viewer_state, medapp.model_input, medapp.documents, medapp.reporting; "
