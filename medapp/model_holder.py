@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from medapp import paths
-from models.errors import ModelNotFoundError
+from models.errors import ModelError, ModelNotFoundError
 
-__all__ = ["ModelHolder", "MODEL_REPO_ID", "missing_model_message"]
+__all__ = [
+    "ModelHolder",
+    "ModelError",
+    "ModelNotFoundError",
+    "MODEL_REPO_ID",
+    "missing_model_message",
+    "checkpoint_summary",
+]
 
 MODEL_REPO_ID = "togethercomputer/Llama-3.1-8B-Dragonfly-Med-v2"
 
@@ -106,3 +113,27 @@ class ModelHolder:
         """Drop the engine (settings changed device or model); the next `get()` loads again."""
         with self._lock:
             self._engine = None
+
+
+def checkpoint_summary(folder: str | Path) -> dict[str, Any]:
+    """Check the checkpoint in `folder` quickly and say in one sentence what it is (the settings dialog's line).
+
+    Runs `models.check.check_checkpoint` without the full re-hash (seconds, not minutes, on an 8B checkpoint):
+    config, tensor names and shapes from the safetensors headers. Returns the check's dict plus `summary`, e.g.
+    "Dragonfly-Med-v2 (Dragonfly v2), 8.53 B parameters, bfloat16 weights." or the problems found. The wording
+    lives here, not in the dialog, so the CLI and the window describe a checkpoint the same way.
+    """
+    from models.check import check_checkpoint
+
+    folder = Path(folder)
+    result = dict(check_checkpoint(folder, verify_hashes=False))
+    if result.get("ok"):
+        n = result.get("n_params")
+        size = ""
+        if isinstance(n, int):
+            size = f", {n / 1e9:.2f} B parameters" if n >= 10**8 else f", {n:,} parameters"
+        name = result.get("model_id") or folder.name
+        result["summary"] = f"{name} (Dragonfly {result.get('version')}){size}, {result.get('dtype') or '?'} weights."
+    else:
+        result["summary"] = "; ".join(result.get("problems") or ["the checkpoint is not usable"])
+    return result

@@ -44,7 +44,8 @@ _VERSION = 1
 @dataclass
 class ViewSnapshot:
     """What is on screen for one input: frame, region (x, y, w, h at full resolution / slide level 0), window
-    (center, width) or a preset name. Plain values so the file stays readable."""
+    (center, width) or a preset name. Plain values so the file stays readable. The live, evented state is
+    `medapp.viewer_state.ViewerState`; this is its saved form (`ViewerState.snapshot()` / `.restore()`)."""
 
     frame: int = 0
     region: list[int] | None = None
@@ -233,6 +234,17 @@ class Session:
             elif clear_window:
                 snap.window = snap.preset = None
             self._changed()
+
+    def save_view_state(self, path: str | Path | None, state: Any) -> None:
+        """Remember what `state` (a `medapp.viewer_state.ViewerState`) shows for `path`: frame, region and the
+        window (a slide has region only). A state without a window (colour image) keeps a saved preset.
+        `KeyError` when `path` is not open."""
+        snap = state.snapshot()
+        if getattr(state, "is_slide", False):
+            self.set_view(path, region=snap.region, clear_region=snap.region is None)
+        else:
+            self.set_view(path, frame=snap.frame, region=snap.region, window=snap.window,
+                          clear_region=snap.region is None)
 
     # -- conversations ----------------------------------------------------------------------------------------
     def add_turn(self, image_sha256: str, question: str, answer: str, stop_reason: str = "") -> None:

@@ -1,5 +1,8 @@
 """What the viewer shows, as data: `ViewState`, and `render_view(state)`, the one function that turns it into pixels.
 
+`ViewState` is the frozen value (a CLI request, a model input's provenance); the live, evented state of a window
+is `medapp.viewer_state.ViewerState`, whose `to_view()` gives the `ViewState` of what it shows.
+
 The CLI (`medapp render`), the app core (the image sent to the model) and the GUI viewer all call `render_view`, so
 "what the clinician saw" and "what the model got" cannot drift apart.
 
@@ -119,12 +122,20 @@ def resolve_window(state: ViewState, settings: Any = None):  # -> dicom_io.Windo
     return None
 
 
-def render_view(state: ViewState, settings: Any = None) -> Image.Image:
+def render_view(state: Any, settings: Any = None) -> Image.Image:
     """The RGB image for `state`: exactly what the viewer shows and what the model receives.
 
-    `settings` resolves a preset name (default: the user's settings file); nothing else depends on it.
+    `state` is a frozen `ViewState` (the CLI builds one from its flags) or the live, evented
+    `medapp.viewer_state.ViewerState` of a window, taken as its `to_view()`. `settings` resolves a preset name
+    (default: the user's settings file); nothing else depends on it.
     """
     from dicom_io import Collection, InputError, NoImagesError, Slide
+
+    if not isinstance(state, ViewState):
+        view = state.to_view()
+        if view is None:
+            raise ValueError("nothing is open: the viewer state shows no document")
+        state = view
 
     opened = open_cached(state.path)
     if isinstance(opened, Collection):

@@ -1,9 +1,9 @@
 """The per-window application context: the one object every panel receives in its constructor.
 
-It holds the core objects (settings, session, audit log), the window's `WorkerManager`, a lazy model holder, and the
-*current model input* — exactly the pixels on screen (the ROI if one is drawn, at the current window and frame, or the
-slide's current view / region). Viewers publish a provider; panels read `current_model_input()` and listen to
-`current_input_changed`. No panel talks to a sibling widget directly (napari's model/view split).
+It holds the core objects (settings, session, audit log), the window's `WorkerManager`, a lazy model holder, the
+Qt-free `view` (`medapp.viewer_state.ViewerState`: what is open and on screen) and the *current model input* —
+exactly the pixels on screen, derived from `view` by `medapp.model_input.model_input_for`. Viewers publish a
+provider; panels read `current_model_input()` and listen to `current_input_changed`. No panel talks to a sibling widget directly (napari's model/view split).
 
 The core objects may be None while medapp.settings / session / audit are not available (tests, early start-up); the
 context never invents stand-ins for them.
@@ -11,100 +11,22 @@ context never invents stand-ins for them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from medapp.model_input import ModelInput, image_key
+from medapp.viewer_state import ViewerState
+from medapp.workspace import Workspace
 from ui.workers import WorkerFailure, WorkerManager
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 __all__ = ["ModelInput", "ModelState", "ModelHolder", "AppContext", "image_key"]
 
 log = logging.getLogger(__name__)
-
-
-def image_key(image: Image.Image) -> str:
-    """Content hash of an RGB image (mode, size and pixels): the key for chat history and the engine's cache."""
-    digest = hashlib.sha256()
-    digest.update(f"{image.mode}:{image.width}x{image.height}:".encode())
-    digest.update(image.tobytes())
-    return digest.hexdigest()
-
-
-class ModelInput:
-    """What the model would be given now: an RGB image plus where it came from.
-
-    `image` is rendered on first access by the viewer's renderer and then cached (thread-safe), because for a slide
-    it reads the pyramid from disk: touch it in a worker for slides. For DICOM and plain images it costs milliseconds.
-    `key` is the sha256 of the pixels, so two identical views share a key whatever the path they came from.
-    """
-
-    def __init__(
-        self,
-        render: Callable[[], Image.Image],
-        *,
-        description: str,
-        source: Path | None,
-        region: tuple[int, int, int, int] | None = None,
-        modality: str | None = None,
-        dataset: Any = None,
-        frame: int | None = None,
-        window: Any = None,
-        kind: str = "image",
-        view_id: str = "",
-        view_state: Any = None,
-    ) -> None:
-        self._render = render
-        self._image: Image.Image | None = None
-        self._key: str | None = None
-        self._lock = threading.Lock()
-        self.description = description
-        self.source = source
-        self.region = region  # (x, y, w, h) in image pixels (level 0 for slides), None = whole image / view
-        self.modality = modality
-        self._dataset = dataset  # pydicom Dataset of the shown frame, a callable returning it, or None
-        self.frame = frame
-        self.window = window  # dicom_io.Window or None
-        self.kind = kind  # "dicom" | "series" | "image" | "slide"
-        self.view_id = view_id  # cheap identity of the view state (source, frame, window, region), no pixels
-        # medapp.view.ViewState that reproduces `image` with `render_view` / `medapp render` (provenance), or None
-        self.view_state = view_state
-
-    @property
-    def image(self) -> Image.Image:
-        with self._lock:
-            if self._image is None:
-                image = self._render()
-                self._image = image if image.mode == "RGB" else image.convert("RGB")
-            return self._image
-
-    @property
-    def dataset(self) -> Any:
-        """The pydicom header of the shown frame (read on first access; may touch the disk), or None."""
-        with self._lock:
-            if callable(self._dataset):
-                self._dataset = self._dataset()
-            return self._dataset
-
-    @property
-    def key(self) -> str:
-        image = self.image
-        with self._lock:
-            if self._key is None:
-                self._key = image_key(image)
-            return self._key
-
-    def __repr__(self) -> str:  # no PHI: description is built from non-identifying fields
-        return f"ModelInput({self.kind}, {self.description!r}, region={self.region})"
 
 
 class ModelState(Enum):
@@ -185,7 +107,7 @@ class ModelHolder(QObject):
         core = self.core()
 
         def find() -> tuple[bool, str]:
-            from models.errors import ModelError
+            from medapp.model_holder import ModelError
 
             try:
                 return True, str(core.resolve_model_dir())
@@ -289,17 +211,41 @@ class AppContext(QObject):
         workers: WorkerManager | None = None,
     ) -> None:
         super().__init__(parent)
+        # What is open, the recent list and the session sync (Qt-free); the window runs its slow parts in workers.
+        # Created first: the `settings` and `session` properties keep it in step with the context.
+        self.workspace = Workspace()
         self.settings = settings
         self.session = session
         self.audit = audit
         self.workers = workers if workers is not None else WorkerManager(self)
         self.model = ModelHolder(self.workers, self, settings=lambda: self.settings)
-        self.opened: Any = None  # the ImageStack / Slide on screen
+        # What is open and on screen (Qt-free, evented): viewers and panels take it from here and subscribe.
+        self.view = ViewerState()
         self._provider: Callable[[], ModelInput | None] | None = None
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
         self._settle.setInterval(self.INPUT_SETTLE_MS)
         self._settle.timeout.connect(self.current_input_changed.emit)
+
+    @property
+    def settings(self) -> Any:
+        """`medapp.settings.Settings` of this window, or None."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Any) -> None:
+        self._settings = settings
+        self.workspace.settings = settings
+
+    @property
+    def session(self) -> Any:
+        """The autosaved `medapp.session.Session`, or None (tests, early start-up)."""
+        return self._session
+
+    @session.setter
+    def session(self, session: Any) -> None:
+        self._session = session
+        self.workspace.session = session
 
     # --- the current model input -------------------------------------------------------------------------------
     def set_input_provider(self, provider: Callable[[], ModelInput | None] | None) -> None:
@@ -341,8 +287,15 @@ class AppContext(QObject):
         self.settings_changed.emit(settings)
         self.model.reset()
 
+    @property
+    def opened(self) -> Any:
+        """The ImageStack / Slide on screen: the view state's document (one source of truth)."""
+        return self.view.document
+
     def set_opened(self, opened: Any) -> None:
-        self.opened = opened
+        """Announce that `opened` is shown (the viewers already put it in `view`; opened here otherwise)."""
+        if opened is not self.view.document:
+            self.view.open(opened)
         self.opened_changed.emit(opened)
 
     def show_message(self, text: str) -> None:

@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medapp.viewer_state import ViewerState
+from medapp.workspace import MAX_RECENT, Workspace
 from ui.browser import BrowserEntry, StudyBrowser
 from ui.context import AppContext
 from ui.status import StatusBar
@@ -32,7 +34,6 @@ from ui.tag_browser import TagBrowser
 from ui.viewer.image_viewer import ImageViewer
 from ui.viewer.magnification import MAG_STEPS, format_mag
 from ui.viewer.slide_viewer import SlideViewer, prepare_slide
-from ui.viewer.stack_state import prepare_stack
 from ui.welcome import WelcomePage
 from ui.workers import Worker, WorkerFailure, WorkerManager
 
@@ -40,43 +41,19 @@ __all__ = ["MainWindow", "open_job", "MAX_RECENT"]
 
 log = logging.getLogger(__name__)
 
-MAX_RECENT = 10
-
-
-def _user_presets(settings: Any) -> dict[str, Any]:
-    """The user's window presets from settings ({name: {"center", "width"}}) as dicom_io Windows."""
-    raw = getattr(settings, "window_presets", None) or {}
-    if not raw:
-        return {}
-    from dicom_io import Window
-
-    out = {}
-    for name, value in raw.items():
-        try:
-            out[name] = Window(center=float(value["center"]), width=float(value["width"]))
-        except (KeyError, TypeError, ValueError):
-            log.warning("ignoring malformed window preset %r", name)
-    return out
-
 
 def open_job(path: Path, extra_presets: dict[str, Any] | None = None) -> tuple[str, Path, Any, Any]:
-    """Worker: open `path` with dicom_io and prepare what its viewer needs before the first paint.
-
-    Returns (kind, path, opened, setup) with kind "stack", "slide" or "collection".
-    """
-    import dicom_io
-
-    opened = dicom_io.open_path(path)
-    if getattr(opened, "kind", None) == "slide":
-        return "slide", path, opened, prepare_slide(opened)
-    if hasattr(opened, "patients"):
-        return "collection", path, opened, None
-    return "stack", path, opened, prepare_stack(opened, extra_presets)
+    """Worker: open `path` (`medapp.workspace.Workspace.open`) and prepare what its viewer needs before the first
+    paint; a slide's thumbnail (a QImage) is read here too. Returns (kind, path, opened, setup) with kind "stack",
+    "slide" or "collection"."""
+    opening = Workspace().open(path, extra_presets or {})
+    setup = prepare_slide(opening.document) if opening.kind == "slide" else opening.setup
+    return opening.kind, opening.path, opening.document, setup
 
 
 def _open_series_job(series: Any, extra_presets: dict[str, Any] | None) -> tuple[str, Path, Any, Any]:
-    stack = series.open()
-    return "stack", Path(stack.path), stack, prepare_stack(stack, extra_presets)
+    opening = Workspace().open_series(series, extra_presets or {})
+    return opening.kind, opening.path, opening.document, opening.setup
 
 
 class MainWindow(QMainWindow):
@@ -94,7 +71,6 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 900)
         self.error_boxes: list[QMessageBox] = []
-        self._recent_memory: list[Path] = []
         self._current_path: Path | None = None
         self._bridge: Any = None
         self._session_io = WorkerManager(self, max_threads=1)
@@ -301,13 +277,12 @@ class MainWindow(QMainWindow):
             self.open_paths([Path(folder)])
 
     def _last_dir(self) -> Path:
-        recent = self.recent_paths()
-        return recent[0].parent if recent else Path.home()
+        return self.context.workspace.last_folder()
 
     def open_paths(self, paths: Iterable[Path | str]) -> list[Worker]:
         """Open each path in a worker. Each result joins the browser; the screen shows the newest request whose
         result has arrived (a slow earlier open never replaces a later one). Returns the workers."""
-        presets = _user_presets(self.context.settings)
+        presets = self.context.workspace.user_presets()
         workers = []
         for path in paths:
             path = Path(path)
@@ -335,7 +310,7 @@ class MainWindow(QMainWindow):
         self.open_failed.emit(failure)
 
     def _open_entry(self, entry: BrowserEntry) -> None:
-        presets = _user_presets(self.context.settings)
+        presets = self.context.workspace.user_presets()
         if entry.kind == "series":
             self.browser.select(entry)
             worker = self.context.workers.create(_open_series_job, entry.target, presets, name="Open series",
@@ -350,8 +325,12 @@ class MainWindow(QMainWindow):
                 self._shown_seq = self._open_seq
                 self.show_slide(opened)
             else:
+                def prepare() -> tuple[str, Path, Any, Any]:
+                    opening = self.context.workspace.prepare(opened, presets)
+                    return opening.kind, opening.path, opening.document, opening.setup
+
                 worker = self.context.workers.create(
-                    lambda: ("stack", Path(opened.path), opened, prepare_stack(opened, presets)), name="Open",
+                    prepare, name="Open",
                     on_result=self._series_opened, on_error=self._open_failed,
                 )
                 self._start_open(worker)
@@ -410,44 +389,15 @@ class MainWindow(QMainWindow):
         self._after_show(slide)
         self.slide_viewer.setFocus()
 
-    def _saved_view(self, path: Path) -> Any:
-        session = self.context.session
-        return None if session is None else session.state.views.get(str(Path(path)))
-
     def _restore_view(self, opened: Any) -> None:
         """Reopening a file brings back its frame, window and region from the session (crash recovery too)."""
-        snap = self._saved_view(opened.path)
-        if snap is None:
-            return
-        region = tuple(snap.region) if snap.region else None
-        if getattr(opened, "kind", "") == "slide":
-            if region:
-                self.slide_viewer.set_roi(region)
-            return
-        state = self.image_viewer.state
-        state.set_frame(int(snap.frame or 0))
-        if snap.window:
-            from dicom_io import Window
-
-            state.set_window(Window(float(snap.window[0]), float(snap.window[1])), "saved")
-        elif snap.preset:
-            for number, choice in enumerate(state.choices, start=1):
-                if choice.label == snap.preset:
-                    state.apply_preset(number)
-        state.set_roi(region)
+        self.context.workspace.restore_view(self.context.view)
 
     def _after_show(self, opened: Any) -> None:
         self._current_path = Path(opened.path)
         self.context.set_opened(opened)
-        current = self._current_path
-
-        def mark_current(session: Any) -> None:
-            if str(current) not in session.state.open_paths:
-                session.open(current)  # a series of a folder gets its own view state
-            else:
-                session.set_current(current)
-
-        self._session_call(mark_current)
+        current, workspace = self._current_path, self.context.workspace
+        self._session_call(lambda _session: workspace.mark_current(current))
         self._refresh_recent()
         self.setWindowTitle(f"medapp — {self._current_path.name}")
         self.status.clearMessage()
@@ -474,28 +424,17 @@ class MainWindow(QMainWindow):
 
     # --- recent files -------------------------------------------------------------------------------------------
     def recent_paths(self) -> list[Path]:
-        """Most recent first. Kept in the session (autosaved) when there is one, else for this window only."""
-        session = self.context.session
-        if session is not None:
-            paths = [Path(p) for p in reversed(session.state.open_paths)]
-        else:
-            paths = list(self._recent_memory)
-        return paths[:MAX_RECENT]
+        """Most recent first (`Workspace.recent_paths`: the session's when there is one, else this window's)."""
+        return self.context.workspace.recent_paths()
 
     def _remember(self, path: Path) -> None:
         """What the user opened (file or folder) goes to the top of the recent list."""
-        path = Path(path)
+        workspace = self.context.workspace
         if self.context.session is None:
-            self._recent_memory = [path] + [p for p in self._recent_memory if p != path]
+            workspace.remember(path)
             self._refresh_recent()
             return
-
-        def remember(session: Any) -> None:
-            if str(path) in session.state.open_paths:  # move to the end = most recent
-                session.state.open_paths.remove(str(path))
-            session.open(path)
-
-        self._session_call(remember, then=self._refresh_recent)
+        self._session_call(lambda _session: workspace.remember(path), then=self._refresh_recent)
 
     def _session_call(self, fn: Callable[[Any], None], then: Callable[[], None] | None = None) -> None:
         """Run `fn(session)` on the session thread: every change is an atomic, fsynced file write (≈ 10–20 ms, more
@@ -599,24 +538,13 @@ class MainWindow(QMainWindow):
 
     def _save_view(self) -> None:
         """Remember frame / window / region of the shown file in the session (restored on the next open)."""
-        viewer = self.current_viewer
-        if self.context.session is None or viewer is None or self._current_path is None:
+        view = self.context.view
+        if self.context.session is None or self.current_viewer is None or self._current_path is None:
             return
-        path = self._current_path
-        if isinstance(viewer, ImageViewer):
-            st = viewer.state
-            window = None if st.window is None else (float(st.window.center), float(st.window.width))
-            kwargs = dict(frame=st.frame, region=st.roi, window=window, clear_region=st.roi is None)
-        else:
-            kwargs = dict(region=viewer.roi, clear_region=viewer.roi is None)
-
-        def save(session: Any) -> None:
-            try:
-                session.set_view(path, **kwargs)
-            except KeyError:  # not (yet) registered as open: nothing to remember
-                pass
-
-        self._session_call(save)
+        path, workspace = self._current_path, self.context.workspace
+        snapshot = ViewerState(document=view.document, setup=view.setup, frame=view.frame, window=view.window,
+                               region=view.region)  # a copy: the save runs on the session thread
+        self._session_call(lambda _session: workspace.save_view(path, snapshot))
 
     # --- model ------------------------------------------------------------------------------------------------------
     def _check_model_configured(self) -> None:

@@ -18,13 +18,13 @@ before `WorkerManager.shutdown()` on close (it also runs on `QCoreApplication.ab
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
+from medapp.assistant import ask_about, draft_about, engine_label, regenerate_section_text
+from medapp.conversations import ChatTurn, ConversationStore
 from ui.widgets.images import small_copy
 from ui.workers import Worker, WorkerFailure
 
@@ -37,39 +37,8 @@ Job = Callable[..., Any]
 #: longest side of the thumbnails the jobs make for the panels (in the worker, so the UI thread only draws them)
 THUMBNAIL_PX = 128
 
-# Session `Turn.stop_reason` values meaning the clinician pressed Stop.
-_STOPPED = frozenset({"cancelled", "cancel", "stopped"})
-
-
-class _CoreJobs:
-    """`medapp.jobs` seen as a namespace of functions: `jobs.ask` is `medapp.jobs.ask.ask`, imported on first use
-    (whatever the package's `__init__` re-exports, the module of the same name holds the function)."""
-
-    def __getattr__(self, name: str) -> Any:
-        module = importlib.import_module(f"medapp.jobs.{name}")
-        return getattr(module, name)
-
-
 class ModelNotReady(RuntimeError):
     """Raised inside a job when no engine is loaded; the panel shows it like any other failure."""
-
-
-@dataclass(frozen=True)
-class ChatTurn:
-    """One question and its answer about one image, as shown in the chat and stored in the session."""
-
-    question: str
-    answer: str
-    stopped: bool = False
-    model: str = ""
-    when: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ChatTurn:
-        return cls(**{k: data[k] for k in ("question", "answer", "stopped", "model", "when") if k in data})
 
 
 class JobHandle(QObject):
@@ -145,17 +114,14 @@ class JobHandle(QObject):
         return self.result
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
 class ModelBridge(QObject):
     """The panels' door to `medapp.jobs`, the loaded engine and the session.
 
-    `ctx` is the window's `ui.context.AppContext` (settings, session, audit, `model` holder, `workers`). `jobs`
-    defaults to the `medapp.jobs` module, imported on first use so that building the panels never imports torch.
-    Chat history lives in `ctx.session` when there is one; without a session (tests, early start-up) it is kept in
-    memory for the life of the window, and `history_is_persistent` says so.
+    `ctx` is the window's `ui.context.AppContext` (settings, session, audit, `model` holder, `workers`). The
+    workflows are `medapp.assistant`, `medapp.jobs.caption_folder` and `medapp.jobs.export`, imported inside the
+    jobs, so building the panels never imports torch.
+    Chat history is a `medapp.conversations.ConversationStore`: in `ctx.session` when there is one; without a
+    session (tests, early start-up) in memory for the life of the window, and `history_is_persistent` says so.
     """
 
     #: the engine a job loaded itself (on the UI thread: handed to `ctx.model.set_engine`)
@@ -164,14 +130,12 @@ class ModelBridge(QObject):
     def __init__(
         self,
         ctx: Any,
-        jobs: Any = None,
         parent: QObject | None = None,
         *,
         load_engine: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__(parent if parent is not None else ctx if isinstance(ctx, QObject) else None)
         self._ctx = ctx
-        self._jobs = jobs
         self._load_engine = load_engine
         app = QCoreApplication.instance()
         if app is not None:  # a generation must not keep the process alive after the window is gone
@@ -180,17 +144,9 @@ class ModelBridge(QObject):
         if holder is not None and hasattr(holder, "set_engine"):
             self.engine_loaded.connect(lambda engine: holder.engine is not engine and holder.set_engine(engine))
         self._live: set[JobHandle] = set()
-        self._memory_history: dict[str, list[ChatTurn]] = {}
+        self._conversations = ConversationStore()
 
     # -- plumbing ----------------------------------------------------------------------------------------------
-    @property
-    def jobs(self) -> Any:
-        if self._jobs is None:
-            import medapp.jobs
-
-            self._jobs = medapp.jobs
-        return self._jobs
-
     def _start_worker(self, worker: Worker) -> None:
         self._ctx.workers.pool.start(worker)
 
@@ -246,14 +202,7 @@ class ModelBridge(QObject):
 
     def model_label(self) -> str:
         """Short model name for AI labels ("dragonfly-v2-tiny · CPU"), empty when nothing is loaded."""
-        holder = getattr(self._ctx, "model", None)
-        info = getattr(getattr(holder, "engine", None), "info", None)
-        if info is None:
-            return ""
-        model_id = str(getattr(info, "model_id", "") or "")
-        name = model_id.rstrip("/").rsplit("/", 1)[-1]
-        device = str(getattr(info, "device", "") or "").upper()
-        return " · ".join(p for p in (name, device) if p)
+        return engine_label(getattr(getattr(self._ctx, "model", None), "engine", None))
 
     def sign_report(self, report: Any, name: str) -> Any:
         """Sign on the UI thread (instant) through `medapp.jobs.export.sign_report`, which also audits it."""
@@ -266,25 +215,21 @@ class ModelBridge(QObject):
 
     # -- chat --------------------------------------------------------------------------------------------------
     @property
+    def conversations(self) -> ConversationStore:
+        """The Qt-free chat history (`medapp.conversations`), saved in the context's session when there is one."""
+        self._conversations.session = getattr(self._ctx, "session", None)
+        return self._conversations
+
+    @property
     def history_is_persistent(self) -> bool:
-        return getattr(self._ctx, "session", None) is not None
+        return self.conversations.persistent
 
     def chat_history(self, key: str) -> list[ChatTurn]:
         """The turns about the image with content hash `key`, oldest first."""
-        session = getattr(self._ctx, "session", None)
-        if session is None:
-            return list(self._memory_history.get(key, []))
-        return [
-            ChatTurn(t.question, t.answer, stopped=t.stop_reason in _STOPPED, when=t.time)
-            for t in session.state.conversations.get(key, [])
-        ]
+        return self.conversations.history(key)
 
     def _record_turn(self, key: str, turn: ChatTurn) -> None:
-        session = getattr(self._ctx, "session", None)
-        if session is None:
-            self._memory_history.setdefault(key, []).append(turn)
-        else:
-            session.add_turn(key, turn.question, turn.answer, stop_reason="cancelled" if turn.stopped else "")
+        self.conversations.record(key, turn)
 
     def ask(self, model_input: Any, question: str) -> JobHandle:
         """A job answering `question` about `model_input` (the earlier turns about the same image are sent as
@@ -297,24 +242,10 @@ class ModelBridge(QObject):
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> tuple[str, ChatTurn]:
             image = model_input.image  # renders here, off the UI thread
-            key = model_input.key
             progress(("input", image, small_copy(image, THUMBNAIL_PX)))
-            history = [(t.question, t.answer) for t in self.chat_history(key) if not t.stopped]
-            engine = self.engine(loader)
-            settings = self._settings()
-            answer = self.jobs.ask(
-                engine,
-                image,
-                question,
-                history,
-                on_token=on_token,
-                cancel=cancel,
-                limits=settings.generation() if settings is not None else None,
-                audit=getattr(self._ctx, "audit", None),
-            )
-            stopped = bool(getattr(answer, "cancelled", False)) or cancel.is_set()
-            turn = ChatTurn(question, str(getattr(answer, "text", answer)), stopped=stopped, model=label, when=_now())
-            return key, turn
+            return ask_about(self.engine(loader), model_input, question, self.conversations,
+                             settings=self._settings(), audit=getattr(self._ctx, "audit", None), label=label,
+                             on_token=on_token, cancel=cancel)
 
         handle = self.make_job("Ask the model", job)
         # Connected before the panel's slots, so the history holds the turn when the panel re-renders; it runs on
@@ -325,46 +256,28 @@ class ModelBridge(QObject):
 
 
     # -- reports -----------------------------------------------------------------------------------------------
-    def _report_kwargs(self, model_input: Any, indication: str) -> dict[str, Any]:
-        """Everything `draft_report` needs but the image; call it in the worker (`dataset` may read the disk)."""
-        return {
-            "modality": getattr(model_input, "modality", None),
-            "indication": indication,
-            "dataset": getattr(model_input, "dataset", None),
-            "frame": getattr(model_input, "frame", None),
-            "region": getattr(model_input, "region", None),
-            "window": getattr(model_input, "window", None),
-            "settings": self._settings(),
-            "audit": getattr(self._ctx, "audit", None),
-        }
-
     def draft_report(self, model_input: Any, indication: str) -> JobHandle:
-        """A job drafting a `reports.Report` about `model_input` (`medapp.jobs.draft_report`); tokens stream.
+        """A job drafting a `reports.Report` about `model_input` (`medapp.assistant.draft_about`); tokens stream.
         A stopped draft is not applied by the panel (it would replace the report with a fragment)."""
         loader = self._engine_loader()
+        settings, audit = self._settings(), getattr(self._ctx, "audit", None)
+
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
-            kwargs = self._report_kwargs(model_input, indication)
-            image = model_input.image
-            return self.jobs.draft_report(self.engine(loader), image, on_token=on_token, cancel=cancel, **kwargs)
+            return draft_about(self.engine(loader), model_input, indication, settings=settings, audit=audit,
+                               on_token=on_token, cancel=cancel)
 
         return self.make_job("Draft report", job)
 
     def regenerate_section(self, model_input: Any, report: Any, key: str, indication: str) -> JobHandle:
-        """A job returning fresh text for section `key` only (a new draft from the same image and indication, of
-        which only that section is kept). The panel applies it to the report as it is when the job ends, so edits
-        made meanwhile to other sections survive. The core has no per-section prompt yet (see the report)."""
-        modality = getattr(report, "modality", None)
+        """A job returning fresh text for section `key` only (`medapp.assistant.regenerate_section_text`). The
+        panel applies it to the report as it is when the job ends, so edits made meanwhile to other sections
+        survive."""
         loader = self._engine_loader()
+        settings = self._settings()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> str:
-            kwargs = self._report_kwargs(model_input, indication)
-            kwargs["modality"] = modality or kwargs["modality"]
-            kwargs["audit"] = None  # the full-draft audit entry would misdescribe a one-section regeneration
-            engine = self.engine(loader)
-            draft = self.jobs.draft_report(engine, model_input.image, on_token=on_token, cancel=cancel, **kwargs)
-            if cancel.is_set():
-                return ""
-            return str(draft.text(key))
+            return regenerate_section_text(self.engine(loader), model_input, report, key, indication,
+                                           settings=settings, on_token=on_token, cancel=cancel)
 
         return self.make_job(f"Regenerate {key}", job)
 
@@ -376,9 +289,9 @@ class ModelBridge(QObject):
         """A job writing `report` as a PDF (`kind="pdf"`) or a DICOM Encapsulated PDF (`kind="dicom"`) to `path`
         with `medapp.jobs.export.export_report` (de-identification, letterhead, audit); result: the path. The report
         is copied first, so edits made during the export do not race the renderer."""
-        from reports.model import Report
+        from medapp.reporting import snapshot_report
 
-        snapshot = Report.from_dict(report.to_dict())
+        snapshot = snapshot_report(report)
         settings = self._settings()
         audit = getattr(self._ctx, "audit", None)
 
@@ -386,15 +299,7 @@ class ModelBridge(QObject):
             from medapp.jobs.export import export_report
 
             header = source.dataset if hasattr(source, "dataset") and hasattr(source, "image") else source
-            wanted = snapshot.identifiers.study_instance_uid
-            found = str(header.get("StudyInstanceUID", "")) if header is not None else ""
-            if kind == "dicom" and wanted and found and found != wanted:
-                from medapp.errors import UserError
-
-                raise UserError(
-                    "the image on screen belongs to another study than the report; open the report's study to "
-                    "file the DICOM PDF into it"
-                )
+            # export_report refuses a DICOM PDF for another study than the report's (the study-UID rule)
             origin = getattr(source, "source", None) if hasattr(source, "image") else None  # the shown file
             return export_report(
                 snapshot, path, kind=kind, deidentified=deidentified, source=header, settings=settings, audit=audit,
@@ -414,8 +319,8 @@ class ModelBridge(QObject):
         prompt: str | None = None,
         resume: bool = True,
     ) -> JobHandle:
-        """A job captioning `folder` into `csv_path` (+ JSONL) with `medapp.jobs.caption_batch`, then drawing the
-        contact sheet with `reports.contact_sheet` (the same steps as `medapp caption`). `progress` carries the
+        """A job captioning `folder` into `csv_path` (+ JSONL) and drawing the contact sheet with
+        `medapp.jobs.caption_folder` (the very workflow of `medapp caption`). `progress` carries the
         core's `Progress` after each batch, `("error", file, message)` per bad file and `("contact_sheet", path)`
         before the sheet is drawn. Result: the core's `CaptionSummary`."""
         settings = self._settings()
@@ -423,71 +328,39 @@ class ModelBridge(QObject):
         loader = self._engine_loader()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
-            from medapp.errors import UserError
-            from medapp.outputs import check_outputs
-            from reports.captions import CaptionWriter, read_caption_rows
+            from medapp.jobs.caption_folder import CaptionRequest, caption_folder
 
-            check_outputs((csv_path, jsonl_path, contact_sheet), [folder])  # never over or inside the inputs
-            if not resume:
-                for out in (csv_path, jsonl_path):
-                    if out is not None and out.exists() and out.stat().st_size > 0:
-                        raise UserError(f"{out}: already exists; tick Resume to continue it, or choose another file")
-            options: dict[str, Any] = {"prompt": prompt or self.jobs.CAPTION_PROMPT}
-            tiles, tile_px = 4, 512
-            if settings is not None:
-                options.update(batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens)
-                tiles, tile_px = settings.tissue_tiles, settings.tissue_tile_px
-            items = self.jobs.list_items(folder, tissue_tiles=tiles, tile_px=tile_px)
-            engine = self.engine(loader)
-            thumbnails: dict[Any, Any] | None = None
-            if contact_sheet is not None:  # rows done in an earlier run: plain images preview from their path
-                thumbnails = {it.key: it.path for it in items if it.kind == "image"}
-            with CaptionWriter(csv_path, jsonl_path) as writer:
-                summary = self.jobs.caption_batch(
-                    engine,
-                    items,
-                    writer,
-                    resume=resume,
-                    thumbnails=thumbnails,
-                    on_progress=progress,
-                    on_error=lambda file, message: progress(("error", str(file), message)),
-                    cancel=cancel,
-                    audit=audit,
-                    **options,
-                )
-            if contact_sheet is not None and not summary.cancelled:
-                from reports.contact_sheet import render_contact_sheet
-
-                progress(("contact_sheet", contact_sheet))
-                render_contact_sheet(
-                    read_caption_rows(csv_path), contact_sheet, thumbnails=thumbnails, model=engine.info.model_id
-                )
-            return summary
+            request = CaptionRequest(
+                folder=folder,
+                csv_path=csv_path,
+                jsonl_path=jsonl_path,
+                contact_sheet=contact_sheet,
+                prompt=prompt,
+                resume=resume,
+                resume_hint="tick Resume to continue it",
+            )
+            return caption_folder(
+                request,
+                lambda: self.engine(loader),
+                settings=settings,
+                on_progress=progress,
+                on_error=lambda file, message: progress(("error", str(file), message)),
+                on_contact_sheet=lambda path: progress(("contact_sheet", path)),
+                cancel=cancel,
+                audit=audit,
+            )
 
         return self.make_job("Caption folder", job)
 
     # -- settings ----------------------------------------------------------------------------------------------
     def check_model(self, folder: Path) -> JobHandle:
-        """A job running `models.check.check_checkpoint` on `folder`: config, tensor names and shapes from the
-        safetensors headers, the quick hash check (no full re-hash: seconds, not minutes, on an 8B checkpoint).
-        Result: the check's dict plus `summary`, one sentence for the settings dialog."""
+        """A job running `medapp.model_holder.checkpoint_summary(folder)` (the quick checkpoint check); result: the
+        check's dict plus `summary`, one sentence for the settings dialog."""
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> dict[str, Any]:
-            from models.check import check_checkpoint
+            from medapp.model_holder import checkpoint_summary
 
-            result = dict(check_checkpoint(folder, verify_hashes=False))
-            if result.get("ok"):
-                n = result.get("n_params")
-                size = ""
-                if isinstance(n, int):
-                    size = f", {n / 1e9:.2f} B parameters" if n >= 10**8 else f", {n:,} parameters"
-                name = result.get("model_id") or folder.name
-                result["summary"] = (
-                    f"{name} (Dragonfly {result.get('version')}){size}, {result.get('dtype') or '?'} weights."
-                )
-            else:
-                result["summary"] = "; ".join(result.get("problems") or ["the checkpoint is not usable"])
-            return result
+            return checkpoint_summary(folder)
 
         return self.make_job("Check model", job)
 

@@ -16,10 +16,6 @@ from typing import Any
 from medapp.cli._common import add_model_args, non_negative_int, positive_int
 
 
-# Captions are short; without --max-new-tokens the answer limit from the settings is capped at this.
-CAPTION_MAX_NEW_TOKENS = 128
-
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "caption",
@@ -47,64 +43,40 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from medapp.cli._common import audit_log, load_settings, model_holder
-    from medapp.errors import UserError
-    from medapp.jobs.caption import CAPTION_PROMPT, CaptionSummary, caption_batch, list_items
-    from medapp.outputs import check_outputs
-    from reports.captions import CaptionWriter, read_caption_rows
+    from medapp.jobs.caption_folder import CaptionRequest, caption_folder
 
-    if not args.folder.is_dir():
+    request = CaptionRequest(
+        folder=args.folder,
+        csv_path=args.output,
+        jsonl_path=args.jsonl,
+        contact_sheet=args.sheet,
+        prompt=args.prompt,
+        resume=args.resume,
+        retry_errors=args.retry_errors,
+        batch_size=args.batch_size,
+        tissue_tiles=args.tiles,
+        max_new_tokens=args.max_new_tokens,
+    )
+    if not args.folder.is_dir():  # before the settings are read: a typo in DIR is the likelier problem
+        from medapp.errors import UserError
+
         raise UserError(f"{args.folder}: not a folder")
-    outputs = [p for p in (args.output, args.jsonl, args.sheet) if p is not None]
-    for out in outputs:
-        if not out.parent.is_dir():
-            raise UserError(f"{out}: the folder {out.parent} does not exist")
-    check_outputs(outputs, [args.folder])  # not an input, not inside DIR, not one file twice: before any write
-    if not args.resume:
-        for out in (args.output, args.jsonl):
-            if out is not None and out.exists() and out.stat().st_size > 0:
-                raise UserError(f"{out}: already exists; pass --resume to continue it, or choose another file")
     settings = load_settings(args)
-    tiles = settings.tissue_tiles if args.tiles is None else args.tiles
-    batch_size = args.batch_size or settings.batch_size
-    items = list_items(args.folder, tissue_tiles=tiles, tile_px=settings.tissue_tile_px)
-    thumbnails: dict[tuple[str, str], Any] | None = None
-    if args.sheet is not None:  # previews for rows done in an earlier run: plain images by path
-        thumbnails = {it.key: it.path for it in items if it.kind == "image"}
+    with tqdm(desc="captioning", unit="img", file=sys.stderr) as bar:
+        def on_progress(p: Any) -> None:
+            bar.total = p.total
+            bar.n = p.done
+            bar.refresh()
 
-    with CaptionWriter(args.output, args.jsonl) as writer:
-        done = writer.done_keys(include_errors=not args.retry_errors) if args.resume else set()
-        if all(it.key in done for it in items):
-            # nothing left (a finished run resumed): do not spend a minute loading the model for no rows
-            summary = CaptionSummary(total=len(items), skipped=len(items))
-        else:
-            engine = model_holder(args, settings).get()
-            with tqdm(total=len(items), desc="captioning", unit="img", file=sys.stderr) as bar:
-                def on_progress(p: Any) -> None:
-                    bar.total = p.total
-                    bar.n = p.done
-                    bar.refresh()
-
-                summary = caption_batch(
-                    engine,
-                    items,
-                    writer,
-                    prompt=args.prompt or CAPTION_PROMPT,
-                    batch_size=batch_size,
-                    max_new_tokens=args.max_new_tokens or min(settings.max_new_tokens, CAPTION_MAX_NEW_TOKENS),
-                    resume=args.resume,
-                    retry_errors=args.retry_errors,
-                    thumbnails=thumbnails,
-                    on_progress=on_progress,
-                    # the row holds the cause only; the terminal is the user's own, so name the file here
-                    on_error=lambda file, message: tqdm.write(f"medapp: skipped {file}: {message}", file=sys.stderr),
-                    audit=audit_log(settings),
-                )
-    if args.sheet is not None:
-        from reports.contact_sheet import render_contact_sheet
-
-        rows = read_caption_rows(args.output)
-        model = next((r.model for r in reversed(rows) if r.model), "")
-        render_contact_sheet(rows, args.sheet, thumbnails=thumbnails, model=model)
+        summary = caption_folder(
+            request,
+            lambda: model_holder(args, settings).get(),
+            settings=settings,
+            on_progress=on_progress,
+            # the row holds the cause only; the terminal is the user's own, so name the file here
+            on_error=lambda file, message: tqdm.write(f"medapp: skipped {file}: {message}", file=sys.stderr),
+            audit=audit_log(settings),
+        )
     parts = [f"captioned {summary.done}", f"failed {summary.failed}"]
     if summary.skipped:
         parts.append(f"skipped {summary.skipped} already in {args.output.name}")

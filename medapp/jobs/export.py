@@ -30,7 +30,7 @@ from typing import Any
 
 from medapp.errors import UserError
 
-__all__ = ["export_report", "sign_report", "process_deidentifier", "EXPORT_KINDS"]
+__all__ = ["export_report", "sign_report", "process_deidentifier", "check_same_study", "EXPORT_KINDS"]
 
 EXPORT_KINDS = ("pdf", "dicom")
 _DEID_LOCK = threading.Lock()
@@ -55,6 +55,23 @@ def _pdf_options(settings: Any, letterhead: str | None) -> Any:
     return PdfOptions(letterhead=text) if text.strip() else PdfOptions()
 
 
+def check_same_study(report: Any, source: Any) -> None:
+    """Refuse to file a DICOM PDF into another study than the report's (`UserError`).
+
+    The rule: when the report names a Study Instance UID and the header of the image on screen names a different
+    one, the PDF would be filed into the wrong patient's study. Either UID missing means there is nothing to
+    compare (a report drafted from a plain image, or a header without the tag), and the export goes on.
+    """
+    identifiers = getattr(report, "identifiers", None)
+    wanted = str(getattr(identifiers, "study_instance_uid", "") or "")
+    found = str(source.get("StudyInstanceUID", "") or "") if source is not None else ""
+    if wanted and found and found != wanted:
+        raise UserError(
+            "the image on screen belongs to another study than the report; open the report's study to "
+            "file the DICOM PDF into it"
+        )
+
+
 def export_report(
     report: Any,
     path: str | Path,
@@ -72,7 +89,8 @@ def export_report(
     `source`, the pydicom header of the shown image, when given). Atomic: a failure never leaves a partial file.
     A de-identified DICOM export remaps UIDs with `deidentifier` (default: `process_deidentifier()`), so exports
     sharing it keep one de-identified study. `inputs`: the image files the report is about; `path` must be none
-    of them and not inside an input folder (`medapp.outputs`)."""
+    of them and not inside an input folder (`medapp.outputs`). A DICOM export into another study than the report's
+    is refused (`check_same_study`) before anything is written."""
     from medapp.outputs import check_output
     from reports.atomic import staged_bytes
     from reports.pdf import report_pdf_bytes
@@ -83,6 +101,8 @@ def export_report(
     if not path.parent.is_dir():
         raise UserError(f"{path}: the folder {path.parent} does not exist")
     check_output(path, inputs)
+    if kind == "dicom":
+        check_same_study(report, source)
     options = _pdf_options(settings, letterhead)
     if kind == "pdf":
         data = report_pdf_bytes(report, deidentified=deidentified, options=options)

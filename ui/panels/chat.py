@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from ui.model_bridge import ChatTurn, JobHandle, ModelBridge
 from ui.widgets.errors import show_worker_error
@@ -181,12 +182,15 @@ class ChatPanel(QWidget):
             self._preview_job.cancel()  # superseded: skipped if its worker has not started yet
         job = self._bridge.preview(model_input)
         job.succeeded.connect(lambda result, n=self._preview_serial, m=model_input: self._on_preview(n, m, *result))
-        job.failed.connect(lambda failure: self.input_label.setText(f"Cannot render the image: {failure.message}"))
+        job.failed.connect(lambda failure: isValid(self)
+                           and self.input_label.setText(f"Cannot render the image: {failure.message}"))
         job.finished.connect(lambda j=job: self._preview_job is j and setattr(self, "_preview_job", None))
         self._preview_job = job
         job.start()
 
     def _on_preview(self, serial: int, model_input: Any, key: str, thumb: Any, size: tuple[int, int]) -> None:
+        if not isValid(self):
+            return  # the panel was closed while the preview rendered (lambdas are not disconnected by Qt)
         if serial != self._preview_serial or self.is_busy:
             return  # a newer view (or a question) superseded this preview
         self._preview_pending = False

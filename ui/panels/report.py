@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medapp.viewer_state import ViewerState
 from ui.model_bridge import JobHandle, ModelBridge
 from ui.widgets.errors import show_worker_error
 
@@ -119,7 +120,11 @@ class ReportPanel(QWidget):
         super().__init__(parent)
         self._ctx = ctx
         self._bridge = bridge
-        self.report: Any = None
+        # The active report lives in the window's Qt-free view state (`ctx.view.report`), not in this widget; the
+        # panel edits it and follows it when someone else (a job, another panel) replaces it.
+        view = getattr(ctx, "view", None)
+        self._view = view if view is not None else ViewerState()
+        self._shown_report: Any = None
         self.last_pdf: Path | None = None
         self.last_error_box: QMessageBox | None = None
         self._draft_job: JobHandle | None = None
@@ -130,6 +135,19 @@ class ReportPanel(QWidget):
         self._autosave.timeout.connect(self.save_now)
         self._build()
         self._load_from_session()
+        self._view.events.report.connect(self._on_state_report)
+        report_event, slot = self._view.events.report, self._on_state_report
+        # the state may outlive this widget: stop listening when Qt deletes it
+        self.destroyed.connect(lambda *_: report_event.disconnect(slot, missing_ok=True))
+
+    @property
+    def report(self) -> Any:
+        """The active `reports.Report` (or None): `ctx.view.report`."""
+        return self._view.report
+
+    def _on_state_report(self, report: Any, *_: Any) -> None:
+        if report is not self._shown_report:
+            self.set_report(report, save=False)
 
     # -- layout ------------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -211,8 +229,9 @@ class ReportPanel(QWidget):
             self.set_report(report, save=False)
 
     def set_report(self, report: Any, *, save: bool = True) -> None:
-        """Show `report` (a `reports.Report`) with one editor per section and make it the panel's report."""
-        self.report = report
+        """Show `report` (a `reports.Report`) with one editor per section and make it the active report."""
+        self._shown_report = report
+        self._view.report = report
         for editor in self._editors.values():
             editor.setParent(None)
             editor.deleteLater()
@@ -402,7 +421,7 @@ class ReportPanel(QWidget):
             self.status.setText("Not signed: a name is needed.")
             return False
         from medapp.errors import UserError
-        from reports.errors import ReportError
+        from medapp.reporting import ReportError
 
         try:
             self._bridge.sign_report(self.report, name)

@@ -6,6 +6,10 @@ ROI tool is on), wheel = slices (Ctrl+wheel, or any wheel on a single image = zo
 Rendering runs on a one-thread pool, latest request wins: a W/L drag or cine asks for many frames, the worker renders
 the newest one when it is free, so the UI thread only swaps pixmaps. The pixels come from `ImageStack.render`, the
 same function behind `render_rgb`, which is what the model receives (ModelInput) — so screen and model agree.
+
+Frame, window, region and overlay flags live in the window's shared `medapp.viewer_state.ViewerState`
+(`context.view`); `self.state` is its Qt adapter (`StackState`), and the model input is derived from it
+(`medapp.model_input.model_input_for`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
-from ui.context import AppContext, ModelInput
+from medapp.model_input import ModelInput, model_input_for
+from ui.context import AppContext
 from ui.viewer.keymap import STACK_KEYS, slice_target
 from ui.viewer.overlay import format_window, paint_overlay, stack_overlay
 from ui.viewer.qimage import array_to_qimage
@@ -43,15 +48,6 @@ def _render_frame(stack: Any, frame: int, window: Any, need_values: bool) -> tup
     return stack, frame, window, array_to_qimage(np.asarray(pixels)), values
 
 
-def _view_state(path: Any, **fields: Any) -> Any:
-    """A medapp.view.ViewState reproducing this view (provenance; `medapp render`), or None without medapp.view."""
-    try:
-        from medapp.view import ViewState
-    except ImportError:
-        return None
-    return ViewState(path, **fields)
-
-
 def describe_view(state: StackState, roi: tuple[int, int, int, int] | None = None) -> str:
     """A PHI-free one-liner of what is on screen: modality, series, image number, window, region."""
     stack = state.stack
@@ -69,7 +65,7 @@ def describe_view(state: StackState, roi: tuple[int, int, int, int] | None = Non
 
 
 class ImageViewer(RoiToolMixin, QGraphicsView):
-    """Shows `state.stack`; all user input goes through `self.state` (a StackState)."""
+    """Shows `state.stack`; all user input goes through `self.state` (a StackState over `context.view`)."""
 
     frame_rendered = Signal()  # the pixmap now shows (state.frame, state.window)
     cursor_info = Signal(str)  # "x 12 y 40: -998 HU" for the status bar
@@ -79,7 +75,8 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
     def __init__(self, context: AppContext | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
-        self.state = StackState(self)
+        # the window's shared ViewerState (context.view); a viewer without a context gets its own
+        self.state = StackState(context.view if context is not None else None, self)
         self.setScene(QGraphicsScene(self))
         self.setBackgroundBrush(QColor(0, 0, 0))
         self.setFrameShape(QFrame.Shape.NoFrame)
@@ -204,35 +201,10 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
     def model_input(self, use_region: bool = True) -> ModelInput | None:
         """Exactly what is shown (ROI if drawn and `use_region`, at the current frame and window) for the model."""
         state = self.state
-        stack = state.stack
-        if stack is None:
+        if state.stack is None:
             return None
-        frame, window = state.frame, state.window
         roi = state.roi if use_region else None
-
-        def render():
-            return stack.render_rgb(frame, window, region=roi)
-
-        def dataset():
-            return stack.dataset(frame)
-
-        instances = getattr(stack, "instances", None) or []
-        source = instances[frame] if len(instances) == getattr(stack, "n_frames", 0) and instances else stack.path
-        window_id = None if window is None else (round(window.center, 3), round(window.width, 3))
-        return ModelInput(
-            render,
-            description=describe_view(state, roi),
-            source=source,
-            region=roi,
-            modality=state.modality,
-            dataset=dataset,
-            frame=frame,
-            window=window,
-            kind=stack.kind,
-            view_id=f"{stack.path}|{frame}|{window_id}|{roi}",
-            view_state=_view_state(stack.path, frame=frame, window=window_id and (window.center, window.width),
-                                   region=roi),
-        )
+        return model_input_for(state.model, use_region=use_region, description=describe_view(state, roi))
 
     # --- state → view -------------------------------------------------------------------------------------------
     def _on_stack(self, stack: Any) -> None:
@@ -347,13 +319,13 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
             start, window = self._wl_drag
             delta = event.position() - start
             s = self._wl_sensitivity()
-            from dicom_io import Window
+            from medapp.documents import make_window
 
             self.state.set_window(
-                Window(
-                    center=float(window.center) + delta.y() * s,
-                    width=max(float(window.width) + delta.x() * s, s),
-                    function=window.function,
+                make_window(
+                    float(window.center) + delta.y() * s,
+                    max(float(window.width) + delta.x() * s, s),
+                    window.function,
                 ),
                 "custom",
             )

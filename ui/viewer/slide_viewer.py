@@ -7,9 +7,11 @@ bounded LRU cache, and laid over it. Stale tile requests are cancelled when the 
 Mouse: wheel = zoom at the cursor, left-drag = pan (or draw the region with the ROI tool). Keys: 1–6 = 1.25×…40×,
 + / − = next magnification step, F = fit, arrows = pan a quarter screen, R = ROI tool, Esc = clear the region.
 What the model gets: the drawn region, or else the visible part of the slide, read from the pyramid level closest
-to (and not coarser than) the screen (`model_level`) by the core's `medapp.view.render_slide_region`, which also
-shrinks it to `medapp.view.MODEL_SIDE` — the same code path, so the same pixels, as `medapp.view.render_view` for the
-ModelInput's `view_state`.
+to (and not coarser than) the screen (`medapp.model_input.model_level`) by the core's
+`medapp.view.render_slide_region`, which also shrinks it to `medapp.view.MODEL_SIDE` — the same code path, so the
+same pixels, as `medapp.view.render_view` for the ModelInput's `view_state`. The region, the visible part and the
+screen's resolution live in the window's shared `medapp.viewer_state.ViewerState` (`context.view`); the model
+input is derived from it (`medapp.model_input.model_input_for`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
-from ui.context import AppContext, ModelInput
+from medapp.model_input import ModelInput, model_input_for, model_level  # model_level: re-exported
+from medapp.viewer_state import ViewerState
+from ui.context import AppContext
 from ui.viewer.keymap import PAN_STEPS, SLIDE_KEYS
 from ui.viewer.magnification import MAG_STEPS, base_magnification, format_mag, scale_bar, step_magnification
 from ui.viewer.minimap import Minimap
@@ -38,7 +42,6 @@ __all__ = ["SlideViewer", "SlideSetup", "prepare_slide", "model_level"]
 log = logging.getLogger(__name__)
 
 THUMB_SIDE = 1024
-MAX_MODEL_SIDE = 4096  # a read at the screen's level bigger than this goes to a coarser level (then shrunk by the core)
 ZOOM_MAX = 4.0  # screen px per level-0 px (digital zoom past the scan)
 ZOOM_STEP = 1.25
 
@@ -57,16 +60,6 @@ def prepare_slide(slide: Any) -> SlideSetup:
     return SlideSetup(pil_to_qimage(thumb), base_magnification(slide.objective_power, slide.mpp))
 
 
-def model_level(slide: Any, region: tuple[int, int, int, int], downsample: float) -> int:
-    """Pyramid level the model input is read from: the finest level no finer than the screen (`downsample`), moved
-    to coarser levels while the read would exceed MAX_MODEL_SIDE px. `medapp.view.render_slide_region` reads it."""
-    w, h = region[2], region[3]
-    level = int(slide.best_level_for_downsample(max(1.0, float(downsample))))
-    while level + 1 < slide.level_count and max(w, h) / float(slide.level_downsamples[level]) > MAX_MODEL_SIDE:
-        level += 1
-    return level
-
-
 class SlideViewer(RoiToolMixin, QGraphicsView):
     """Shows one Slide. Signals tell the window about the view, the region and when all tiles are in."""
 
@@ -80,9 +73,11 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
     ) -> None:
         super().__init__(parent)
         self.context = context
+        # the window's shared ViewerState (context.view): the drawn region, the visible part and the screen's
+        # resolution live there; a viewer without a context gets its own
+        self.state: ViewerState = context.view if context is not None else ViewerState()
         self.slide: Any = None
         self.base_mag: float | None = None
-        self.roi: tuple[int, int, int, int] | None = None
         self.cache = TileCache(cache_tiles)
         self.setScene(QGraphicsScene(self))
         self.setBackgroundBrush(QColor(236, 236, 236))
@@ -122,10 +117,51 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
         self._update_timer.timeout.connect(self._update_tiles)
         self.horizontalScrollBar().valueChanged.connect(self._view_moved)
         self.verticalScrollBar().valueChanged.connect(self._view_moved)
+        events = self.state.events
+        events.document.connect(self._on_document)
+        events.region.connect(self._on_region)
+        on_document, on_region = self._on_document, self._on_region
+        # the state may outlive this widget (it belongs to the window's context): stop listening when Qt deletes it
+        self.destroyed.connect(lambda *_: (events.document.disconnect(on_document, missing_ok=True),
+                                           events.region.disconnect(on_region, missing_ok=True)))
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """The drawn region (level-0 px), from the shared state; None unless the state shows this slide."""
+        return self.state.region if self._owns_state() else None
+
+    def _owns_state(self) -> bool:
+        return self.slide is not None and self.state.document is self.slide
 
     # --- public API ---------------------------------------------------------------------------------------------
     def set_slide(self, slide: Any, setup: SlideSetup | None = None) -> None:
-        """Show `slide` fitted to the window. `setup` from `prepare_slide` keeps the thumbnail read off the UI thread."""
+        """Show `slide` fitted to the window. `setup` from `prepare_slide` keeps the thumbnail read off the UI thread.
+
+        The shared state then shows it too (region cleared); `None` clears the viewer, and the state only if it
+        still shows a slide (it may already show the stack that replaces it)."""
+        self._show(slide, setup)
+        if slide is not None:
+            self.state.open(slide)
+            self._view_moved()
+        elif self.state.is_slide:
+            self.state.open(None)
+
+    def _on_document(self, document: Any, *_: Any) -> None:
+        """Someone else changed what the state shows: follow it (a slide) or let go (anything else)."""
+        if document is self.slide:
+            return
+        self._show(document if getattr(document, "kind", "") == "slide" else None)
+
+    def _on_region(self, region: Any, *_: Any) -> None:
+        if not self._owns_state():
+            return
+        self._show_roi(region)
+        self.roi_changed.emit(region)
+        self.viewport().update()
+        self._notify()
+
+    def _show(self, slide: Any, setup: SlideSetup | None = None) -> None:
+        """Build the scene for `slide` (or empty it) without touching the state."""
         self._cancel_loader()
         for item in self._items.values():
             self.scene().removeItem(item)
@@ -135,7 +171,6 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
         self._pending.clear()
         self.cache.clear()
         self.slide = slide
-        self.roi = None
         self._roi_item.hide()
         if slide is None:
             self._thumb_item.setPixmap(QPixmap())
@@ -213,54 +248,43 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
         self._view_moved()
 
     def set_roi(self, roi: tuple[int, int, int, int] | None) -> None:
-        if roi is not None and self.slide is not None:
-            W, H = self.slide.level_dimensions[0]
-            x, y, w, h = (int(round(v)) for v in roi)
-            x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
-            roi = (x0, y0, x1 - x0, y1 - y0) if x1 - x0 >= 2 and y1 - y0 >= 2 else None
-        self.roi = roi
-        self._show_roi(roi)
-        self.roi_changed.emit(roi)
-        self.viewport().update()
-        self._notify()
+        """Draw (None: clear) the region the model sees, clipped to the slide; the state tells every view."""
+        if self._owns_state():
+            self.state.set_region(roi)
 
     def is_idle(self) -> bool:
         """True when no tile the current view needs is still being read."""
         return self.slide is not None and not self._pending and not self._update_timer.isActive()
 
     def model_input(self, use_region: bool = True) -> ModelInput | None:
-        """The drawn region (if any and `use_region`) or the visible view, at the on-screen resolution."""
-        from medapp.view import ViewState, render_slide_region  # the core's read + shrink, as render_view's
-
-        slide = self.slide
-        if slide is None:
+        """The drawn region (if any and `use_region`) or the visible view, at the on-screen resolution
+        (`medapp.model_input.model_input_for` on the shared state)."""
+        if not self._owns_state():
             return None
+        self._publish_view()
         roi = self.roi if use_region else None
-        region = roi or tuple(int(round(v)) for v in self.visible_rect())
-        if region[2] < 1 or region[3] < 1:
+        region = roi or self.state.visible
+        if region is None:
             return None
-        level = model_level(slide, region, max(1.0, 1.0 / self.zoom))
         mag = self.magnification
-        what = "region" if roi else "view"
-        desc = f"slide {what} {region[2]}×{region[3]} px at ({region[0]}, {region[1]})"
+        desc = f"slide {'region' if roi else 'view'} {region[2]}×{region[3]} px at ({region[0]}, {region[1]})"
         if mag:
             desc += f", {format_mag(mag)}"
-        return ModelInput(
-            lambda: render_slide_region(slide, region, level),
-            description=desc,
-            source=slide.path,
-            region=region,
-            modality="SM",
-            dataset=None,
-            kind="slide",
-            view_id=f"{slide.path}|{region}|{level}",
-            view_state=ViewState(slide.path, region=region, level=level),
-        )
+        return model_input_for(self.state, use_region=use_region, description=desc)
+
+    def _publish_view(self) -> None:
+        """Tell the state which part is on screen and at what resolution (the model input follows the screen)."""
+        if not self._owns_state():
+            return
+        self.state.visible = tuple(int(round(v)) for v in self.visible_rect())  # type: ignore[assignment]
+        self.state.downsample = max(1.0, 1.0 / self.zoom)
+        self.state.magnification = self.magnification
 
     # --- tiles ----------------------------------------------------------------------------------------------------
     def _view_moved(self, *_: Any) -> None:
         if self.slide is None:
             return
+        self._publish_view()
         x, y, w, h = self.visible_rect()
         self.minimap.set_view_rect(QRectF(x, y, w, h))
         self._update_timer.start()

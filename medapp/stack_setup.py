@@ -1,0 +1,113 @@
+"""How a newly opened image stack is first shown: colour or grey, its window choices and its starting window.
+
+Qt-free so the viewer state (`medapp.viewer_state.ViewerState`), the window and tests share one rule; the
+decode it needs (frame 0) runs in the worker that opened the file (`prepare_stack`), never on the UI thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["StackSetup", "WindowChoice", "prepare_stack", "window_choices", "auto_window", "is_colour"]
+
+
+@dataclass(frozen=True)
+class WindowChoice:
+    """A named window for the number keys: `label` is shown in the overlay ("file", "ct-lung" …)."""
+
+    label: str
+    window: Any  # dicom_io.Window
+
+
+def auto_window(values: np.ndarray) -> Any:
+    """A window spanning the frame's value range (after the Modality LUT), for files that carry none.
+
+    Subsampled like pyqtgraph's quickMinMax (≤ ~1e6 values) and NaN-aware, so it stays cheap on large frames.
+    """
+    sample = values
+    while sample.size > 1_000_000:
+        sample = sample[::2, ::2]
+    lo = float(np.nanmin(sample))
+    hi = float(np.nanmax(sample))
+    width = max(hi - lo, 1.0)
+    from medapp.documents import make_window
+
+    return make_window(center=lo + width / 2.0, width=width)
+
+
+def is_colour(stack: Any) -> bool:
+    """Colour images (RGB, YBR, palette) have no window / level: dicom_io renders them as stored."""
+    flag = getattr(stack, "is_colour", None)
+    if flag is None:
+        flag = stack.metadata.get("colour")
+    if flag is not None:
+        return bool(flag() if callable(flag) else flag)
+    photometric = str(stack.metadata.get("photometric") or stack.metadata.get("photometric_interpretation") or "")
+    if photometric.upper().startswith(("RGB", "YBR", "PALETTE")):
+        return True
+    return getattr(stack, "kind", "") == "image" and str(stack.metadata.get("mode", "")).upper() in ("RGB", "RGBA")
+
+
+def window_choices(stack: Any, modality: str | None, extra: dict[str, Any] | None = None) -> list[WindowChoice]:
+    """Number-key windows: the file's own windows first, then the CT presets (HU only make sense for CT), then the
+    user's presets from settings. Duplicates (same centre and width) are kept once, first name wins."""
+    choices: list[WindowChoice] = []
+    seen: set[tuple[float, float]] = set()
+
+    def add(label: str, window: Any) -> None:
+        if window is None:
+            return
+        key = (round(float(window.center), 3), round(float(window.width), 3))
+        if key in seen or float(window.width) <= 0:
+            return
+        seen.add(key)
+        choices.append(WindowChoice(label, window))
+
+    own = list(getattr(stack, "windows", None) or [])
+    default = getattr(stack, "default_window", None)
+    if default is not None:
+        add("file", default)
+    for i, window in enumerate(own):
+        add("file" if i == 0 else f"file {i + 1}", window)
+    if (modality or "").upper() == "CT":
+        from medapp.documents import builtin_presets
+
+        for name, window in builtin_presets().items():
+            add(name, window)
+    for name, window in (extra or {}).items():
+        add(name, window)
+    return choices
+
+
+@dataclass(frozen=True)
+class StackSetup:
+    """Everything `StackState.set_stack` needs that costs a decode; built off the UI thread by `prepare_stack`."""
+
+    colour: bool
+    choices: list[WindowChoice]
+    window: Any
+    label: str
+    value_range: tuple[float, float] | None
+
+
+def prepare_stack(stack: Any, extra_presets: dict[str, Any] | None = None) -> StackSetup:
+    """Decode frame 0 once to decide colour vs grey, the window choices and the starting window."""
+    colour = is_colour(stack)
+    if colour:
+        return StackSetup(True, [], None, "", None)
+    modality = stack.metadata.get("modality")
+    choices = window_choices(stack, str(modality) if modality else None, extra_presets)
+    values = np.asarray(stack.modality_values(0))
+    if values.ndim == 3:  # dicom_io says colour after all
+        return StackSetup(True, [], None, "", None)
+    sample = values[:: max(1, values.shape[0] // 512), :: max(1, values.shape[1] // 512)]
+    value_range = (float(np.nanmin(sample)), float(np.nanmax(sample)))
+    own = getattr(stack, "default_window", None)
+    if own is not None:
+        return StackSetup(False, choices, own, "file", value_range)
+    # No window in the file: start from the data's range (dicom_io's own rule when it has one), presets on the keys.
+    auto = stack.auto_window() if callable(getattr(stack, "auto_window", None)) else auto_window(values)
+    return StackSetup(False, choices, auto, "auto", value_range)
