@@ -73,7 +73,7 @@ def pdf_metadata(report: Report, *, deidentified: bool, options: PdfOptions) -> 
         f"report_id={report.report_id}",
         f"state={'signed' if report.is_signed else 'draft'}",
         # the prompt as a hash: verifiable against the body's provenance block, and never free text in metadata
-        f"prompt_sha256={hashlib.sha256(prov.prompt.encode('utf-8')).hexdigest() if prov.prompt else ''}",
+        f"prompt_sha256={hashlib.sha256(prov.prompt.encode('utf-8', 'surrogatepass')).hexdigest() if prov.prompt else ''}",
         "input_sha256=" + ",".join(sha for _, sha in prov.input_hashes),
         f"deidentified={'yes' if deidentified else 'no'}",
     ]

@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from medapp.cli._common import audit_log, load_settings, model_holder
+    from medapp.cli._common import audit_log, load_settings, model_holder, user_text
     from medapp.errors import UserError
     from medapp.jobs.caption import CAPTION_PROMPT, CaptionSummary, caption_batch, list_items
     from reports.captions import CaptionWriter, read_caption_rows
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         for out in (args.output, args.jsonl):
             if out is not None and out.exists() and out.stat().st_size > 0:
                 raise UserError(f"{out}: already exists; pass --resume to continue it, or choose another file")
+    prompt = user_text(args.prompt, "the prompt") if args.prompt is not None else None
     settings = load_settings(args)
     tiles = settings.tissue_tiles if args.tiles is None else args.tiles
     batch_size = args.batch_size or settings.batch_size
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                     engine,
                     items,
                     writer,
-                    prompt=args.prompt or CAPTION_PROMPT,
+                    prompt=prompt or CAPTION_PROMPT,
                     batch_size=batch_size,
                     max_new_tokens=args.max_new_tokens or min(settings.max_new_tokens, CAPTION_MAX_NEW_TOKENS),
                     resume=args.resume,

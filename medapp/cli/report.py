@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from medapp.cli._common import audit_log, load_settings, load_view, model_holder
+    from medapp.cli._common import audit_log, load_settings, load_view, model_holder, user_text
     from medapp.inputs import record_open
     from medapp.errors import UserError
     from medapp.jobs import draft_report
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     for out in (args.output, args.dicom_out):
         if out is not None and not out.parent.is_dir():
             raise UserError(f"{out}: the folder {out.parent} does not exist")
+    indication = user_text(args.indication, "the indication")
     settings = load_settings(args)
     audit = audit_log(settings)
     loaded = load_view(args, settings)
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             engine,
             loaded.image,
             modality=loaded.modality,
-            indication=args.indication,
+            indication=indication,
             dataset=loaded.dataset,
             frame=loaded.frame,
             region=loaded.region,

@@ -234,7 +234,9 @@ def caption_batch(
 
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
-    prompt = (prompt or "").strip()
+    from medapp.text import clean_text
+
+    prompt = clean_text(prompt).text.strip()  # the prompt reaches the tokenizer: no surrogates, no controls
     if not prompt:
         raise UserError("the caption prompt is empty")
     on_progress = on_progress or progress
