@@ -27,13 +27,15 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEGExtended12Bit
 
+from dicom_io.budget import check_pixels
 from dicom_io.errors import CorruptFileError, NoPixelDataError, PixelDecodeError
 from dicom_io.windows import VOI_LUT, Window
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 # One frame larger than this many samples (e.g. 16k x 16k RGB) is treated as a corrupt header: a real image that
-# big is a whole-slide image and goes through OpenSlide, tile by tile.
+# big is a whole-slide image and goes through OpenSlide, tile by tile. Below it, frames larger than the pixel budget
+# (`dicom_io.budget`) are refused as too large to decode.
 MAX_FRAME_SAMPLES = 1 << 28
 
 # Elements that decide how pixel values become display values; an enhanced multi-frame object may set the
@@ -101,6 +103,7 @@ def check_pixel_budget(ds: Dataset, path: str | Path | None) -> None:
         raise CorruptFileError(path, f"unsupported layout: {spp} samples per pixel, {bits} bits allocated")
     if rows * cols * spp > MAX_FRAME_SAMPLES:
         raise CorruptFileError(path, f"implausible frame size {cols}x{rows}x{spp} (header corrupt?)")
+    check_pixels(path, cols, rows, what="frame", detail=f"{spp} sample(s) per pixel")  # one frame decodes at a time
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     wants = 1 if photometric in (*MONOCHROME, "PALETTE COLOR") else 3 if photometric.startswith(("RGB", "YBR")) else 0
     if wants and spp != wants:
