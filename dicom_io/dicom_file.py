@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicom_io.display_checks import display_warnings
 from dicom_io.guard import guard
 from dicom_io.pixels import check_pixel_budget, decode_frame, frame_header, is_colour, n_frames
 from dicom_io.reading import read_dicom
@@ -163,6 +164,7 @@ class DicomStack(ImageStack):
                 self.metadata["colour"] = True
             self.phi = header_phi(ds)
             self.windows = windows_from_header(frame_header(ds, 0))
+            self.warnings.extend(display_warnings(frame_header(ds, 0), self.windows))
             self.frame_time_ms = self.metadata.get("frame_time_ms")
             if self.windows:
                 self.metadata["window"] = self.windows[0].as_dict()

@@ -119,22 +119,35 @@ def resolve_window(state: ViewState, settings: Any = None):  # -> dicom_io.Windo
     return None
 
 
-def render_view(state: ViewState, settings: Any = None) -> Image.Image:
-    """The RGB image for `state`: exactly what the viewer shows and what the model receives.
-
-    `settings` resolves a preset name (default: the user's settings file); nothing else depends on it.
-    """
-    from dicom_io import Collection, InputError, NoImagesError, Slide
+def _shown(state: ViewState) -> object:
+    """The ImageStack or Slide `state` shows: a folder shows its first series (else its first picture)."""
+    from dicom_io import Collection, NoImagesError
 
     opened = open_cached(state.path)
     if isinstance(opened, Collection):
         series = [s for s in opened.series if s.n_images]
         if series:
-            opened = series[0].open()
-        elif opened.images:
-            opened = open_cached(opened.images[0])
-        else:
-            raise NoImagesError(state.path, "the folder holds no displayable series")
+            return series[0].open()
+        if opened.images:
+            return open_cached(opened.images[0])
+        raise NoImagesError(state.path, "the folder holds no displayable series")
+    return opened
+
+
+def view_warnings(state: ViewState) -> list[str]:
+    """What the shown stack or slide warns about (a flat-making rescale, a threshold window, slice gaps ...), so a
+    command that writes the view can say it; the objects are the cached ones `render_view` used."""
+    return list(getattr(_shown(state), "warnings", []) or [])
+
+
+def render_view(state: ViewState, settings: Any = None) -> Image.Image:
+    """The RGB image for `state`: exactly what the viewer shows and what the model receives.
+
+    `settings` resolves a preset name (default: the user's settings file); nothing else depends on it.
+    """
+    from dicom_io import InputError, Slide
+
+    opened = _shown(state)
     if isinstance(opened, Slide):
         return _render_slide(opened, state)
     if state.level not in (None, 0):
