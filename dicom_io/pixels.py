@@ -27,8 +27,10 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEGExtended12Bit
 
+from dicom_io import sandbox
 from dicom_io.budget import check_pixels
 from dicom_io.errors import CorruptFileError, NoPixelDataError, PixelDecodeError
+from dicom_io.guard import short
 from dicom_io.windows import VOI_LUT, Window
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -171,12 +173,24 @@ def decode_frame(ds: Dataset, index: int, path: str | Path | None) -> tuple[np.n
         decoder = get_decoder(ts)
     except NotImplementedError:
         raise PixelDecodeError(path, f"no decoder for transfer syntax {ts} ({getattr(ts, 'name', '?')})") from None
+    isolated = bool(getattr(ts, "is_encapsulated", False)) and sandbox.handles(str(ts))
     if not decoder.is_available:
+        if isolated:  # JPEG Lossless: GDCM is the only decoder, and it runs in the worker process
+            return sandbox.decode(ds, index, n_frames(ds), path)
         raise PixelDecodeError(path, f"no installed decoder handles {getattr(ts, 'name', ts)}")
     options: dict[str, Any] = {}
     if ts == JPEGExtended12Bit and int(ds.get("BitsStored", 8) or 8) > 8:
         options["decoding_plugin"] = "imagecodecs"  # GDCM and Pillow refuse 12-bit: skip their failing attempts
-    arr, meta = decoder.as_array(ds, index=index, as_rgb=True, **options)
+    try:
+        arr, meta = decoder.as_array(ds, index=index, as_rgb=True, **options)
+    except Exception as exc:
+        if not isolated:
+            raise
+        # The safe decoders refused the frame: try GDCM, as pydicom would have in-process, but in the worker.
+        try:
+            return sandbox.decode(ds, index, n_frames(ds), path)
+        except PixelDecodeError as fallback:
+            raise PixelDecodeError(path, f"decoding frame {index}: {short(exc)}; GDCM: {fallback.cause}") from exc
     photometric = str(meta.get("photometric_interpretation") or ds.get("PhotometricInterpretation", "MONOCHROME2"))
     return arr, photometric.strip().upper()
 
