@@ -5,12 +5,15 @@ importing the `dicom_io` package would register our plugin order, which removes 
 This process imports numpy and pydicom only, caps its own address space (RLIMIT_AS) before it decodes anything,
 and talks over stdin/stdout in length-prefixed messages:
 
-* request: a JSON header ``{"ts": uid, "attrs": {keyword: value}, "plugin": "gdcm"}``, then the frame's bytes;
+* once at start-up, after its imports: ``ready``;
+* request: a JSON header ``{"ts": uid, "attrs": {keyword: value}, "plugins": [names]}``, then the frame's bytes;
+  the plugins are tried in that order (pydicom's own order would put GDCM before pyjpegls);
 * reply: ``{"ok": true, "dtype", "shape", "photometric"}`` then the array bytes, or ``{"ok": false, "error"}``.
 
 Why a process: GDCM is C++ and, on malformed input, can throw an exception that nobody catches (`terminate`,
-SIGABRT) or overrun memory; in-process that kills the viewer or a whole caption batch. Here it kills only this
-worker, which the parent sees as a closed pipe and reports as one error for that file.
+SIGABRT) or read out of bounds (SIGSEGV, seen in our fuzz test); CharLS (pyjpegls) can spin for many seconds on a
+corrupt 64x64 frame. In-process that kills or stalls the viewer or a whole caption batch. Here it kills only this
+worker, which the parent sees as a closed pipe or a timeout and reports as one error for that file.
 
 `DICOM_IO_DECODE_WORKER_FAULT` (``abort`` | ``hang``) makes the worker misbehave on each request: a test hook to
 prove the parent survives a decoder that aborts or hangs; nothing in medapp sets it.
@@ -63,19 +66,31 @@ def _decode(header: dict[str, Any], frame: bytes) -> tuple[Any, str]:
     ds.PixelData = encapsulate([frame])
     ds["PixelData"].VR = "OB"
     decoder = get_decoder(ds.file_meta.TransferSyntaxUID)
-    arr, meta = decoder.as_array(ds, index=0, as_rgb=True, decoding_plugin=header.get("plugin", "gdcm"))
-    return arr, str(meta.get("photometric_interpretation") or "")
+    failures: list[str] = []
+    for plugin in header.get("plugins") or ["gdcm"]:
+        try:
+            arr, meta = decoder.as_array(ds, index=0, as_rgb=True, decoding_plugin=plugin)
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - try the next plugin, report all if none works
+            failures.append(f"{plugin}: {_short(exc)}")
+            continue
+        return arr, str(meta.get("photometric_interpretation") or "")
+    raise RuntimeError("; ".join(failures) or "no decoder")
 
 
 def _short(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = " ".join(lines[:2]) or type(exc).__name__
-    return text[:300]
+    return text[:200]
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     import numpy as np
+    import pydicom.pixels  # noqa: F401 - import the decoders before "ready", so start-up is not billed to a frame
 
+    write_message(stdout, b"ready")
+    stdout.flush()
     while True:
         head = read_message(stdin)
         if head is None:

@@ -10,12 +10,12 @@ RLE Lossless                                pylibjpeg-rle (MIT), pydicom's own a
 JPEG Baseline (8-bit)                       Pillow (HPND), python-gdcm (BSD) as fallback (*)
 JPEG Extended 12-bit                        imagecodecs' libjpeg-turbo 3 (BSD), registered here
 JPEG Lossless (Process 14, SV1)             python-gdcm (BSD) (*)
-JPEG-LS lossless / near-lossless            pyjpegls (MIT, CharLS BSD), python-gdcm as fallback (*)
+JPEG-LS lossless / near-lossless            pyjpegls (MIT, CharLS BSD), python-gdcm as fallback (*, both)
 JPEG 2000 / JPEG 2000 lossless              pylibjpeg-openjpeg (MIT), Pillow (no GDCM, see below)
 ==========================================  ==============================================================
 
-(*) GDCM never runs in the application's process: `dicom_io.sandbox` runs it in a worker process with a memory and
-time limit (see `_no_gdcm_in_process`).
+(*) GDCM (and, for JPEG-LS, pyjpegls) never runs in the application's process: `dicom_io.sandbox` runs it in a
+worker process with a memory and time limit (see `_no_gdcm_in_process`).
 
 Why: pylibjpeg-libjpeg, the usual pydicom choice for JPEG Extended/Lossless, is GPLv3, which would force the
 whole application under the GPL. Neither GDCM nor Pillow decodes 12-bit JPEG Extended ("Unsupported JPEG data
@@ -62,7 +62,8 @@ def _decode_frame(src: bytes, runner: Any) -> bytes:
 
 
 def _no_gdcm_in_process() -> None:
-    """Remove GDCM from every pydicom decoder in this process; `dicom_io.sandbox` runs it in a worker instead.
+    """Remove GDCM from every pydicom decoder in this process, and pyjpegls too; `dicom_io.sandbox` runs them in a
+    worker process instead (pyjpegls because CharLS can spin for seconds on a corrupt frame: only a timeout helps).
 
     Why: on inconsistent input GDCM can throw a C++ exception that aborts the whole process (seen in our fuzz test:
     a JPEG 2000 frame whose component count disagrees with (0028,0004) Photometric Interpretation ->
@@ -80,6 +81,10 @@ def _no_gdcm_in_process() -> None:
             continue
         if "gdcm" in decoder._available or "gdcm" in decoder._unavailable:  # noqa: SLF001 - no public plugin query
             decoder.remove_plugin("gdcm")
+    for ts in (uid.JPEGLSLossless, uid.JPEGLSNearLossless):
+        decoder = get_decoder(ts)
+        if "pyjpegls" in decoder._available or "pyjpegls" in decoder._unavailable:  # noqa: SLF001
+            decoder.remove_plugin("pyjpegls")
 
 
 def register() -> None:

@@ -173,10 +173,11 @@ def decode_frame(ds: Dataset, index: int, path: str | Path | None) -> tuple[np.n
         decoder = get_decoder(ts)
     except NotImplementedError:
         raise PixelDecodeError(path, f"no decoder for transfer syntax {ts} ({getattr(ts, 'name', '?')})") from None
-    isolated = bool(getattr(ts, "is_encapsulated", False)) and sandbox.handles(str(ts))
-    if not decoder.is_available:
-        if isolated:  # JPEG Lossless: GDCM is the only decoder, and it runs in the worker process
-            return sandbox.decode(ds, index, n_frames(ds), path)
+    # Decoders that can crash or stall the process (GDCM, CharLS) run in a worker process (`dicom_io.sandbox`).
+    worker_plugins = sandbox.plugins_for(str(ts)) if getattr(ts, "is_encapsulated", False) else ()
+    if not decoder.is_available or sandbox.in_worker_only(str(ts)):
+        if worker_plugins:
+            return sandbox.decode(ds, index, n_frames(ds), path, worker_plugins)
         raise PixelDecodeError(path, f"no installed decoder handles {getattr(ts, 'name', ts)}")
     options: dict[str, Any] = {}
     if ts == JPEGExtended12Bit and int(ds.get("BitsStored", 8) or 8) > 8:
@@ -184,13 +185,13 @@ def decode_frame(ds: Dataset, index: int, path: str | Path | None) -> tuple[np.n
     try:
         arr, meta = decoder.as_array(ds, index=index, as_rgb=True, **options)
     except Exception as exc:
-        if not isolated:
+        if not worker_plugins:
             raise
-        # The safe decoders refused the frame: try GDCM, as pydicom would have in-process, but in the worker.
+        # The in-process decoders refused the frame: try GDCM, as pydicom would have in-process, but in the worker.
         try:
-            return sandbox.decode(ds, index, n_frames(ds), path)
+            return sandbox.decode(ds, index, n_frames(ds), path, worker_plugins)
         except PixelDecodeError as fallback:
-            raise PixelDecodeError(path, f"decoding frame {index}: {short(exc)}; GDCM: {fallback.cause}") from exc
+            raise PixelDecodeError(path, f"decoding frame {index}: {short(exc)}; {fallback.cause}") from exc
     photometric = str(meta.get("photometric_interpretation") or ds.get("PhotometricInterpretation", "MONOCHROME2"))
     return arr, photometric.strip().upper()
 

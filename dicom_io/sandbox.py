@@ -1,22 +1,30 @@
-"""Decoders that can abort the process run in a separate worker process, with a memory cap and a time limit.
+"""Decoders that can crash or stall the process run in a separate worker process, with a memory cap and a timeout.
 
-Which: GDCM (python-gdcm), the only decoder installed for JPEG Lossless (Process 14) and the fallback for JPEG
-baseline/extended and JPEG-LS. It is C++; on a malformed frame it can throw an exception nothing catches
-(`terminate called after throwing an instance of 'gdcm::Exception'`, SIGABRT). In-process, one bad file in a
-folder killed the viewer or the whole caption batch. The safe decoders (Pillow, pylibjpeg-openjpeg, pylibjpeg-rle,
-pyjpegls, imagecodecs, pydicom's own) raise Python exceptions on bad data and stay in-process, where they are fast.
+Which, and why (found by fuzzing, see tests/dicom_io/test_fuzz_inputs.py):
+
+* GDCM (python-gdcm), the only decoder installed for JPEG Lossless (Process 14) and the fallback for JPEG
+  baseline/extended and JPEG-LS. It is C++; on a malformed frame it can throw an exception nothing catches
+  (`terminate called after throwing an instance of 'gdcm::Exception'`, SIGABRT) or read out of bounds (SIGSEGV).
+  In-process, one bad file in a folder killed the viewer or the whole caption batch.
+* pyjpegls (CharLS) for JPEG-LS: it raises Python exceptions, but on some corrupt 64 x 64 frames it spins for ten
+  seconds before doing so, which in-process is a hang only a timeout can end.
+
+The other decoders (Pillow, imagecodecs, pylibjpeg-openjpeg, pylibjpeg-rle, pydicom's own) stay in-process, where
+they are fast, and raise Python exceptions on bad data.
 
 How: one long-lived worker (`dicom_io/_decode_worker.py`, started on first use, restarted after a crash) receives
 one frame's compressed bytes plus the pixel-module elements and returns the decoded array. A worker is reused
-because starting Python + numpy + pydicom + GDCM costs a few hundred milliseconds, which per slice would make
-scrolling a JPEG Lossless series crawl. Requests are serialised by a lock (the GUI decodes from several threads).
-A crash (signal, non-zero exit), a timeout or an error reply is one `PixelDecodeError` naming the file, the frame
-and the cause; the next request starts a fresh worker.
+because starting Python + numpy + pydicom + GDCM costs a few hundred milliseconds (that start-up is awaited
+separately, not billed to a frame), which per slice would make scrolling a series crawl; a frame then costs a few
+milliseconds of copying. Requests are serialised by a lock (the GUI decodes from several threads). A crash
+(signal, non-zero exit), a timeout or an error reply is one `PixelDecodeError` naming the file, the frame and the
+cause; the next request starts a fresh worker.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
 import selectors
@@ -30,40 +38,56 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydicom import uid
 from pydicom.dataset import Dataset
-from pydicom.uid import JPEG2000, JPEG2000Lossless
 
-from dicom_io._decode_worker import INT_KEYS, STR_KEYS, _LEN
+from dicom_io._decode_worker import _LEN, INT_KEYS, STR_KEYS
 from dicom_io.errors import PixelDecodeError
 
-__all__ = ["handles", "decode", "shutdown", "MEMORY_LIMIT", "TIMEOUT_S"]
+__all__ = ["plugins_for", "in_worker_only", "decode", "shutdown", "MEMORY_LIMIT", "TIMEOUT_BASE_S"]
 
 # Address-space cap of the worker: Python + numpy + pydicom + GDCM map about 0.5 GB; the largest frame the pixel
 # budget allows (8192^2, 4 samples, 16 bits = 512 MB) needs that again two or three times while GDCM decodes it.
 MEMORY_LIMIT = 3 << 30
-# Longest one frame may take. A JPEG Lossless frame at the pixel budget decodes in a few seconds; a minute means
-# the decoder is stuck (or the machine is swapping), and the viewer must not wait for it forever.
-TIMEOUT_S = 60.0
+# Longest one frame may take: a base plus a per-megapixel allowance. Valid frames decode in milliseconds (a frame
+# at the pixel budget in a few seconds); a 64 x 64 frame that is still running after 5 s is stuck.
+TIMEOUT_BASE_S = 5.0
+TIMEOUT_PER_MEGAPIXEL_S = 1.0
+STARTUP_TIMEOUT_S = 120.0  # imports on a loaded machine; not a decoder problem
 _WORKER = Path(__file__).with_name("_decode_worker.py")
 
+# Worker plugins per transfer syntax, in the order they are tried. JPEG-LS and JPEG Lossless decode *only* in the
+# worker; for JPEG baseline / extended, GDCM in the worker is the fallback after the in-process decoders refused.
+_PLUGINS: dict[str, tuple[str, ...]] = {
+    uid.JPEGLSLossless: ("pyjpegls", "gdcm"),
+    uid.JPEGLSNearLossless: ("pyjpegls", "gdcm"),
+    uid.JPEGLossless: ("gdcm",),
+    uid.JPEGLosslessSV1: ("gdcm",),
+    uid.JPEGBaseline8Bit: ("gdcm",),
+    uid.JPEGExtended12Bit: ("gdcm",),
+}
+IN_WORKER_ONLY = frozenset({uid.JPEGLSLossless, uid.JPEGLSNearLossless, uid.JPEGLossless, uid.JPEGLosslessSV1})
+# pydicom's plugin modules, to ask whether a plugin's library is installed (without decoding anything here).
+_PLUGIN_MODULES = {"gdcm": "pydicom.pixels.decoders.gdcm", "pyjpegls": "pydicom.pixels.decoders.pyjpegls"}
 
-# GDCM's bundled openjpeg adds no JPEG 2000 coverage over pylibjpeg-openjpeg and Pillow, only stderr noise.
-_NOT_HERE = frozenset({JPEG2000, JPEG2000Lossless})
+
+def in_worker_only(transfer_syntax: str) -> bool:
+    """Is `transfer_syntax` decoded only in the worker (never by an in-process plugin)?"""
+    return transfer_syntax in IN_WORKER_ONLY
 
 
 @lru_cache(maxsize=None)
-def handles(transfer_syntax: str) -> bool:
-    """Is GDCM installed and able to decode `transfer_syntax` (checked in this process without decoding)?"""
-    if transfer_syntax in _NOT_HERE:
-        return False
-    try:
-        from pydicom.pixels.decoders import gdcm as gdcm_plugin
-    except ImportError:
-        return False
-    try:
-        return transfer_syntax in gdcm_plugin.DECODER_DEPENDENCIES and bool(gdcm_plugin.is_available(transfer_syntax))
-    except Exception:  # noqa: BLE001 - a broken GDCM install means "not available"
-        return False
+def plugins_for(transfer_syntax: str) -> tuple[str, ...]:
+    """The installed worker plugins for `transfer_syntax`, in order ((): the worker cannot decode it)."""
+    out = []
+    for name in _PLUGINS.get(transfer_syntax, ()):
+        try:
+            module = importlib.import_module(_PLUGIN_MODULES[name])
+            if transfer_syntax in module.DECODER_DEPENDENCIES and module.is_available(transfer_syntax):
+                out.append(name)
+        except Exception:  # noqa: BLE001 - a missing or broken library means "not available"
+            continue
+    return tuple(out)
 
 
 class _Worker:
@@ -79,6 +103,14 @@ class _Worker:
             env=env,
             close_fds=True,
         )
+        try:
+            ready = self._receive(time.monotonic() + STARTUP_TIMEOUT_S)
+        except (EOFError, TimeoutError):
+            ready = b""
+        if ready != b"ready":
+            cause = self.exit_cause() if self.proc.poll() is not None else "no answer"
+            self.kill()
+            raise RuntimeError(f"the decoder process did not start ({cause})")
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -191,21 +223,35 @@ def _frame_bytes(ds: Dataset, index: int, n_frames: int) -> bytes:
     return get_frame(ds.PixelData, index, extended_offsets=offsets, number_of_frames=n_frames)
 
 
-def decode(ds: Dataset, index: int, n_frames: int, path: str | Path | None) -> tuple[np.ndarray, str]:
-    """Decode frame `index` of encapsulated `ds` with GDCM in the worker: (array, photometric of the array).
+def _timeout(ds: Dataset) -> float:
+    try:
+        pixels = int(ds.Rows) * int(ds.Columns)
+    except (AttributeError, TypeError, ValueError):
+        pixels = 0
+    return TIMEOUT_BASE_S + TIMEOUT_PER_MEGAPIXEL_S * pixels / 1e6
 
-    Every failure is a `PixelDecodeError` naming `path`, the frame and what happened to the decoder.
+
+def decode(ds: Dataset, index: int, n_frames: int, path: str | Path | None,
+           plugins: tuple[str, ...]) -> tuple[np.ndarray, str]:
+    """Decode frame `index` of encapsulated `ds` in the worker with `plugins` (tried in order).
+
+    Returns (array, photometric of the array). Every failure is a `PixelDecodeError` naming `path`, the frame and
+    what happened to the decoder.
     """
     ts = str(ds.file_meta.TransferSyntaxUID)
     frame = _frame_bytes(ds, index, n_frames)
-    header = {"ts": ts, "attrs": _attrs(ds), "plugin": "gdcm"}
-    where = f"decoding frame {index} with GDCM (in a separate process)"
+    header = {"ts": ts, "attrs": _attrs(ds), "plugins": list(plugins)}
+    where = f"decoding frame {index} with {'/'.join(plugins)} (in a separate process)"
+    timeout = _timeout(ds)
     with _LOCK:
         worker = _STATE["worker"]
         if worker is None or not worker.alive():
-            worker = _STATE["worker"] = _Worker()
+            try:
+                worker = _STATE["worker"] = _Worker()
+            except (OSError, RuntimeError) as exc:
+                raise PixelDecodeError(path, f"{where}: {exc}") from None
         try:
-            reply, body = worker.request(header, frame, TIMEOUT_S)
+            reply, body = worker.request(header, frame, timeout)
         except EOFError:
             cause = worker.exit_cause()
             _STATE["worker"] = None
@@ -215,7 +261,7 @@ def decode(ds: Dataset, index: int, n_frames: int, path: str | Path | None) -> t
         except TimeoutError:
             _STATE["worker"] = None
             worker.kill()
-            raise PixelDecodeError(path, f"{where}: the decoder did not finish within {TIMEOUT_S:g} s") from None
+            raise PixelDecodeError(path, f"{where}: the decoder did not finish within {timeout:.0f} s") from None
     if not reply.get("ok"):
         raise PixelDecodeError(path, f"{where}: {reply.get('error') or 'failed'}")
     try:

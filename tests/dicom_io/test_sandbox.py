@@ -39,7 +39,7 @@ def fresh_worker(monkeypatch: pytest.MonkeyPatch):
     sandbox.shutdown()
 
 
-def test_gdcm_never_decodes_in_this_process() -> None:
+def test_gdcm_and_charls_never_decode_in_this_process() -> None:
     from pydicom import uid
 
     for ts in uid.AllTransferSyntaxes:
@@ -48,6 +48,18 @@ def test_gdcm_never_decodes_in_this_process() -> None:
         except NotImplementedError:
             continue
         assert "gdcm" not in decoder._available  # noqa: SLF001
+    for ts in (uid.JPEGLSLossless, uid.JPEGLSNearLossless):
+        assert not get_decoder(ts)._available  # noqa: SLF001 - pyjpegls runs in the worker
+        assert sandbox.plugins_for(ts) == ("pyjpegls", "gdcm")
+
+
+def test_jpeg_ls_decodes_in_the_worker(pydicom_test_files: Path, fresh_worker) -> None:
+    import pydicom
+
+    path = pydicom_test_files / "MR_small_jpeg_ls_lossless.dcm"
+    reference = pydicom.dcmread(pydicom_test_files / "MR_small.dcm").pixel_array
+    stack = dicom_io.open_path(path)
+    assert np.array_equal(stack.modality_values(0), reference.astype(np.float32))
 
 
 def test_jpeg_lossless_decodes_in_the_worker_like_the_original(jpeg_lossless: Path, fresh_worker) -> None:
@@ -64,13 +76,22 @@ def test_aborting_decoder_is_one_error_and_the_next_file_decodes(jpeg_lossless: 
         dicom_io.open_path(jpeg_lossless).render(0)
     text = str(err.value)
     assert text.startswith(f"{jpeg_lossless}: ") and "crashed (SIGABRT)" in text and "\n" not in text
+    calls: list[int] = []
+    real_decode = sandbox.decode
+    fresh_worker.setattr(sandbox, "decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k))
+    stack = dicom_io.open_path(jpeg_lossless)
+    for _ in range(3):  # render, render again, info's auto window: the failure is remembered, no second crash
+        with pytest.raises(dicom_io.PixelDecodeError):
+            stack.render(0)
+    assert len(calls) == 1
+    fresh_worker.setattr(sandbox, "decode", real_decode)
     fresh_worker.delenv(FAULT_ENV)
     assert dicom_io.open_path(jpeg_lossless).render(0).shape == (128, 128)  # a new worker took over
 
 
 def test_hanging_decoder_times_out(jpeg_lossless: Path, fresh_worker) -> None:
     fresh_worker.setenv(FAULT_ENV, "hang")
-    fresh_worker.setattr(sandbox, "TIMEOUT_S", 2.0)
+    fresh_worker.setattr(sandbox, "TIMEOUT_BASE_S", 2.0)
     with pytest.raises(dicom_io.PixelDecodeError, match="did not finish within 2 s"):
         dicom_io.open_path(jpeg_lossless).render(0)
 
@@ -86,4 +107,4 @@ def test_malformed_frame_is_an_error_reply(jpeg_lossless: Path, tmp_path: Path, 
     ds.save_as(bad)
     with pytest.raises(dicom_io.PixelDecodeError) as err:
         dicom_io.open_path(bad).render(0)
-    assert str(err.value).startswith(f"{bad}: decoding frame 0 with GDCM")
+    assert str(err.value).startswith(f"{bad}: decoding frame 0 with gdcm (in a separate process)")
