@@ -121,9 +121,12 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
 def main(argv: list[str]) -> int:
     limit = int(argv[1]) if len(argv) > 1 else 0
     if limit > 0:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        try:
+            import resource
+        except ImportError:  # pragma: no cover - not POSIX: no address-space cap, the timeout still applies
+            resource = None  # type: ignore[assignment]
+        if resource is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     # Our replies own the real stdout; anything a C library prints to fd 1 goes to stderr (discarded by the parent)
     # instead of corrupting the message stream.
     channel = os.fdopen(os.dup(1), "wb")

@@ -99,3 +99,12 @@ def test_arabic_pixels_match_a_shaping_engine(tmp_path: Path) -> None:
 
     right, wrong = _difference(ours, reference(ImageFont.Layout.RAQM)), _difference(ours, reference(ImageFont.Layout.BASIC))
     assert right < 0.12 and right < wrong / 2, (right, wrong)
+
+
+def test_contact_sheet_caption_in_arabic(tmp_path: Path) -> None:
+    from reports.captions import CaptionRow
+    from reports.contact_sheet import render_contact_sheet
+
+    rows = [CaptionRow(file="a.png", caption=f"{INDICATION} ({INDICATION})", model="m")]
+    pdf = render_contact_sheet(rows, tmp_path / "sheet.pdf")
+    assert INDICATION in _pdftotext(Path(pdf))
