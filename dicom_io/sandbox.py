@@ -262,6 +262,10 @@ def decode(ds: Dataset, index: int, n_frames: int, path: str | Path | None,
             _STATE["worker"] = None
             worker.kill()
             raise PixelDecodeError(path, f"{where}: the decoder did not finish within {timeout:.0f} s") from None
+        except ValueError:  # the reply was not our JSON: something else wrote to the worker's stdout
+            _STATE["worker"] = None
+            worker.kill()
+            raise PixelDecodeError(path, f"{where}: garbled reply from the decoder process") from None
     if not reply.get("ok"):
         raise PixelDecodeError(path, f"{where}: {reply.get('error') or 'failed'}")
     try:

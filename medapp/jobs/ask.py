@@ -61,7 +61,8 @@ def ask(
     (the partial answer is returned with stop_reason "cancelled"). `audit` (an `AuditLog`) records an "ask" event
     with the image hash, `source_sha256` (the file's hash, if known) and the model's checkpoint hash.
     Generation limits come from `limits`, else from `settings.generation()`, else the defaults. `turns` is the
-    engine's name for `history` and is accepted as an alias.
+    engine's name for `history` and is accepted as an alias. The question and the earlier turns pass through
+    `medapp.text.clean_text` (the tokenizer raises on surrogates); what it changed is in `Answer.notices`.
     """
     if turns is not None:
         if history:
