@@ -7,12 +7,15 @@ Transfer syntax                             Decoder (licence)
 ==========================================  ==============================================================
 Native LE/BE, implicit/explicit, Deflate    pydicom itself (MIT)
 RLE Lossless                                pylibjpeg-rle (MIT), pydicom's own as fallback
-JPEG Baseline (8-bit)                       Pillow (HPND), python-gdcm (BSD) as fallback
+JPEG Baseline (8-bit)                       Pillow (HPND), python-gdcm (BSD) as fallback (*)
 JPEG Extended 12-bit                        imagecodecs' libjpeg-turbo 3 (BSD), registered here
-JPEG Lossless (Process 14, SV1)             python-gdcm (BSD)
-JPEG-LS lossless / near-lossless            pyjpegls (MIT, CharLS BSD), python-gdcm as fallback
-JPEG 2000 / JPEG 2000 lossless              pylibjpeg-openjpeg (MIT), Pillow (no GDCM, see below)    
+JPEG Lossless (Process 14, SV1)             python-gdcm (BSD) (*)
+JPEG-LS lossless / near-lossless            pyjpegls (MIT, CharLS BSD), python-gdcm as fallback (*, both)
+JPEG 2000 / JPEG 2000 lossless              pylibjpeg-openjpeg (MIT), Pillow (no GDCM, see below)
 ==========================================  ==============================================================
+
+(*) GDCM (and, for JPEG-LS, pyjpegls) never runs in the application's process: `dicom_io.sandbox` runs it in a
+worker process with a memory and time limit (see `_no_gdcm_in_process`).
 
 Why: pylibjpeg-libjpeg, the usual pydicom choice for JPEG Extended/Lossless, is GPLv3, which would force the
 whole application under the GPL. Neither GDCM nor Pillow decodes 12-bit JPEG Extended ("Unsupported JPEG data
@@ -58,16 +61,16 @@ def _decode_frame(src: bytes, runner: Any) -> bytes:
     return bytes(arr.tobytes())
 
 
-_GDCM = ("gdcm", ("pydicom.pixels.decoders.gdcm", "_decode_frame"))
-
-
-def _gdcm_last() -> None:
-    """Make GDCM the last resort wherever another decoder exists.
+def _no_gdcm_in_process() -> None:
+    """Remove GDCM from every pydicom decoder in this process, and pyjpegls too; `dicom_io.sandbox` runs them in a
+    worker process instead (pyjpegls because CharLS can spin for seconds on a corrupt frame: only a timeout helps).
 
     Why: on inconsistent input GDCM can throw a C++ exception that aborts the whole process (seen in our fuzz test:
     a JPEG 2000 frame whose component count disagrees with (0028,0004) Photometric Interpretation ->
-    `terminate called after throwing an instance of 'gdcm::Exception'`). pylibjpeg-openjpeg, pyjpegls and Pillow
-    raise Python exceptions instead. GDCM stays first only where nothing else decodes (JPEG Lossless, Process 14).
+    `terminate called after throwing an instance of 'gdcm::Exception'`), and its bundled openjpeg prints to the C
+    stderr. pylibjpeg-openjpeg, pyjpegls, Pillow and imagecodecs raise Python exceptions instead and stay here;
+    `dicom_io.pixels.decode_frame` falls back to the sandboxed GDCM where they fail or none is installed (JPEG
+    Lossless, Process 14). GDCM is not used for JPEG 2000 at all: it adds no coverage there, only noise.
     """
     from pydicom.pixels import get_decoder
 
@@ -76,35 +79,19 @@ def _gdcm_last() -> None:
             decoder = get_decoder(ts)
         except NotImplementedError:
             continue
-        available = list(decoder._available)  # noqa: SLF001 - pydicom has no public "plugin order" API
-        if "gdcm" in available and len(available) > 1 and available[-1] != "gdcm":
+        if "gdcm" in decoder._available or "gdcm" in decoder._unavailable:  # noqa: SLF001 - no public plugin query
             decoder.remove_plugin("gdcm")
-            decoder.add_plugin(*_GDCM)
-
-
-# GDCM bundles its own openjpeg, which prints to the C stderr ("Invalid number of tiles ...", "Marker handler
-# function failed ...") on malformed JPEG 2000 after pylibjpeg-openjpeg and Pillow have already refused the frame;
-# it adds no coverage there, only noise around our one-line error.
-_JPEG2000 = (uid.JPEG2000, uid.JPEG2000Lossless)
-
-
-def _no_gdcm_for_jpeg2000() -> None:
-    """Remove GDCM from the JPEG 2000 decoders when another plugin is installed for them."""
-    from pydicom.pixels import get_decoder
-
-    for ts in _JPEG2000:
+    for ts in (uid.JPEGLSLossless, uid.JPEGLSNearLossless):
         decoder = get_decoder(ts)
-        available = list(decoder._available)  # noqa: SLF001 - pydicom has no public "plugin order" API
-        if "gdcm" in available and len(available) > 1:
-            decoder.remove_plugin("gdcm")
+        if "pyjpegls" in decoder._available or "pyjpegls" in decoder._unavailable:  # noqa: SLF001
+            decoder.remove_plugin("pyjpegls")
 
 
 def register() -> None:
-    """Add our JPEG Extended plugin, put GDCM last, drop it for JPEG 2000 (idempotent). pydicom's plugin API only."""
+    """Add our JPEG Extended plugin and take GDCM out of this process (idempotent). pydicom's plugin API only."""
     from pydicom.pixels import get_decoder
 
-    _gdcm_last()
-    _no_gdcm_for_jpeg2000()
+    _no_gdcm_in_process()
     decoder = get_decoder(uid.JPEGExtended12Bit)
     if _LABEL in decoder._available or _LABEL in decoder._unavailable:  # noqa: SLF001 - no public query exists
         return

@@ -153,8 +153,12 @@ class Deidentifier:
                 for item in elem.value:
                     self._clean(item)
 
-    def apply(self, ds: Dataset) -> Dataset:
-        """A de-identified copy of `ds` (the original is not modified)."""
+    def apply(self, ds: Dataset, source: str | Path | None = None) -> Dataset:
+        """A de-identified copy of `ds` (the original is not modified).
+
+        `source` names the file in `warnings` (default: the file pydicom read `ds` from, if any): a run over a
+        folder must say *which* images may carry burned-in text, or the user cannot check them.
+        """
         out = copy.deepcopy(ds)
         self._clean(out)
         meta = getattr(out, "file_meta", None)
@@ -174,7 +178,9 @@ class Deidentifier:
         out.DeidentificationMethodCodeSequence = Sequence([code])
         out.LongitudinalTemporalInformationModified = "REMOVED"
         if str(ds.get("BurnedInAnnotation", "")).upper() == "YES" or str(ds.get("Modality", "")) in ("US", "SC", "XC", "ES"):
-            self.warnings.append("pixel data may contain burned-in identifying text; it is not cleaned")
+            name = source if source is not None else getattr(ds, "filename", None)
+            where = f"{name}: " if isinstance(name, str | Path) and str(name) else ""
+            self.warnings.append(f"{where}pixel data may contain burned-in identifying text; it is not cleaned")
         return out
 
 
@@ -191,7 +197,7 @@ def deidentify_bytes(src: str | Path, deidentifier: Deidentifier | None = None) 
     if pixel_keyword(ds) is not None or is_image_object(ds):
         with guard(src, "checking pixel data"):
             check_pixel_budget(ds, src)
-    out = (deidentifier or Deidentifier()).apply(ds)
+    out = (deidentifier or Deidentifier()).apply(ds, source=src)
     buf = io.BytesIO()
     with guard(src, "encoding the de-identified copy"):
         out.save_as(buf, enforce_file_format=True)

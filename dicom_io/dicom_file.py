@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicom_io.display_checks import display_warnings
+from dicom_io.errors import PixelDecodeError
 from dicom_io.guard import guard
 from dicom_io.pixels import check_pixel_budget, decode_frame, frame_header, is_colour, n_frames
 from dicom_io.reading import read_dicom
@@ -122,6 +124,7 @@ class DicomInstance:
         self.n_frames = n_frames(self.ds)
         self._cache: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
         self._cache_frames = cache_frames
+        self._failed: dict[int, PixelDecodeError] = {}
         self._lock = threading.Lock()
 
     @property
@@ -134,8 +137,16 @@ class DicomInstance:
             if hit is not None:
                 self._cache.move_to_end(index)
         if hit is None:
-            with guard(self.path, f"decoding frame {index}"):
-                hit = decode_frame(self.ds, index, self.path)
+            failed = self._failed.get(index)
+            if failed is not None:  # decoding is deterministic: do not pay for a slow failure (or a crash) twice
+                raise failed
+            try:
+                with guard(self.path, f"decoding frame {index}"):
+                    hit = decode_frame(self.ds, index, self.path)
+            except PixelDecodeError as exc:
+                with self._lock:
+                    self._failed[index] = exc
+                raise
             with self._lock:
                 self._cache[index] = hit
                 if len(self._cache) > self._cache_frames:
@@ -163,6 +174,7 @@ class DicomStack(ImageStack):
                 self.metadata["colour"] = True
             self.phi = header_phi(ds)
             self.windows = windows_from_header(frame_header(ds, 0))
+            self.warnings.extend(display_warnings(frame_header(ds, 0), self.windows))
             self.frame_time_ms = self.metadata.get("frame_time_ms")
             if self.windows:
                 self.metadata["window"] = self.windows[0].as_dict()

@@ -38,6 +38,11 @@ class PixelDecodeError(InputError):
     """The pixel data is compressed with a syntax no installed decoder handles, or the decoder failed."""
 
 
+class ImageTooLargeError(InputError):
+    """An image, frame or region whose header asks for more pixels than medapp decodes at once (see
+    `dicom_io.budget`); refused before any pixel is decoded."""
+
+
 class NoImagesError(InputError):
     """A folder or DICOMDIR that contains nothing displayable."""
 
@@ -58,6 +63,7 @@ __all__ = [
     "CorruptFileError",
     "NoPixelDataError",
     "PixelDecodeError",
+    "ImageTooLargeError",
     "NoImagesError",
     "FrameIndexError",
     "RegionError",

@@ -60,6 +60,8 @@ def map_exception(path: str | Path | None, exc: BaseException, action: str = "re
     """The InputError (subclass) that explains `exc` raised while `action` the file at `path`."""
     if isinstance(exc, InputError):
         return exc
+    if isinstance(exc, MemoryError):  # before the import below: with memory exhausted, an import fails too
+        return CorruptFileError(path, f"{action}: the image is too large for memory")
     try:
         from pydicom.errors import InvalidDicomError
     except ImportError:  # pragma: no cover - pydicom is a hard dependency
@@ -72,8 +74,6 @@ def map_exception(path: str | Path | None, exc: BaseException, action: str = "re
         return InputError(path, "permission denied")
     if isinstance(exc, InvalidDicomError):
         return UnsupportedFormatError(path, f"not a DICOM file ({short(exc)})")
-    if isinstance(exc, MemoryError):
-        return CorruptFileError(path, f"{action}: the image is too large for memory")
     if isinstance(exc, RecursionError):
         return CorruptFileError(path, f"{action}: nesting too deep (malformed sequences)")
     if isinstance(exc, struct.error | EOFError):

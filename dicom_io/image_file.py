@@ -7,6 +7,7 @@ because they are already display images). Colour images are shown as they are. M
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -15,14 +16,31 @@ import numpy as np
 from PIL import Image, ImageSequence
 from pydicom.dataset import Dataset
 
-from dicom_io.errors import CorruptFileError, UnsupportedFormatError
+from dicom_io.budget import MAX_PIXELS, check_pixels
+from dicom_io.errors import ImageTooLargeError, UnsupportedFormatError
 from dicom_io.guard import guard
 from dicom_io.reading import check_file
 from dicom_io.stack import ImageStack
 from dicom_io.windows import Window
 
-# Pillow's decompression-bomb limit, applied explicitly so a huge plain image is an error, not a 10 GB allocation.
-MAX_PIXELS = 1 << 28
+__all__ = ["MAX_PIXELS", "PlainImage"]
+
+
+def _open(path: Path) -> Image.Image:
+    """`Image.open` (lazy: reads the header only), with Pillow's own bomb refusal reported like ours.
+
+    Pillow refuses outright above twice its `MAX_IMAGE_PIXELS` (179 megapixels) before we see the size; that is
+    the same situation as our budget, so it gets the same error type rather than a generic "corrupt" message.
+    """
+    try:
+        return Image.open(path)
+    except Image.UnidentifiedImageError:
+        raise UnsupportedFormatError(path, "not an image format medapp reads") from None
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "more pixels than Pillow allows"
+        raise ImageTooLargeError(path, f"image declares {size}; medapp decodes at most "
+                                       f"{MAX_PIXELS / 1e6:.1f} megapixels at once") from None
 
 
 class PlainImage(ImageStack):
@@ -33,14 +51,10 @@ class PlainImage(ImageStack):
         self._frames: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
         self._lock = threading.Lock()
         with guard(self.path, "reading image"):
-            try:
-                img = Image.open(self.path)
-            except Image.UnidentifiedImageError:
-                raise UnsupportedFormatError(self.path, "not an image format medapp reads") from None
+            img = _open(self.path)
             with img:
                 w, h = img.size
-                if w * h > MAX_PIXELS:
-                    raise CorruptFileError(self.path, f"image too large ({w}x{h}); whole-slide images need a pyramid")
+                check_pixels(self.path, w, h, detail=img.mode)  # from the header, before any pixel is decoded
                 self._n = max(1, int(getattr(img, "n_frames", 1) or 1))
                 self._size = (w, h)
                 self._mode = img.mode
@@ -86,8 +100,10 @@ class PlainImage(ImageStack):
     def _frame(self, frame: int) -> tuple[np.ndarray, str, Dataset | None]:
         hit = self._frames.get(frame)
         if hit is None:
-            with Image.open(self.path) as img:
+            with _open(self.path) as img:
                 page = next(p for i, p in enumerate(ImageSequence.Iterator(img)) if i == frame)
+                # pages of a TIFF may differ in size: each is checked before it is decoded
+                check_pixels(self.path, *page.size, what=f"page {frame}", detail=page.mode)
                 hit = self._decode_image(page)
             with self._lock:
                 self._frames[frame] = hit

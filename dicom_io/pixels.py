@@ -27,13 +27,17 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEGExtended12Bit
 
+from dicom_io import sandbox
+from dicom_io.budget import check_pixels
 from dicom_io.errors import CorruptFileError, NoPixelDataError, PixelDecodeError
+from dicom_io.guard import short
 from dicom_io.windows import VOI_LUT, Window
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 # One frame larger than this many samples (e.g. 16k x 16k RGB) is treated as a corrupt header: a real image that
-# big is a whole-slide image and goes through OpenSlide, tile by tile.
+# big is a whole-slide image and goes through OpenSlide, tile by tile. Below it, frames larger than the pixel budget
+# (`dicom_io.budget`) are refused as too large to decode.
 MAX_FRAME_SAMPLES = 1 << 28
 
 # Elements that decide how pixel values become display values; an enhanced multi-frame object may set the
@@ -101,6 +105,7 @@ def check_pixel_budget(ds: Dataset, path: str | Path | None) -> None:
         raise CorruptFileError(path, f"unsupported layout: {spp} samples per pixel, {bits} bits allocated")
     if rows * cols * spp > MAX_FRAME_SAMPLES:
         raise CorruptFileError(path, f"implausible frame size {cols}x{rows}x{spp} (header corrupt?)")
+    check_pixels(path, cols, rows, what="frame", detail=f"{spp} sample(s) per pixel")  # one frame decodes at a time
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     wants = 1 if photometric in (*MONOCHROME, "PALETTE COLOR") else 3 if photometric.startswith(("RGB", "YBR")) else 0
     if wants and spp != wants:
@@ -168,12 +173,25 @@ def decode_frame(ds: Dataset, index: int, path: str | Path | None) -> tuple[np.n
         decoder = get_decoder(ts)
     except NotImplementedError:
         raise PixelDecodeError(path, f"no decoder for transfer syntax {ts} ({getattr(ts, 'name', '?')})") from None
-    if not decoder.is_available:
+    # Decoders that can crash or stall the process (GDCM, CharLS) run in a worker process (`dicom_io.sandbox`).
+    worker_plugins = sandbox.plugins_for(str(ts)) if getattr(ts, "is_encapsulated", False) else ()
+    if not decoder.is_available or sandbox.in_worker_only(str(ts)):
+        if worker_plugins:
+            return sandbox.decode(ds, index, n_frames(ds), path, worker_plugins)
         raise PixelDecodeError(path, f"no installed decoder handles {getattr(ts, 'name', ts)}")
     options: dict[str, Any] = {}
     if ts == JPEGExtended12Bit and int(ds.get("BitsStored", 8) or 8) > 8:
         options["decoding_plugin"] = "imagecodecs"  # GDCM and Pillow refuse 12-bit: skip their failing attempts
-    arr, meta = decoder.as_array(ds, index=index, as_rgb=True, **options)
+    try:
+        arr, meta = decoder.as_array(ds, index=index, as_rgb=True, **options)
+    except Exception as exc:
+        if not worker_plugins:
+            raise
+        # The in-process decoders refused the frame: try GDCM, as pydicom would have in-process, but in the worker.
+        try:
+            return sandbox.decode(ds, index, n_frames(ds), path, worker_plugins)
+        except PixelDecodeError as fallback:
+            raise PixelDecodeError(path, f"decoding frame {index}: {short(exc)}; {fallback.cause}") from exc
     photometric = str(meta.get("photometric_interpretation") or ds.get("PhotometricInterpretation", "MONOCHROME2"))
     return arr, photometric.strip().upper()
 

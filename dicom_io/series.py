@@ -22,6 +22,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from dicom_io.dicom_file import DicomInstance, header_metadata, header_phi
+from dicom_io.display_checks import display_warnings
 from dicom_io.errors import InputError, NoPixelDataError
 from dicom_io.pixels import frame_header, is_colour, n_frames, pixel_keyword
 from dicom_io.reading import is_dicom, read_dicom
@@ -118,6 +119,7 @@ class SeriesStack(ImageStack):
         self.metadata["colour"] = is_colour(str(first.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper())
         self.phi = header_phi(first)
         self.windows = windows_from_header(frame_header(first, 0))
+        self.warnings.extend(display_warnings(frame_header(first, 0), self.windows))
         if self.windows:
             self.metadata["window"] = self.windows[0].as_dict()
         self.frame_time_ms = self.metadata.get("frame_time_ms")
@@ -301,17 +303,37 @@ def _index_files(root: Path, files: list[Path], coll_warnings: list[str]) -> tup
     return entries, images, slides
 
 
+def _walk_errors(root: Path, errors: list[OSError], warnings: list[str]) -> None:
+    """Listing failures of `os.walk`: the root itself is an InputError, a subfolder a warning.
+
+    Why: `os.walk` skips folders it cannot list without a word, so an unreadable folder looked empty and the user
+    was told "no images found" instead of "permission denied".
+    """
+    for err in errors:
+        reason = "permission denied" if isinstance(err, PermissionError) else (err.strerror or type(err).__name__)
+        where = Path(err.filename) if err.filename else root
+        if where == root:
+            raise InputError(root, f"cannot list this folder: {reason}")
+        try:
+            shown = where.relative_to(root).as_posix()
+        except ValueError:
+            shown = str(where)
+        warnings.append(f"skipped folder {shown}/: {reason}")
+
+
 def index_folder(root: str | Path) -> Collection:
     root = Path(root)
     files: list[Path] = []
     warnings: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    errors: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
         if len(files) > MAX_FILES:
             files = files[:MAX_FILES]
             warnings.append(f"more than {MAX_FILES} files: only the first {MAX_FILES} were indexed")
             break
+    _walk_errors(root, errors, warnings)
     entries, images, slides = _index_files(root, files, warnings)
     coll = group(root, entries, warnings)
     coll.images, coll.slides = images, slides

@@ -13,13 +13,14 @@ from typing import Any
 
 from PIL import Image
 
+from dicom_io.budget import MAX_PIXELS, MAX_SIDE
 from dicom_io.errors import InputError, RegionError, UnsupportedFormatError
 from dicom_io.guard import guard
 from dicom_io.reading import check_file
 
-# Largest region read at once (pixels at the requested level): 8k x 8k. Bigger requests are almost always a
-# level-0 read of the whole slide by mistake and would take gigabytes.
-MAX_REGION_PIXELS = 8192 * 8192
+# Largest region read at once (pixels at the requested level): the pixel budget, 8k x 8k. Bigger requests are almost
+# always a level-0 read of the whole slide by mistake and would take gigabytes.
+MAX_REGION_PIXELS = MAX_PIXELS
 
 
 def _float(value: Any) -> float | None:
@@ -100,7 +101,9 @@ class Slide:
         if w <= 0 or h <= 0:
             raise RegionError(self.path, f"region size {w}x{h} is empty")
         if w * h > MAX_REGION_PIXELS:
-            raise RegionError(self.path, f"region {w}x{h} at level {level} is too large to read at once")
+            raise RegionError(self.path, f"region {w}x{h} at level {level} is too large to read at once "
+                                         f"({w * h / 1e6:.1f} megapixels; the limit is {MAX_REGION_PIXELS / 1e6:.1f}, "
+                                         f"{MAX_SIDE}x{MAX_SIDE})")
         ds = self.level_downsamples[level]
         if x >= W or y >= H or x + w * ds <= 0 or y + h * ds <= 0:
             raise RegionError(self.path, f"region at ({x}, {y}) level {level} lies outside the {W}x{H} slide")

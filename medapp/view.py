@@ -122,6 +122,38 @@ def resolve_window(state: ViewState, settings: Any = None):  # -> dicom_io.Windo
     return None
 
 
+def _as_view(state: Any) -> ViewState:
+    """A frozen `ViewState`, or the live `medapp.viewer_state.ViewerState` of a window taken as its `to_view()`."""
+    if isinstance(state, ViewState):
+        return state
+    view = state.to_view()
+    if view is None:
+        raise ValueError("nothing is open: the viewer state shows no document")
+    return view
+
+
+def _shown(state: Any) -> object:
+    """The ImageStack or Slide `state` shows: a folder shows its first series (else its first picture)."""
+    from dicom_io import Collection, NoImagesError
+
+    state = _as_view(state)
+    opened = open_cached(state.path)
+    if isinstance(opened, Collection):
+        series = [s for s in opened.series if s.n_images]
+        if series:
+            return series[0].open()
+        if opened.images:
+            return open_cached(opened.images[0])
+        raise NoImagesError(state.path, "the folder holds no displayable series")
+    return opened
+
+
+def view_warnings(state: Any) -> list[str]:
+    """What the shown stack or slide warns about (a flat-making rescale, a threshold window, slice gaps ...), so a
+    command that writes the view can say it; the objects are the cached ones `render_view` used."""
+    return list(getattr(_shown(state), "warnings", []) or [])
+
+
 def render_view(state: Any, settings: Any = None) -> Image.Image:
     """The RGB image for `state`: exactly what the viewer shows and what the model receives.
 
@@ -129,23 +161,10 @@ def render_view(state: Any, settings: Any = None) -> Image.Image:
     `medapp.viewer_state.ViewerState` of a window, taken as its `to_view()`. `settings` resolves a preset name
     (default: the user's settings file); nothing else depends on it.
     """
-    from dicom_io import Collection, InputError, NoImagesError, Slide
+    from dicom_io import InputError, Slide
 
-    if not isinstance(state, ViewState):
-        view = state.to_view()
-        if view is None:
-            raise ValueError("nothing is open: the viewer state shows no document")
-        state = view
-
-    opened = open_cached(state.path)
-    if isinstance(opened, Collection):
-        series = [s for s in opened.series if s.n_images]
-        if series:
-            opened = series[0].open()
-        elif opened.images:
-            opened = open_cached(opened.images[0])
-        else:
-            raise NoImagesError(state.path, "the folder holds no displayable series")
+    state = _as_view(state)
+    opened = _shown(state)
     if isinstance(opened, Slide):
         return _render_slide(opened, state)
     if state.level not in (None, 0):

@@ -102,8 +102,12 @@ def _fit_text(markup_of: Any, text: str, style: Any, width: float, height: float
     """The longest prefix of *text* (cut at a word where possible, with "…") whose Paragraph fits width×height."""
     from reportlab.platypus import Paragraph
 
+    from reports.bidi import has_rtl
+    from reports.flowables import BidiParagraph
+
     def para(t: str) -> Any:
-        return Paragraph(markup_of(t), style)
+        # a caption or file name in Arabic or Hebrew is shaped and reordered line by line (see reports.bidi)
+        return BidiParagraph(t, style) if has_rtl(t) else Paragraph(markup_of(t), style)
 
     full = para(text)
     if full.wrap(width, height)[1] <= height:

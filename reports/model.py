@@ -470,7 +470,9 @@ class Report:
             "provenance": self.provenance.to_dict(),
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        # surrogatepass: a report loaded from an old file may hold lone surrogates; hashing must not raise on them
+        # (identical bytes to plain UTF-8 for every valid string, so existing signatures still verify)
+        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
     @property
     def is_signed(self) -> bool:

@@ -73,7 +73,7 @@ def pdf_metadata(report: Report, *, deidentified: bool, options: PdfOptions) -> 
         f"report_id={report.report_id}",
         f"state={'signed' if report.is_signed else 'draft'}",
         # the prompt as a hash: verifiable against the body's provenance block, and never free text in metadata
-        f"prompt_sha256={hashlib.sha256(prov.prompt.encode('utf-8')).hexdigest() if prov.prompt else ''}",
+        f"prompt_sha256={hashlib.sha256(prov.prompt.encode('utf-8', 'surrogatepass')).hexdigest() if prov.prompt else ''}",
         "input_sha256=" + ",".join(sha for _, sha in prov.input_hashes),
         f"deidentified={'yes' if deidentified else 'no'}",
         f"audit_anchor={prov.audit_anchor}",
@@ -117,6 +117,19 @@ def _styles() -> dict[str, Any]:
     }
 
 
+def _para(text: str, style: Any, *, bold: bool = False, bulletText: str | None = None) -> Any:  # noqa: N803
+    """A paragraph of literal text: `Paragraph(markup(text))`, or a `BidiParagraph` when the text holds Arabic or
+    Hebrew (shaped, broken into lines in logical order, each line reordered; see `reports.bidi`)."""
+    from reportlab.platypus import Paragraph
+
+    from reports.bidi import has_rtl
+    from reports.flowables import BidiParagraph
+
+    if has_rtl(text):
+        return BidiParagraph(text, style, bold=bold, bulletText=bulletText)
+    return Paragraph(markup(text, bold=bold), style, bulletText=bulletText)
+
+
 def _text_flowables(text: str, styles: dict[str, Any]) -> list[Any]:
     """A section's text → paragraphs; ``- `` lines become bullets; other line breaks are kept."""
     from reportlab.platypus import Paragraph
@@ -127,14 +140,14 @@ def _text_flowables(text: str, styles: dict[str, Any]) -> list[Any]:
 
         def flush() -> None:
             if buf:
-                out.append(Paragraph("<br/>".join(markup(b) for b in buf), styles["para"]))
+                out.append(_para("\n".join(buf), styles["para"]))
                 buf.clear()
 
         for ln in block.split("\n"):
             stripped = ln.strip()
             if stripped.startswith(("- ", "• ", "* ")):
                 flush()
-                out.append(Paragraph(markup(stripped[2:].strip()), styles["bullet"], bulletText="•"))
+                out.append(_para(stripped[2:].strip(), styles["bullet"], bulletText="•"))
             elif stripped:
                 buf.append(stripped)
         flush()
@@ -172,9 +185,7 @@ def _kv_table(rows: Sequence[tuple[str, str]], styles: dict[str, Any], width: fl
     from reportlab.lib import colors
     from reportlab.platypus import Paragraph, Table, TableStyle
 
-    cells = [
-        [Paragraph(markup(k), styles["label"]), Paragraph(markup(_clip(v)), styles["cell"])] for k, v in rows
-    ]
+    cells = [[Paragraph(markup(k), styles["label"]), _para(_clip(v), styles["cell"])] for k, v in rows]
     per_row: list[list[Any]] = []
     for i in range(0, len(cells), columns):
         row: list[Any] = []
@@ -241,7 +252,7 @@ def _key_image_flowables(report: Report, styles: dict[str, Any], width: float) -
             meta.append(f"region x {x}, y {y}, {w}×{h} px")
         parts = [img, Spacer(1, 2), Paragraph(markup(" · ".join(meta)), styles["label"])]
         if k.caption.strip():
-            parts.append(Paragraph(markup(k.caption.strip()), styles["caption"]))
+            parts.append(_para(k.caption.strip(), styles["caption"]))
         parts.append(Spacer(1, 6))
         out.append(KeepTogether(parts))
     return out
@@ -285,6 +296,8 @@ def _signature_flowables(report: Report, styles: dict[str, Any], width: float) -
 def _provenance_flowables(report: Report, styles: dict[str, Any], deidentified: bool) -> list[Any]:
     from reportlab.platypus import Paragraph
 
+    from reports.bidi import has_rtl
+
     prov = report.provenance
     lines = [
         ("Model", prov.model_id or "unknown"),
@@ -305,7 +318,10 @@ def _provenance_flowables(report: Report, styles: dict[str, Any], deidentified: 
 
     out: list[Any] = [CondPageBreak(6 * styles["h"].leading), Paragraph(markup("AI provenance"), styles["h"])]
     for label, value in lines:
-        out.append(Paragraph(f"<b>{markup(label, bold=True)}</b>: {markup(value)}", styles["small"]))
+        if has_rtl(value):  # e.g. an Arabic indication inside the prompt: laid out by BidiParagraph (no bold label)
+            out.append(_para(f"{label}: {value}", styles["small"]))
+        else:
+            out.append(Paragraph(f"<b>{markup(label, bold=True)}</b>: {markup(value)}", styles["small"]))
     return out
 
 
@@ -325,7 +341,7 @@ def _section_flowables(report: Report, styles: dict[str, Any]) -> list[Any]:
                 continue
             text = "(none)"
         out.append(CondPageBreak(4 * styles["h"].leading))
-        out.append(Paragraph(markup(s.title), styles["h"]))
+        out.append(_para(s.title, styles["h"]))
         out.extend(_text_flowables(text, styles))
     return out
 
@@ -356,9 +372,11 @@ def _page_decorator(
     )
 
     def draw_runs(canvas: Any, x: float, y: float, text: str, font: str, size: float, right: bool = False) -> None:
+        from reports.bidi import visual
         from reports.fonts import font_runs
 
-        runs = font_runs(clean_text(text).replace("\n", " "), font)
+        # one header/footer line: shaped and put in display order (a no-op without Arabic or Hebrew)
+        runs = font_runs(visual(clean_text(text).replace("\n", " ")), font)
         total = sum(stringWidth(r, f, size) for f, r in runs)
         if right:
             x -= total
@@ -488,7 +506,7 @@ def report_pdf_bytes(report: Report, *, deidentified: bool = False, options: Pdf
         **meta,
     )
     width = doc.width
-    story: list[Any] = [Paragraph(markup(report.title, bold=True), styles["title"])]
+    story: list[Any] = [_para(report.title, styles["title"], bold=True)]
     if draft:
         banner = Paragraph(
             markup(

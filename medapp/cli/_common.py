@@ -109,3 +109,21 @@ def load_view(args: argparse.Namespace, settings: Any) -> Any:
     window = parse_window(getattr(args, "window", None))
     return load_image(Path(args.path), frame=getattr(args, "frame", None), region=region, window=window,
                       preset=getattr(args, "preset", None), settings=settings)
+
+
+def user_text(value: str | None, what: str) -> str:
+    """Free text from the command line, sanitised once (`medapp.text.clean_text`); says so on stderr if changed.
+
+    Why here: an argument that is not valid UTF-8 arrives as a str with surrogate escapes, which the tokenizer and
+    the PDF writer cannot take. The user gets one warning line naming the argument, and the run goes on with the
+    bytes shown as U+FFFD, rather than a traceback or their words silently altered.
+    """
+    import sys
+
+    from medapp.text import clean_text
+
+    cleaned = clean_text(value)
+    notice = cleaned.notice(what)
+    if notice:
+        print(f"medapp: warning: {notice}", file=sys.stderr)
+    return cleaned.text

@@ -25,10 +25,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medapp.cli._common import audit_log, load_settings, load_view, model_holder
+    from medapp.cli._common import audit_log, load_settings, load_view, model_holder, user_text
     from medapp.inputs import record_open
     from medapp.jobs import ask
 
+    question = user_text(args.question, "the question")
     settings = load_settings(args)
     audit = audit_log(settings)
     loaded = load_view(args, settings)  # bad input fails here, before the model loads
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    answer = ask(engine, loaded.image, args.question, on_token=on_token, settings=settings, audit=audit,
+    answer = ask(engine, loaded.image, question, on_token=on_token, settings=settings, audit=audit,
                  source_sha256=source)
     sys.stdout.write("\n")
     if answer.stop_reason == "max_new_tokens":

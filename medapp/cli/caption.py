@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from medapp.cli._common import audit_log, load_settings, model_holder
+    from medapp.cli._common import audit_log, load_settings, model_holder, user_text
     from medapp.jobs.caption_folder import CaptionRequest, caption_folder
 
     request = CaptionRequest(
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         csv_path=args.output,
         jsonl_path=args.jsonl,
         contact_sheet=args.sheet,
-        prompt=args.prompt,
+        prompt=user_text(args.prompt, "the prompt") if args.prompt is not None else None,
         resume=args.resume,
         retry_errors=args.retry_errors,
         batch_size=args.batch_size,

@@ -33,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from medapp.cli._common import load_settings, parse_window
     from medapp.errors import UserError
     from medapp.inputs import parse_region
+    import sys
+
     from medapp.outputs import check_output
-    from medapp.view import ViewState, render_view, resolve_window
+    from medapp.view import ViewState, render_view, resolve_window, view_warnings
 
     out = Path(args.output)
     if out.suffix.lower() != ".png":
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     resolve_window(state, settings)  # an unknown preset fails before the file is opened
     image = render_view(state, settings)
     _write_png(image, out)
+    for warning in view_warnings(state):  # e.g. a rescale or window that renders flat: say why the PNG looks so
+        print(f"medapp: warning: {' '.join(warning.split())}", file=sys.stderr)
     print(f"{out} {image.width}x{image.height}")
     return 0
 

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from medapp.cli._common import audit_log, load_settings, load_view, model_holder
+    from medapp.cli._common import audit_log, load_settings, load_view, model_holder, user_text
     from medapp.inputs import record_open
     from medapp.errors import UserError
     from medapp.jobs import draft_report
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if out is not None and not out.parent.is_dir():
             raise UserError(f"{out}: the folder {out.parent} does not exist")
     check_outputs((args.output, args.dicom_out), [args.path])  # before the model is loaded or anything written
+    indication = user_text(args.indication, "the indication")
     settings = load_settings(args)
     audit = audit_log(settings)
     loaded = load_view(args, settings)
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             engine,
             loaded.image,
             modality=loaded.modality,
-            indication=args.indication,
+            indication=indication,
             dataset=loaded.dataset,
             frame=loaded.frame,
             region=loaded.region,

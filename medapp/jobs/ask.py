@@ -18,6 +18,7 @@ from medapp.errors import UserError
 from medapp.hashing import image_sha256
 from medapp.jobs.images import to_image
 from medapp.settings import GenerationLimits
+from medapp.text import clean_text
 
 __all__ = ["ask", "Answer", "MAX_QUESTION_CHARS"]
 
@@ -31,6 +32,9 @@ class Answer:
     image_sha256: str
     n_tokens: int
     seconds: float
+    # What the sanitiser did to the question or history ("the question: 1 character(s) that were not valid UTF-8
+    # replaced by ..."), for the caller to show; empty when the text came through unchanged.
+    notices: tuple[str, ...] = ()
 
     @property
     def cancelled(self) -> bool:
@@ -57,13 +61,23 @@ def ask(
     (the partial answer is returned with stop_reason "cancelled"). `audit` (an `AuditLog`) records an "ask" event
     with the image hash, `source_sha256` (the file's hash, if known) and the model's checkpoint hash.
     Generation limits come from `limits`, else from `settings.generation()`, else the defaults. `turns` is the
-    engine's name for `history` and is accepted as an alias.
+    engine's name for `history` and is accepted as an alias. The question and the earlier turns pass through
+    `medapp.text.clean_text` (the tokenizer raises on surrogates); what it changed is in `Answer.notices`.
     """
     if turns is not None:
         if history:
             raise TypeError("pass either history or turns, not both")
         history = turns
-    question = (question or "").strip()
+    cleaned = clean_text(question)
+    question = cleaned.text.strip()
+    notices = [n for n in [cleaned.notice("the question")] if n]
+    clean_history = []
+    for q, a in history:  # earlier turns come back from the session file: sanitise them too
+        q_clean, a_clean = clean_text(q), clean_text(a)
+        if q_clean.changed or a_clean.changed:
+            notices.append("an earlier turn held invalid or control characters; they were replaced or removed")
+        clean_history.append((q_clean.text, a_clean.text))
+    history = clean_history
     if not question:
         raise UserError("the question is empty")
     if len(question) > MAX_QUESTION_CHARS:
@@ -87,6 +101,7 @@ def ask(
         image_sha256=key,
         n_tokens=len(generation.token_ids),
         seconds=time.monotonic() - started,
+        notices=tuple(dict.fromkeys(notices)),
     )
     if audit is not None:
         audit.record(

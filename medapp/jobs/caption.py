@@ -83,11 +83,16 @@ def input_files(source: str | Path | Sequence[str | Path]) -> tuple[Path, list[P
         if root.is_file():
             return root.parent, [root]
         files = []
-        for dirpath, dirnames, filenames in os.walk(root):
+        errors: list[OSError] = []  # os.walk skips unreadable folders silently: collect, then say so
+        for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             files.extend(
                 Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".") and f not in _SKIP_NAMES
             )
+        for err in errors:
+            if err.filename is None or Path(err.filename) == root:
+                reason = "permission denied" if isinstance(err, PermissionError) else err.strerror or "unreadable"
+                raise UserError(f"{root}: cannot list this folder: {reason}")
         if not files:
             raise UserError(f"{root}: the folder holds no files to caption")
         return root, files
@@ -234,7 +239,9 @@ def caption_batch(
 
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
-    prompt = (prompt or "").strip()
+    from medapp.text import clean_text
+
+    prompt = clean_text(prompt).text.strip()  # the prompt reaches the tokenizer: no surrogates, no controls
     if not prompt:
         raise UserError("the caption prompt is empty")
     on_progress = on_progress or progress

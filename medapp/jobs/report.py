@@ -20,6 +20,7 @@ from medapp.errors import UserError
 from medapp.hashing import image_sha256, text_sha256
 from medapp.jobs.images import to_image
 from medapp.settings import GenerationLimits
+from medapp.text import clean_text
 
 __all__ = ["draft_report", "report_prompt", "MAX_INDICATION_CHARS"]
 
@@ -72,7 +73,8 @@ def draft_report(
     from reports.parse import parse_sections
     from reports.templates import template_for
 
-    indication = (indication or "").strip()
+    # The indication goes into the prompt (tokenizer) and verbatim into the PDF: sanitise it at this boundary.
+    indication = clean_text(indication).text.strip()
     if len(indication) > MAX_INDICATION_CHARS:
         raise UserError(f"the indication is {len(indication)} characters long; the limit is {MAX_INDICATION_CHARS}")
     if modality is None and dataset is not None:
