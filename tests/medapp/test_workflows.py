@@ -48,9 +48,11 @@ class TestStudyRule:
 
 class TestCaptionFolder:
     def test_refuses_to_overwrite_a_table_unless_resuming(self, tmp_path: Path):
-        table = tmp_path / "c.csv"
+        folder = tmp_path / "in"
+        folder.mkdir()
+        table = tmp_path / "c.csv"  # beside the folder: a table inside it is refused by the output guard first
         table.write_text("file,caption\n")
-        request = CaptionRequest(folder=tmp_path, csv_path=table, resume_hint="tick Resume")
+        request = CaptionRequest(folder=folder, csv_path=table, resume_hint="tick Resume")
         with pytest.raises(UserError, match="tick Resume"):
             caption_folder(request, lambda: pytest.fail("engine asked for"), settings=Settings())
 
