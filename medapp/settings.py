@@ -47,7 +47,7 @@ class GenerationLimits:
 class Settings:
     """Everything the user can set. Field names are the JSON keys."""
 
-    model_dir: str | None = None  # None: look in the Hugging Face cache (models.loading.find_checkpoints)
+    model_dir: str | None = None  # None: look in the Hugging Face cache (models.checkpoint.find_checkpoints)
     device: str = "auto"
     quant: str = "none"
     dtype: str = "auto"

@@ -184,7 +184,8 @@ class DragonflyEngine:
         cls, path: str | Path, device: str = "auto", quant: str = "none", dtype: Any = None, **kwargs: Any
     ) -> "DragonflyEngine":
         """Load a checkpoint folder or cached hub id (see models.loading.load) and wrap it."""
-        from models.loading import checkpoint_sha256, load
+        from models.checkpoint import checkpoint_sha256
+        from models.loading import load
 
         load_kwargs = {k: kwargs.pop(k) for k in ("verify", "hash_cache") if k in kwargs}
         loaded = load(path, device, quant, dtype, **load_kwargs)

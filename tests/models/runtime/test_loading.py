@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import CheckpointFormatError, ChecksumMismatchError, ModelNotFoundError, PickleCheckpointError
-from models.loading import (
+from models.checkpoint import (
     checkpoint_sha256,
     count_parameters,
     find_checkpoints,
@@ -106,11 +106,11 @@ class TestWeightFiles:
             resolve_checkpoint(tmp_path / "nope")
 
     def test_truncated_safetensors_header(self, tmp_path: Path, v2_checkpoint: Path) -> None:
-        from models.loading import tensor_index
+        from models.checkpoint import tensor_index
 
         shutil.copy2(v2_checkpoint / "config.json", tmp_path / "config.json")
         (tmp_path / "model.safetensors").write_bytes((v2_checkpoint / "model.safetensors").read_bytes()[:4])
-        with pytest.raises(CheckpointFormatError, match=r"model.safetensors: truncated safetensors file"):
+        with pytest.raises(CheckpointFormatError, match=r"model.safetensors: unreadable safetensors header"):
             tensor_index(tmp_path)
 
 
