@@ -21,11 +21,11 @@ scrolling does not re-read headers.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 from PIL import Image
 
 MODEL_SIDE = 2048  # longest side of any slide image rendered for the viewer's model input, the CLI and the model
@@ -48,8 +48,8 @@ class ViewState:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-_CACHE: OrderedDict[tuple[str, float], object] = OrderedDict()
-_CACHE_SIZE = 4
+# Dropped, not closed, on eviction: a caller may still hold the object (an open slide is freed when nobody does).
+_CACHE: LRUCache[tuple[str, float], object] = LRUCache(maxsize=4)
 _LOCK = threading.Lock()
 
 
@@ -64,15 +64,11 @@ def open_cached(path: str | Path) -> object:
         return dicom_io.open_path(p)  # raises the proper InputError (missing file ...)
     with _LOCK:
         hit = _CACHE.get(key)
-        if hit is not None:
-            _CACHE.move_to_end(key)
-            return hit
+    if hit is not None:
+        return hit
     opened = dicom_io.open_path(p)
     with _LOCK:
         _CACHE[key] = opened
-        while len(_CACHE) > _CACHE_SIZE:
-            # Dropped, not closed: a caller may still hold it (an open slide is freed when nobody does).
-            _CACHE.popitem(last=False)
     return opened
 
 

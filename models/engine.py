@@ -28,11 +28,12 @@ import copy
 import hashlib
 import queue
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cachetools import LRUCache
 
 from models.errors import ModelError
 
@@ -158,8 +159,8 @@ class DragonflyEngine:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self._lock = threading.RLock()
-        self._cache: OrderedDict[str, _Encoded] = OrderedDict()
         self.max_cached_images = max(1, int(max_cached_images))
+        self._cache: LRUCache[str, _Encoded] = LRUCache(maxsize=self.max_cached_images)
         self.device = next(model.parameters()).device
         self.eot_id = self._token_id(EOT_TOKEN)
         self.stop_ids = (self.eot_id, self._token_id(END_OF_TEXT_TOKEN))
@@ -216,12 +217,10 @@ class DragonflyEngine:
             if hit is None:
                 raise ModelError("that image key is not in the engine's cache (evicted, or never encoded): "
                                  "pass the image itself")
-            self._cache.move_to_end(image)
             return hit
         key = image_key(image)
         hit = self._cache.get(key)
         if hit is not None:
-            self._cache.move_to_end(key)
             return hit
         try:
             batch = self.processor(text=[""], images=[image], return_tensors="pt", is_generate=True)
@@ -246,9 +245,7 @@ class DragonflyEngine:
                 logits_to_keep=1,
             )
         entry = _Encoded(key, block_ids, block_indices, features, out.past_key_values)
-        self._cache[key] = entry
-        while len(self._cache) > self.max_cached_images:
-            self._cache.popitem(last=False)
+        self._cache[key] = entry  # evicts the least recently used image beyond max_cached_images
         return entry
 
     def clear_cache(self) -> None:

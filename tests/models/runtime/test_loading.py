@@ -148,3 +148,15 @@ class TestManifest:
         (tmp_path / "SHA256SUMS").write_text("not a hash line\n")
         with pytest.raises(CheckpointFormatError, match="SHA256SUMS: line 1"):
             read_manifest(tmp_path)
+
+
+def test_sha256_file_reports_progress_and_uses_the_cache(tmp_path: Path, v2_checkpoint: Path) -> None:
+    from models.manifest import sha256_file
+
+    file = v2_checkpoint / "model.safetensors"
+    seen: list[int] = []
+    cache = HashCache(tmp_path / "cache.json")
+    assert sha256_file(file, cache, seen.append) == _sha256(file)
+    assert sum(seen) == file.stat().st_size and len(seen) >= 1
+    seen.clear()
+    assert sha256_file(file, cache, seen.append) == _sha256(file) and seen == []  # second time: from the cache
