@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ[_k] = "1"
+import models.offline  # noqa: E402,F401  (the one place the Hugging Face offline variables are set)
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `bench` (the shared synthetic-data builder) is imported from the repo root
