@@ -72,21 +72,22 @@ def open_cached(path: str | Path) -> object:
     return opened
 
 
-def _canonical(name: str) -> str:
-    """dicom_io's spelling rules for preset names ("Lung", "ct_lung" -> "ct-lung"), so overrides match aliases."""
-    from dicom_io import PRESETS
+def user_presets(settings: Any) -> dict[str, Any]:  # -> dict[str, dicom_io.Window]
+    """The user's presets (settings `window_presets`, already validated by Settings) as dicom_io Windows."""
+    from dicom_io import Window
 
-    key = name.strip().lower().replace("_", "-")
-    return f"ct-{key}" if key not in PRESETS and f"ct-{key}" in PRESETS else key
+    return {name: Window(float(v["center"]), float(v["width"]), explanation=name)
+            for name, v in (settings.window_presets or {}).items()}
 
 
 def preset_window(name: str, settings: Any = None):  # -> dicom_io.Window
-    """The window for preset `name`: the user's override (settings `window_presets`) first, else the built-in one.
+    """The window for preset `name`: the user's preset (settings `window_presets`) first, else the built-in one.
 
-    The one place preset names become windows. `settings=None` reads the user's settings file, as every
-    command does. Unknown names raise `UserError` listing the built-in and the user's names.
+    The one place preset names become windows; names follow dicom_io's spelling rules (`dicom_io.preset_key`:
+    "Lung", "ct_lung" -> "ct-lung") for both kinds. `settings=None` reads the user's settings file, as every command
+    does. Unknown names raise `UserError` listing the built-in and the user's names.
     """
-    from dicom_io import PRESETS
+    import dicom_io
 
     from medapp.errors import UserError
 
@@ -94,12 +95,14 @@ def preset_window(name: str, settings: Any = None):  # -> dicom_io.Window
         from medapp.settings import Settings
 
         settings = Settings.load()
-    own = settings.window_presets
-    key = name if name in own else _canonical(name)
+    own = user_presets(settings)
+    for key in (name, dicom_io.preset_key(name)):
+        if key in own:
+            return own[key]
     try:
-        return settings.window_preset(key)
-    except (KeyError, ValueError):
-        names = ", ".join([*PRESETS, *(n for n in own if n not in PRESETS)])
+        return dicom_io.preset(name)
+    except KeyError:
+        names = ", ".join([*dicom_io.PRESETS, *(n for n in own if n not in dicom_io.PRESETS)])
         raise UserError(f"unknown window preset {name!r}; available: {names}") from None
 
 
