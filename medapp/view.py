@@ -73,11 +73,12 @@ def open_cached(path: str | Path) -> object:
 
 
 def user_presets(settings: Any) -> dict[str, Any]:  # -> dict[str, dicom_io.Window]
-    """The user's presets (settings `window_presets`, already validated by Settings) as dicom_io Windows."""
+    """The user's presets (settings `window_presets`, already validated by Settings) as dicom_io Windows; none
+    without settings."""
     from dicom_io import Window
 
     return {name: Window(float(v["center"]), float(v["width"]), explanation=name)
-            for name, v in (settings.window_presets or {}).items()}
+            for name, v in (getattr(settings, "window_presets", None) or {}).items()}
 
 
 def preset_window(name: str, settings: Any = None):  # -> dicom_io.Window

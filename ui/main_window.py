@@ -44,19 +44,10 @@ MAX_RECENT = 10
 
 
 def _user_presets(settings: Any) -> dict[str, Any]:
-    """The user's window presets from settings ({name: {"center", "width"}}) as dicom_io Windows."""
-    raw = getattr(settings, "window_presets", None) or {}
-    if not raw:
-        return {}
-    from dicom_io import Window
+    """The user's window presets as dicom_io Windows (`medapp.view.user_presets`, the one preset resolver's source)."""
+    from medapp.view import user_presets
 
-    out = {}
-    for name, value in raw.items():
-        try:
-            out[name] = Window(center=float(value["center"]), width=float(value["width"]))
-        except (KeyError, TypeError, ValueError):
-            log.warning("ignoring malformed window preset %r", name)
-    return out
+    return user_presets(settings)
 
 
 def open_job(path: Path, extra_presets: dict[str, Any] | None = None) -> tuple[str, Path, Any, Any]:
