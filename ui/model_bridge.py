@@ -41,15 +41,6 @@ THUMBNAIL_PX = 128
 _STOPPED = frozenset({"cancelled", "cancel", "stopped"})
 
 
-class _CoreJobs:
-    """`medapp.jobs` seen as a namespace of functions: `jobs.ask` is `medapp.jobs.ask.ask`, imported on first use
-    (whatever the package's `__init__` re-exports, the module of the same name holds the function)."""
-
-    def __getattr__(self, name: str) -> Any:
-        module = importlib.import_module(f"medapp.jobs.{name}")
-        return getattr(module, name)
-
-
 class ModelNotReady(RuntimeError):
     """Raised inside a job when no engine is loaded; the panel shows it like any other failure."""
 
