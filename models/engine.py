@@ -159,8 +159,7 @@ class DragonflyEngine:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self._lock = threading.RLock()
-        self.max_cached_images = max(1, int(max_cached_images))
-        self._cache: LRUCache[str, _Encoded] = LRUCache(maxsize=self.max_cached_images)
+        self._cache: LRUCache[str, _Encoded] = LRUCache(maxsize=max(1, int(max_cached_images)))
         self.device = next(model.parameters()).device
         self.eot_id = self._token_id(EOT_TOKEN)
         self.stop_ids = (self.eot_id, self._token_id(END_OF_TEXT_TOKEN))
@@ -178,6 +177,21 @@ class DragonflyEngine:
             checkpoint_sha256=checkpoint_sha256,
             n_params=int(n_params if n_params is not None else sum(p.numel() for p in model.parameters())),
         )
+
+    @property
+    def max_cached_images(self) -> int:
+        """How many encoded images (with their prefilled image block) are kept, least recently used evicted first."""
+        return int(self._cache.maxsize)
+
+    @max_cached_images.setter
+    def max_cached_images(self, value: int) -> None:
+        with self._lock:
+            old, self._cache = self._cache, LRUCache(maxsize=max(1, int(value)))
+            kept = []
+            while old:
+                kept.append(old.popitem())  # least recently used first
+            for key, entry in kept:  # re-inserted oldest first: the newest stay, in the same order
+                self._cache[key] = entry
 
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
