@@ -19,8 +19,8 @@ REPEATS = 2
 
 
 def _write_series(folder: Path) -> None:
-    """The shared synthetic CT builder (bench/_data.py, also behind the tests' `synthetic_ct_series`)."""
-    from bench._data import write_ct_series
+    """The shared synthetic CT builder (tests/builders.py, also behind the tests' `synthetic_ct_series`)."""
+    from tests.builders import write_ct_series
 
     write_ct_series(folder, [k * 1.25 for k in range(N_SLICES)], size=SIZE)
 

@@ -41,11 +41,13 @@ def _test_image(width: int, height: int) -> Image.Image:
 
 
 def _reference(image: Image.Image, processor) -> np.ndarray:
-    from models._geometry import LAYOUTS, crop_boxes, high_resolution, medium_resolution
+    from models._geometry import crop_boxes, high_resolution, medium_resolution
+    from models.variants import VARIANTS
 
-    s = LAYOUTS[VERSION].crop_size
+    variant = VARIANTS[VERSION]
+    s = variant.crop_size
     crops = [image.resize((s, s), Image.Resampling.BICUBIC)]
-    for size in (medium_resolution(image.size, s), high_resolution(image.size, s, VERSION)):
+    for size in (medium_resolution(image.size, variant), high_resolution(image.size, variant)):
         big = image.resize(size, Image.Resampling.BICUBIC)
         crops += [big.crop(box) for box in crop_boxes(size, s)]
     return np.stack([processor.preprocess(c, return_tensors="np")["pixel_values"][0] for c in crops])
@@ -53,8 +55,9 @@ def _reference(image: Image.Image, processor) -> np.ndarray:
 
 def _fast(image: Image.Image, normalizer, concurrent: bool = True) -> np.ndarray:
     from models._pixels import image_patches
+    from models.variants import VARIANTS
 
-    return image_patches(image, VERSION, normalizer, concurrent=concurrent)
+    return image_patches(image, VARIANTS[VERSION], normalizer, concurrent=concurrent)
 
 
 def _times(fn: Callable[[], object], repeats: int) -> list[float]:

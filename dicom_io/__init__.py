@@ -21,7 +21,7 @@ from dicom_io.errors import (
     RegionError,
     UnsupportedFormatError,
 )
-from dicom_io.windows import PRESETS, Window, preset
+from dicom_io.windows import PRESETS, Window, preset, preset_key
 
 from dicom_io.api import Opened, info, open_path  # noqa: E402  (after the plugin registration imports)
 from dicom_io.series import Collection, Patient, Series, Study  # noqa: E402
@@ -55,4 +55,5 @@ __all__ = [
     "UnsupportedFormatError",
     "Window",
     "preset",
+    "preset_key",
 ]

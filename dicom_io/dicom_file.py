@@ -6,10 +6,10 @@ Metadata and PHI are split at the source: `.metadata` is safe to log and show; `
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 import numpy as np
 from pydicom.dataset import Dataset
 
@@ -122,8 +122,7 @@ class DicomInstance:
         with guard(self.path, "reading image header"):
             check_pixel_budget(self.ds, self.path)
         self.n_frames = n_frames(self.ds)
-        self._cache: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
-        self._cache_frames = cache_frames
+        self._cache: LRUCache[int, tuple[np.ndarray, str]] = LRUCache(maxsize=cache_frames)
         self._failed: dict[int, PixelDecodeError] = {}
         self._lock = threading.Lock()
 
@@ -134,8 +133,6 @@ class DicomInstance:
     def frame(self, index: int) -> tuple[np.ndarray, str, Dataset]:
         with self._lock:
             hit = self._cache.get(index)
-            if hit is not None:
-                self._cache.move_to_end(index)
         if hit is None:
             failed = self._failed.get(index)
             if failed is not None:  # decoding is deterministic: do not pay for a slow failure (or a crash) twice
@@ -149,8 +146,6 @@ class DicomInstance:
                 raise
             with self._lock:
                 self._cache[index] = hit
-                if len(self._cache) > self._cache_frames:
-                    self._cache.popitem(last=False)
         arr, photometric = hit
         hdr = frame_header(self.ds, index)
         if photometric == "PALETTE COLOR":

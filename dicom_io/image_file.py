@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
+from cachetools import LRUCache
 import numpy as np
 from PIL import Image, ImageSequence
 from pydicom.dataset import Dataset
@@ -48,7 +48,7 @@ class PlainImage(ImageStack):
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(check_file(path))
-        self._frames: OrderedDict[int, tuple[np.ndarray, str]] = OrderedDict()
+        self._frames: LRUCache[int, tuple[np.ndarray, str]] = LRUCache(maxsize=4)
         self._lock = threading.Lock()
         with guard(self.path, "reading image"):
             img = _open(self.path)
@@ -98,7 +98,8 @@ class PlainImage(ImageStack):
         return self._size
 
     def _frame(self, frame: int) -> tuple[np.ndarray, str, Dataset | None]:
-        hit = self._frames.get(frame)
+        with self._lock:
+            hit = self._frames.get(frame)
         if hit is None:
             with _open(self.path) as img:
                 page = next(p for i, p in enumerate(ImageSequence.Iterator(img)) if i == frame)
@@ -107,6 +108,4 @@ class PlainImage(ImageStack):
                 hit = self._decode_image(page)
             with self._lock:
                 self._frames[frame] = hit
-                if len(self._frames) > 4:
-                    self._frames.popitem(last=False)
         return hit[0], hit[1], None

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEGExtended12Bit
@@ -250,8 +250,7 @@ class LutCache:
     """Combined stored-value -> display-byte LUTs, keyed by everything that decides them. Shared across a series."""
 
     def __init__(self, size: int = 32) -> None:
-        self._size = size
-        self._luts: OrderedDict[tuple[Any, ...], tuple[np.ndarray, Any]] = OrderedDict()
+        self._luts: LRUCache[tuple[Any, ...], tuple[np.ndarray, Any]] = LRUCache(maxsize=size)
         self._lock = threading.Lock()  # the GUI renders from worker threads too
 
     @staticmethod
@@ -273,8 +272,6 @@ class LutCache:
         key = self._key(arr, hdr, photometric, window)
         with self._lock:
             hit = self._luts.get(key)
-            if hit is not None:
-                self._luts.move_to_end(key)
         if hit is None:
             unsigned = np.uint8 if arr.dtype.itemsize == 1 else np.uint16
             every = np.arange(np.iinfo(unsigned).max + 1, dtype=unsigned).view(arr.dtype)
@@ -282,8 +279,6 @@ class LutCache:
             hit = (lut, hdr)
             with self._lock:
                 self._luts[key] = hit
-                if len(self._luts) > self._size:
-                    self._luts.popitem(last=False)
         index = arr.view(np.uint8 if arr.dtype.itemsize == 1 else np.uint16)
         return np.take(hit[0], index)
 

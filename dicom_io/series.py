@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 import numpy as np
 from pydicom.dataset import Dataset
 
@@ -108,8 +108,7 @@ class SeriesStack(ImageStack):
             raise NoPixelDataError(path, "the series holds no images (no pixel data in any instance)")
         self.instances = [e.path for e in self._entries]
         self._frames = [(i, f) for i, e in enumerate(self._entries) for f in range(e.frames)]
-        self._cache: OrderedDict[int, DicomInstance] = OrderedDict()
-        self._cache_instances = cache_instances
+        self._cache: LRUCache[int, DicomInstance] = LRUCache(maxsize=cache_instances)
         self._lock = threading.Lock()
         self.warnings = list(warnings)
         first = self._entries[0].header
@@ -140,13 +139,10 @@ class SeriesStack(ImageStack):
         with self._lock:
             inst = self._cache.get(i)
             if inst is not None:
-                self._cache.move_to_end(i)
                 return inst
         inst = DicomInstance(self._entries[i].path, validate=False)  # header already validated by the index
         with self._lock:
             self._cache[i] = inst
-            if len(self._cache) > self._cache_instances:
-                self._cache.popitem(last=False)
         return inst
 
     def _frame(self, frame: int) -> tuple[np.ndarray, str, Dataset | None]:

@@ -78,11 +78,20 @@ def _load_presets() -> dict[str, Window]:
 PRESETS: dict[str, Window] = _load_presets()
 
 
-def preset(name: str) -> Window:
-    """The named preset (case-insensitive, '_' or '-'); KeyError names the ones that exist."""
+def preset_key(name: str) -> str:
+    """The spelling rules for preset names: case-insensitive, '_' or '-', "lung" for "ct-lung" ("Lung" -> "ct-lung").
+
+    Returned unchanged apart from the spelling when no built-in preset matches, so user presets can use the same rules.
+    """
     key = name.strip().lower().replace("_", "-")
-    if key not in PRESETS and f"ct-{key}" in PRESETS:
-        key = f"ct-{key}"
+    return f"ct-{key}" if key not in PRESETS and f"ct-{key}" in PRESETS else key
+
+
+def preset(name: str) -> Window:
+    """The named built-in preset (spelling per `preset_key`); KeyError names the ones that exist.
+
+    User presets (settings) come first in `medapp.view.preset_window`, the one resolver the app calls."""
+    key = preset_key(name)
     try:
         return PRESETS[key]
     except KeyError:
@@ -130,7 +139,8 @@ def auto_window(values: np.ndarray) -> Window:
 
     Why percentiles and not min/max: a few saturated or padding pixels (CT outside the field of view at -2000,
     MR hot spots) would otherwise squeeze the tissue into a handful of grey levels. Falls back to min/max when the
-    percentiles coincide (near-binary images), and to width 1 for a constant image.
+    percentiles coincide (near-binary images), and to width 1 for a constant image. This is the one auto-window rule
+    (`ImageStack.auto_window`); the viewer once had its own min/max rule, dropped for the reason above.
     """
     finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
     if finite.size == 0:

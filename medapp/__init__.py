@@ -4,6 +4,6 @@ Importing this package is cheap on purpose: it sets the Hugging Face offline var
 and the window start fast and torch / transformers / Qt load only when a job needs them.
 """
 
-from medapp import _offline  # noqa: F401  (must run before any Hugging Face import)
+from models import offline as _offline  # noqa: F401  (must run before any Hugging Face import)
 
 __version__ = "0.1.0"

@@ -49,15 +49,7 @@ def builtin_presets() -> dict[str, Any]:
 
 
 def user_windows(settings: Any) -> dict[str, Any]:
-    """The user's window presets from settings ({name: {"center", "width"}}) as `dicom_io.Window`s.
+    """The user's window presets from settings as `dicom_io.Window`s (`medapp.view.user_presets`: the one source)."""
+    from medapp.view import user_presets
 
-    A malformed entry is skipped with a warning: one bad preset must not stop a file from opening.
-    """
-    raw = getattr(settings, "window_presets", None) or {}
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        try:
-            out[name] = make_window(float(value["center"]), float(value["width"]))
-        except (KeyError, TypeError, ValueError):
-            log.warning("ignoring malformed window preset %r", name)
-    return out
+    return user_presets(settings)

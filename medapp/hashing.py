@@ -25,12 +25,12 @@ _CHUNK = 1 << 20
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (streamed, so whole-slide images do not load into memory)."""
-    digest = hashlib.sha256()
+    """SHA-256 of a file's bytes, streamed by `hashlib.file_digest` (whole-slide images never load into memory).
+
+    The one file hash of medapp; `models.manifest.sha256_file` is the same stdlib call for checkpoints (models may not
+    import medapp), with a cache and progress on top."""
     with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def slide_fingerprint(path: str | Path, sample: int = _CHUNK) -> str:

@@ -6,7 +6,7 @@ never load it, and therefore keep working on a machine with no model at all. `ge
 may start two jobs at once) and loads exactly once.
 
 Where the model comes from, in order: an explicit folder (``--model``), the ``model_dir`` setting, then known
-Dragonfly(-Med) checkpoints in the local Hugging Face cache (`models.loading.find_checkpoints`). If none is found,
+Dragonfly(-Med) checkpoints in the local Hugging Face cache (`models.checkpoint.find_checkpoints`). If none is found,
 `ModelNotFoundError` says exactly what to download and where to put it.
 """
 
@@ -33,7 +33,7 @@ MODEL_REPO_ID = "togethercomputer/Llama-3.1-8B-Dragonfly-Med-v2"
 
 def missing_model_message(reason: str) -> str:
     """The one instruction a user without a model needs: what to download, how to convert it, where to put it."""
-    from models.loading import models_dir
+    from models.checkpoint import models_dir
 
     target = models_dir() / "Dragonfly-Med-v2"
     return (
@@ -71,7 +71,7 @@ class ModelHolder:
 
     def resolve_model_dir(self) -> Path:
         """The checkpoint folder to load, or `ModelNotFoundError` with download instructions."""
-        from models.loading import find_checkpoints, resolve_checkpoint
+        from models.checkpoint import find_checkpoints, resolve_checkpoint
 
         if self._model_dir is not None:
             try:  # a folder, or a hub id already in the local Hugging Face cache

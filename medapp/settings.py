@@ -47,7 +47,7 @@ class GenerationLimits:
 class Settings:
     """Everything the user can set. Field names are the JSON keys."""
 
-    model_dir: str | None = None  # None: look in the Hugging Face cache (models.loading.find_checkpoints)
+    model_dir: str | None = None  # None: look in the Hugging Face cache (models.checkpoint.find_checkpoints)
     device: str = "auto"
     quant: str = "none"
     dtype: str = "auto"
@@ -138,15 +138,6 @@ class Settings:
     def engine_dtype(self) -> str | None:
         """`None` lets the engine choose (float32 on CPU, the checkpoint dtype on CUDA)."""
         return None if self.dtype == "auto" else self.dtype
-
-    def window_preset(self, name: str) -> Any:
-        """A `dicom_io.Window` for `name`: the user's override if set, otherwise dicom_io's built-in preset."""
-        import dicom_io
-
-        override = self.window_presets.get(name)
-        if override is not None:
-            return dicom_io.Window(float(override["center"]), float(override["width"]))
-        return dicom_io.preset(name)
 
 
 # -- field checks: each returns None when the value is fine, else the end of a sentence ----------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StackSetup", "WindowChoice", "prepare_stack", "window_choices", "auto_window", "is_colour"]
+__all__ = ["StackSetup", "WindowChoice", "prepare_stack", "window_choices", "is_colour"]
 
 
 @dataclass(frozen=True)
@@ -20,22 +20,6 @@ class WindowChoice:
 
     label: str
     window: Any  # dicom_io.Window
-
-
-def auto_window(values: np.ndarray) -> Any:
-    """A window spanning the frame's value range (after the Modality LUT), for files that carry none.
-
-    Subsampled like pyqtgraph's quickMinMax (≤ ~1e6 values) and NaN-aware, so it stays cheap on large frames.
-    """
-    sample = values
-    while sample.size > 1_000_000:
-        sample = sample[::2, ::2]
-    lo = float(np.nanmin(sample))
-    hi = float(np.nanmax(sample))
-    width = max(hi - lo, 1.0)
-    from medapp.documents import make_window
-
-    return make_window(center=lo + width / 2.0, width=width)
 
 
 def is_colour(stack: Any) -> bool:
@@ -108,6 +92,7 @@ def prepare_stack(stack: Any, extra_presets: dict[str, Any] | None = None) -> St
     own = getattr(stack, "default_window", None)
     if own is not None:
         return StackSetup(False, choices, own, "file", value_range)
-    # No window in the file: start from the data's range (dicom_io's own rule when it has one), presets on the keys.
-    auto = stack.auto_window() if callable(getattr(stack, "auto_window", None)) else auto_window(values)
+    # No window in the file: dicom_io's one auto-window rule (percentiles, robust to a few padding or hot pixels that
+    # would squash a min/max window; see dicom_io.windows.auto_window), presets on the keys.
+    auto = stack.auto_window()
     return StackSetup(False, choices, auto, "auto", value_range)

@@ -24,11 +24,11 @@ scrolling does not re-read headers.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cachetools import LRUCache
 from PIL import Image
 
 MODEL_SIDE = 2048  # longest side of any slide image rendered for the viewer's model input, the CLI and the model
@@ -51,8 +51,8 @@ class ViewState:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-_CACHE: OrderedDict[tuple[str, float], object] = OrderedDict()
-_CACHE_SIZE = 4
+# Dropped, not closed, on eviction: a caller may still hold the object (an open slide is freed when nobody does).
+_CACHE: LRUCache[tuple[str, float], object] = LRUCache(maxsize=4)
 _LOCK = threading.Lock()
 
 
@@ -67,33 +67,31 @@ def open_cached(path: str | Path) -> object:
         return dicom_io.open_path(p)  # raises the proper InputError (missing file ...)
     with _LOCK:
         hit = _CACHE.get(key)
-        if hit is not None:
-            _CACHE.move_to_end(key)
-            return hit
+    if hit is not None:
+        return hit
     opened = dicom_io.open_path(p)
     with _LOCK:
         _CACHE[key] = opened
-        while len(_CACHE) > _CACHE_SIZE:
-            # Dropped, not closed: a caller may still hold it (an open slide is freed when nobody does).
-            _CACHE.popitem(last=False)
     return opened
 
 
-def _canonical(name: str) -> str:
-    """dicom_io's spelling rules for preset names ("Lung", "ct_lung" -> "ct-lung"), so overrides match aliases."""
-    from dicom_io import PRESETS
+def user_presets(settings: Any) -> dict[str, Any]:  # -> dict[str, dicom_io.Window]
+    """The user's presets (settings `window_presets`, already validated by Settings) as dicom_io Windows; none
+    without settings."""
+    from dicom_io import Window
 
-    key = name.strip().lower().replace("_", "-")
-    return f"ct-{key}" if key not in PRESETS and f"ct-{key}" in PRESETS else key
+    return {name: Window(float(v["center"]), float(v["width"]), explanation=name)
+            for name, v in (getattr(settings, "window_presets", None) or {}).items()}
 
 
 def preset_window(name: str, settings: Any = None):  # -> dicom_io.Window
-    """The window for preset `name`: the user's override (settings `window_presets`) first, else the built-in one.
+    """The window for preset `name`: the user's preset (settings `window_presets`) first, else the built-in one.
 
-    The one place preset names become windows. `settings=None` reads the user's settings file, as every
-    command does. Unknown names raise `UserError` listing the built-in and the user's names.
+    The one place preset names become windows; names follow dicom_io's spelling rules (`dicom_io.preset_key`:
+    "Lung", "ct_lung" -> "ct-lung") for both kinds. `settings=None` reads the user's settings file, as every command
+    does. Unknown names raise `UserError` listing the built-in and the user's names.
     """
-    from dicom_io import PRESETS
+    import dicom_io
 
     from medapp.errors import UserError
 
@@ -101,12 +99,14 @@ def preset_window(name: str, settings: Any = None):  # -> dicom_io.Window
         from medapp.settings import Settings
 
         settings = Settings.load()
-    own = settings.window_presets
-    key = name if name in own else _canonical(name)
+    own = user_presets(settings)
+    for key in (name, dicom_io.preset_key(name)):
+        if key in own:
+            return own[key]
     try:
-        return settings.window_preset(key)
-    except (KeyError, ValueError):
-        names = ", ".join([*PRESETS, *(n for n in own if n not in PRESETS)])
+        return dicom_io.preset(name)
+    except KeyError:
+        names = ", ".join([*dicom_io.PRESETS, *(n for n in own if n not in dicom_io.PRESETS)])
         raise UserError(f"unknown window preset {name!r}; available: {names}") from None
 
 

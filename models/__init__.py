@@ -6,12 +6,10 @@ The package import is light: torch and transformers load only when one of the la
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
 # Nothing in medapp may download: force Hugging Face offline before transformers can be imported through us.
-for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
-    os.environ[_k] = "1"
+from models import offline as _offline  # noqa: F401
 
 _LAZY = {
     "DragonflyConfig": "models.configuration_dragonfly",

@@ -1,64 +1,14 @@
-"""Crop geometry and token layout of Dragonfly v1/v2, as pure functions (no torch, no numpy, no PIL).
+"""Crop geometry of Dragonfly, as pure functions of a `models.variants.Variant` (no torch, no numpy, no PIL).
 
-The processor (how many crops, which ids) and the model (how many visual embeddings) both follow these numbers, so
-they live in one place and are testable without weights. Sizes are `(width, height)` throughout, like Pillow.
+The grids come from the variant table, so the processor's crops and the token counts (`variants.image_token_runs`)
+follow the same numbers and are testable without weights. Sizes are `(width, height)` throughout, like Pillow.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from models.variants import Variant
 
-__all__ = [
-    "LAYOUTS",
-    "TokenLayout",
-    "crop_boxes",
-    "high_resolution",
-    "medium_resolution",
-    "select_best_resolution",
-    "version_for_crop_size",
-]
-
-
-@dataclass(frozen=True)
-class TokenLayout:
-    """How one image appears in `input_ids` for one Dragonfly version.
-
-    Attributes:
-        crop_size: pixels per crop side (336 / 224).
-        n_crops: crops the processor produces per image (41 / 29).
-        runs: token count of each run of placeholders; each run is followed by one newline token.
-    """
-
-    version: str
-    crop_size: int
-    n_crops: int
-    runs: tuple[int, ...]
-
-    @property
-    def n_visual(self) -> int:
-        """Visual embeddings per image (2057 / 850): the number of placeholder positions."""
-        return sum(self.runs)
-
-    @property
-    def block_len(self) -> int:
-        """Length of the image block before BOS (2098 / 867): placeholders plus one newline per run."""
-        return self.n_visual + len(self.runs)
-
-
-#: v2: global crop keeps its 577 tokens; 40 other crops each become CLS + 6×6 pooled = 37.
-#: v1: 5 low/medium crops + 12 zoom-selected high crops, 50 tokens each.
-LAYOUTS: dict[str, TokenLayout] = {
-    "v2": TokenLayout("v2", 336, 41, (577,) + (37,) * 40),
-    "v1": TokenLayout("v1", 224, 29, (50,) * 17),
-}
-
-
-def version_for_crop_size(size: int) -> str:
-    """'v2' for 336-pixel crops, 'v1' for 224; anything else is not a Dragonfly processor."""
-    for version, layout in LAYOUTS.items():
-        if layout.crop_size == size:
-            return version
-    raise ValueError(f"crop size {size}: Dragonfly uses 336 (v2) or 224 (v1)")
+__all__ = ["crop_boxes", "grid_sizes", "high_resolution", "medium_resolution", "select_best_resolution"]
 
 
 def select_best_resolution(original_wh: tuple[int, int], candidates: list[tuple[int, int]]) -> tuple[int, int]:
@@ -82,20 +32,25 @@ def select_best_resolution(original_wh: tuple[int, int], candidates: list[tuple[
     return best
 
 
-def medium_resolution(original_wh: tuple[int, int], crop: int) -> tuple[int, int]:
-    """Medium grid (both versions): 2×2, 1 column × 4 rows or 4 columns × 1 row of crops."""
-    return select_best_resolution(original_wh, [(2 * crop, 2 * crop), (crop, 4 * crop), (4 * crop, crop)])
+def medium_resolution(original_wh: tuple[int, int], variant: Variant) -> tuple[int, int]:
+    """Medium grid in pixels: the best fit among the variant's medium grids (2×2, 1 column × 4 rows, 4 × 1)."""
+    crop = variant.crop_size
+    return select_best_resolution(original_wh, [(c * crop, r * crop) for c, r in variant.medium_grids])
 
 
-def high_resolution(original_wh: tuple[int, int], crop: int, version: str) -> tuple[int, int]:
-    """High grid: v2 = 3 × the medium grid (36 crops); v1 = chosen on its own among 24-crop grids."""
-    if version == "v2":
-        mid_w, mid_h = medium_resolution(original_wh, crop)
-        return 3 * mid_w, 3 * mid_h
-    if version == "v1":
-        grids = [(6, 4), (4, 6), (3, 8), (8, 3), (2, 12), (12, 2)]
-        return select_best_resolution(original_wh, [(c * crop, r * crop) for c, r in grids])
-    raise ValueError(f"unknown Dragonfly version {version!r}")
+def high_resolution(original_wh: tuple[int, int], variant: Variant) -> tuple[int, int]:
+    """High grid in pixels: chosen on its own among `variant.high_grids` (v1), else `high_scale` × the medium grid."""
+    crop = variant.crop_size
+    if variant.high_grids:
+        return select_best_resolution(original_wh, [(c * crop, r * crop) for c, r in variant.high_grids])
+    mid_w, mid_h = medium_resolution(original_wh, variant)
+    return variant.high_scale * mid_w, variant.high_scale * mid_h
+
+
+def grid_sizes(original_wh: tuple[int, int], variant: Variant) -> list[tuple[int, int]]:
+    """The three target sizes `(width, height)` the image is stretched to: global crop, medium grid, high grid."""
+    s = variant.crop_size
+    return [(s, s), medium_resolution(original_wh, variant), high_resolution(original_wh, variant)]
 
 
 def crop_boxes(size_wh: tuple[int, int], crop: int) -> list[tuple[int, int, int, int]]:

@@ -33,7 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from models._geometry import LAYOUTS, high_resolution, medium_resolution
+from models._geometry import grid_sizes
+from models.variants import Variant
 
 __all__ = ["Normalizer", "image_patches", "normalization_lut", "to_rgb"]
 
@@ -175,12 +176,6 @@ class Normalizer:
                     np.take(self.lut[c], crop if band else crop[c], out=dst[index][c])
 
 
-def _grids(image: Image.Image, version: str) -> tuple[int, list[tuple[int, int]]]:
-    """Crop size and the three target sizes `(width, height)`: global, medium grid, high grid."""
-    s = LAYOUTS[version].crop_size
-    return s, [(s, s), medium_resolution(image.size, s), high_resolution(image.size, s, version)]
-
-
 def _is_gray(image: Image.Image) -> bool:
     """True when R, G and B are equal everywhere (a grayscale picture sent as RGB): then one band is resized per grid.
 
@@ -193,17 +188,17 @@ def _is_gray(image: Image.Image) -> bool:
     return r == g == b
 
 
-def image_patches(image: Image.Image, version: str, normalizer: Normalizer, *, concurrent: bool = True) -> np.ndarray:
+def image_patches(image: Image.Image, variant: Variant, normalizer: Normalizer, *, concurrent: bool = True) -> np.ndarray:
     """float32 `(n_crops, 3, S, S)` normalised crops [global, medium…, high…] of an RGB image (see module docstring).
 
     Args:
         image: an RGB PIL image (use `to_rgb` first).
-        version: 'v2' (41 crops of 336) or 'v1' (29 crops of 224).
+        variant: the Dragonfly variant (v2: 41 crops of 336, v1: 29 crops of 224).
         concurrent: run the resizes, and then each grid's normalisation row by row, in threads (same result).
     """
     if image.mode != "RGB":
         raise ValueError(f"image_patches needs an RGB image, got mode {image.mode!r} (convert it with to_rgb)")
-    s, sizes = _grids(image, version)
+    s, sizes = variant.crop_size, grid_sizes(image.size, variant)
     counts = [1] + [(w // s) * (h // s) for w, h in sizes[1:]]
     starts = np.cumsum([0] + counts)
     out = np.empty((int(starts[-1]), 3, s, s), dtype=np.float32)

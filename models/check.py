@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from models.errors import CheckpointFormatError, PickleCheckpointError
-from models.loading import (
+from models.checkpoint import (
     model_id_for,
     read_config,
     require_safetensors,

@@ -7,8 +7,11 @@ download: the two official hub ids map to built-in CLIP hyper-parameters (their 
 checkpoint anyway), and a subfolder is read from disk by `from_pretrained`. The resolved vision config is kept in
 `vision_config`, so a saved config is self-contained.
 
-v1 vs v2 is a property of the vision encoder: CLIP ViT-B/32 at 224 px (50 tokens per crop) is v1 with zoom-in
-selection, CLIP ViT-L/14 at 336 px (577 tokens per crop) is v2 with pooling.
+The Dragonfly variant (v1: CLIP ViT-B/32 at 224 px with zoom-in selection; v2: CLIP ViT-L/14 at 336 px with
+pooling; see `models.variants`) is recorded in the `variant` field. The official config.json files have no such
+field, so for them it is inferred from the official vision encoder — only for them: a vision tower that is not
+exactly an official layout raises instead of silently taking the path of a variant with the same crop size.
+A saved config writes `variant`, which the official code ignores (unknown fields become plain attributes).
 """
 
 from __future__ import annotations
@@ -20,39 +23,13 @@ from typing import Any
 
 from transformers import CLIPVisionConfig, LlamaConfig, PreTrainedConfig
 
+from models.variants import VARIANTS, UnknownVariantError, Variant, infer_variant, variant_named
+
 __all__ = ["DragonflyConfig", "OFFICIAL_VISION_ENCODERS", "register", "vision_config_for"]
 
-#: CLIP vision hyper-parameters of the two encoders the official checkpoints name, so that nothing is downloaded.
-#: Values are those of the public `config.json` files of the two OpenAI repositories (vision part).
-OFFICIAL_VISION_ENCODERS: dict[str, dict[str, Any]] = {
-    "openai/clip-vit-large-patch14-336": {
-        "hidden_size": 1024,
-        "intermediate_size": 4096,
-        "num_hidden_layers": 24,
-        "num_attention_heads": 16,
-        "image_size": 336,
-        "patch_size": 14,
-        "projection_dim": 768,
-        "hidden_act": "quick_gelu",
-        "layer_norm_eps": 1e-5,
-        "num_channels": 3,
-    },
-    "openai/clip-vit-base-patch32": {
-        "hidden_size": 768,
-        "intermediate_size": 3072,
-        "num_hidden_layers": 12,
-        "num_attention_heads": 12,
-        "image_size": 224,
-        "patch_size": 32,
-        "projection_dim": 512,
-        "hidden_act": "quick_gelu",
-        "layer_norm_eps": 1e-5,
-        "num_channels": 3,
-    },
-}
-
-#: Crop size (pixels) → Dragonfly version. The processor's token layout and the model's pooling/selection follow it.
-_VERSION_BY_IMAGE_SIZE = {336: "v2", 224: "v1"}
+#: CLIP vision hyper-parameters of the official encoders (hub id → fields), from the variant table, so that nothing
+#: is downloaded.
+OFFICIAL_VISION_ENCODERS: dict[str, dict[str, Any]] = {v.image_encoder: dict(v.clip) for v in VARIANTS.values()}
 
 _TEXT_FIELDS = (
     "vocab_size",
@@ -122,6 +99,7 @@ class DragonflyConfig(PreTrainedConfig):
         vision_config (`dict` or `CLIPVisionConfig`, *optional*): the CLIP vision tower. When absent it is resolved
             from `image_encoder` (see `vision_config_for`).
         image_encoder (`str`, *optional*): the official field naming the CLIP encoder (hub id or subfolder).
+        variant (`str`, *optional*): the Dragonfly variant ("v2", "v1"); inferred for the official layouts only.
         The remaining fields are the official top-level Llama fields; they only seed `text_config` when it is absent.
 
     Example:
@@ -136,6 +114,7 @@ class DragonflyConfig(PreTrainedConfig):
     text_config: Any = None
     vision_config: Any = None
     image_encoder: str | None = None
+    variant: str | None = None
     text_pretrained_model_name_or_path: str | None = None
     vocab_size: int = 128256
     hidden_size: int = 4096
@@ -172,7 +151,8 @@ class DragonflyConfig(PreTrainedConfig):
             if model_type != "llama":
                 raise ValueError(f"text_config.model_type {model_type!r}: Dragonfly uses a Llama language model")
             self.text_config = LlamaConfig(**text)
-        if self.vision_config is None and self.image_encoder is not None and str(self.image_encoder) in OFFICIAL_VISION_ENCODERS:
+        if (self.vision_config is None and self.image_encoder is not None
+                and str(self.image_encoder) in OFFICIAL_VISION_ENCODERS):
             self.vision_config = vision_config_for(self.image_encoder)
         if isinstance(self.vision_config, dict):
             vision = dict(self.vision_config)
@@ -184,15 +164,26 @@ class DragonflyConfig(PreTrainedConfig):
             if self.image_encoder is not None and Path(str(self.image_encoder), "config.json").is_file():
                 self.vision_config = vision_config_for(self.image_encoder)
             else:
-                self.vision_config = CLIPVisionConfig(**OFFICIAL_VISION_ENCODERS["openai/clip-vit-large-patch14-336"])
+                self.vision_config = CLIPVisionConfig(**VARIANTS["v2"].clip)  # placeholder until resolved
                 self._vision_unresolved = True
         # Keep the top-level hidden size equal to the language model's: the official forward reshapes with it.
         self.hidden_size = self.text_config.hidden_size
         super().__post_init__(**kwargs)
-        if self.vision_config.image_size not in _VERSION_BY_IMAGE_SIZE:
-            raise ValueError(
-                f"vision encoder image_size {self.vision_config.image_size}: Dragonfly knows 336 (v2) and 224 (v1) only"
+        if not getattr(self, "_vision_unresolved", False):
+            self.variant = self._resolve_variant().name
+
+    def _resolve_variant(self) -> Variant:
+        """The recorded variant, checked against the vision tower; else the inferred one (official layouts only)."""
+        size, patch = self.vision_config.image_size, self.vision_config.patch_size
+        if self.variant is None:
+            return infer_variant(self.image_encoder, size, patch)
+        variant = variant_named(self.variant)
+        if (variant.crop_size, variant.patch_size) != (size, patch):
+            raise UnknownVariantError(
+                f"variant {variant.name!r} uses {variant.crop_size} px crops with patch size {variant.patch_size}, "
+                f"but the vision encoder has image_size {size}, patch_size {patch}"
             )
+        return variant
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> "DragonflyConfig":
@@ -205,27 +196,36 @@ class DragonflyConfig(PreTrainedConfig):
         if getattr(cfg, "_vision_unresolved", False):
             cfg.vision_config = vision_config_for(cfg.image_encoder, base_dir=pretrained_model_name_or_path)
             cfg._vision_unresolved = False
-            if cfg.vision_config.image_size not in _VERSION_BY_IMAGE_SIZE:
-                raise ValueError(
-                    f"{pretrained_model_name_or_path}: vision encoder image_size {cfg.vision_config.image_size} "
-                    "is neither 336 (v2) nor 224 (v1)"
-                )
+            try:
+                cfg.variant = cfg._resolve_variant().name
+            except UnknownVariantError as err:
+                raise UnknownVariantError(f"{pretrained_model_name_or_path}: {err}") from None
         return config
 
     @property
+    def variant_spec(self) -> Variant:
+        """The `models.variants.Variant` this config describes (crop grids, pooling or zoom-in, token runs)."""
+        if self.variant is None:
+            raise UnknownVariantError(
+                f"image_encoder {self.image_encoder!r} is not resolved yet; load the config with "
+                "DragonflyConfig.from_pretrained(checkpoint_folder)"
+            )
+        return variant_named(self.variant)
+
+    @property
     def version(self) -> str:
-        """'v2' (CLIP 336 px, pooling) or 'v1' (CLIP 224 px, zoom-in selection)."""
-        return _VERSION_BY_IMAGE_SIZE[self.vision_config.image_size]
+        """The variant's name: 'v2' (CLIP 336 px, pooling) or 'v1' (CLIP 224 px, zoom-in selection)."""
+        return self.variant_spec.name
 
     @property
     def patch_grid(self) -> int:
         """Patches per side of one crop in the vision tower (24 for ViT-L/14@336, 7 for ViT-B/32@224)."""
-        return self.vision_config.image_size // self.vision_config.patch_size
+        return self.variant_spec.patch_grid
 
     @property
     def tokens_per_crop(self) -> int:
         """Vision tokens per crop, CLS included (577 / 50)."""
-        return self.patch_grid**2 + 1
+        return self.variant_spec.tokens_per_crop
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

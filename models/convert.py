@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.errors import CheckpointFormatError, ModelError
-from models.loading import (
+from models.checkpoint import (
     CONVERSION_RECORD,
     PICKLE_SUFFIXES,
     SAFETENSORS_INDEX,

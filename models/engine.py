@@ -28,11 +28,12 @@ import copy
 import hashlib
 import queue
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cachetools import LRUCache
 
 from models.errors import ModelError
 
@@ -158,8 +159,7 @@ class DragonflyEngine:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self._lock = threading.RLock()
-        self._cache: OrderedDict[str, _Encoded] = OrderedDict()
-        self.max_cached_images = max(1, int(max_cached_images))
+        self._cache: LRUCache[str, _Encoded] = LRUCache(maxsize=max(1, int(max_cached_images)))
         self.device = next(model.parameters()).device
         self.eot_id = self._token_id(EOT_TOKEN)
         self.stop_ids = (self.eot_id, self._token_id(END_OF_TEXT_TOKEN))
@@ -178,13 +178,29 @@ class DragonflyEngine:
             n_params=int(n_params if n_params is not None else sum(p.numel() for p in model.parameters())),
         )
 
+    @property
+    def max_cached_images(self) -> int:
+        """How many encoded images (with their prefilled image block) are kept, least recently used evicted first."""
+        return int(self._cache.maxsize)
+
+    @max_cached_images.setter
+    def max_cached_images(self, value: int) -> None:
+        with self._lock:
+            old, self._cache = self._cache, LRUCache(maxsize=max(1, int(value)))
+            kept = []
+            while old:
+                kept.append(old.popitem())  # least recently used first
+            for key, entry in kept:  # re-inserted oldest first: the newest stay, in the same order
+                self._cache[key] = entry
+
     # ------------------------------------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(
         cls, path: str | Path, device: str = "auto", quant: str = "none", dtype: Any = None, **kwargs: Any
     ) -> "DragonflyEngine":
         """Load a checkpoint folder or cached hub id (see models.loading.load) and wrap it."""
-        from models.loading import checkpoint_sha256, load
+        from models.checkpoint import checkpoint_sha256
+        from models.loading import load
 
         load_kwargs = {k: kwargs.pop(k) for k in ("verify", "hash_cache") if k in kwargs}
         loaded = load(path, device, quant, dtype, **load_kwargs)
@@ -217,12 +233,10 @@ class DragonflyEngine:
             if hit is None:
                 raise ModelError("that image key is not in the engine's cache (evicted, or never encoded): "
                                  "pass the image itself")
-            self._cache.move_to_end(image)
             return hit
         key = image_key(image)
         hit = self._cache.get(key)
         if hit is not None:
-            self._cache.move_to_end(key)
             return hit
         try:
             batch = self.processor(text=[""], images=[image], return_tensors="pt", is_generate=True)
@@ -247,9 +261,7 @@ class DragonflyEngine:
                 logits_to_keep=1,
             )
         entry = _Encoded(key, block_ids, block_indices, features, output_cache(out))
-        self._cache[key] = entry
-        while len(self._cache) > self.max_cached_images:
-            self._cache.popitem(last=False)
+        self._cache[key] = entry  # evicts the least recently used image beyond max_cached_images
         return entry
 
     def clear_cache(self) -> None:

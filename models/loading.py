@@ -1,376 +1,43 @@
-"""Find and load Dragonfly checkpoints: local folders or the Hugging Face cache, offline, safetensors only.
+"""Load a Dragonfly checkpoint into a model and a processor: validated, offline, strict, safetensors only.
 
 Why these rules:
 
-* **Offline, always.** `models/__init__` forces ``HF_HUB_OFFLINE``; on top of that every call here passes
-  ``local_files_only=True``. A checkpoint is a folder on disk (or a snapshot in the local Hugging Face cache); nothing
-  is ever downloaded. The official configs name the CLIP encoder by hub id, but its weights are inside the Dragonfly
-  checkpoint, so no separate CLIP download is needed (the model class knows the two official encoders' shapes).
+* **Offline, always.** `models.offline` forces ``HF_HUB_OFFLINE``; on top of that every call here passes
+  ``local_files_only=True``. The checkpoint is resolved by `models.checkpoint` (a folder, or a snapshot in the local
+  Hugging Face cache); nothing is ever downloaded. The official configs name the CLIP encoder by hub id, but its
+  weights are inside the Dragonfly checkpoint, so no separate CLIP download is needed (`models.variants` knows the
+  official encoders' shapes).
 * **Safetensors only.** The official checkpoints are pickle ``.bin`` files; unpickling runs code chosen by whoever
-  wrote the file. Normal loading refuses them with :class:`PickleCheckpointError`, which names the one-time
-  conversion (`medapp model convert SRC DST`, :mod:`models.convert`). ``torch.load`` is called nowhere else.
-* **Strict.** Missing, unexpected or mis-shaped weights are an error, never silently random-initialised layers.
+  wrote the file. Loading refuses them with :class:`PickleCheckpointError`, which names the one-time conversion
+  (`medapp model convert SRC DST`, :mod:`models.convert`). ``torch.load`` is called nowhere else.
+* **Strict.** Missing, unexpected or mis-shaped weights are an error, never silently random-initialised layers; the
+  error lists the tensors (from `models.check`, which reads only the headers).
 * **Integrity.** When the folder has a ``SHA256SUMS`` manifest (written by convert) every load checks that the listed
   files are there and that no cached hash disagrees; a full re-hash is `medapp model check`'s job.
+
+Where checkpoints are found, their ids and hashes: `models.checkpoint`; `medapp model check`: `models.check`;
+conversion: `models.convert`. This module only loads (and depends on those, never the other way round).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models.check import check_checkpoint
+from models.checkpoint import count_parameters, model_id_for, read_config, require_safetensors, resolve_checkpoint
 from models.devices import LoadPlan, plan_load
-from models.errors import CheckpointFormatError, ModelError, ModelNotFoundError, PickleCheckpointError
-from models.manifest import (
-    HashCache,
-    checkpoint_fingerprint,
-    known_hash,
-    raise_for_report,
-    read_manifest,
-    sha256_file,
-    verify_files,
-)
+from models.errors import CheckpointFormatError, ModelError
+from models.manifest import HashCache, raise_for_report, verify_files
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = [
-    "KNOWN_MODEL_IDS",
-    "CheckpointEntry",
-    "WeightFiles",
-    "LoadedCheckpoint",
-    "hf_cache_dir",
-    "models_dir",
-    "list_checkpoints",
-    "find_checkpoints",
-    "resolve_checkpoint",
-    "model_id_for",
-    "revision_for",
-    "weight_files",
-    "require_safetensors",
-    "read_config",
-    "tensor_index",
-    "count_parameters",
-    "checkpoint_sha256",
-    "load",
-    "load_model",
-    "convert_checkpoint",
-    "check_checkpoint",
-]
-
-KNOWN_MODEL_IDS = (
-    "togethercomputer/Llama-3.1-8B-Dragonfly-Med-v2",
-    "togethercomputer/Llama-3.1-8B-Dragonfly-v2",
-    "togethercomputer/Llama-3-8B-Dragonfly-Med-v1",
-    "togethercomputer/Llama-3-8B-Dragonfly-v1",
-)
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
-SAFETENSORS_INDEX = "model.safetensors.index.json"
+__all__ = ["LoadedCheckpoint", "load", "load_model"]
 
 
-# --------------------------------------------------------------------------------------------- where checkpoints live
-def hf_cache_dir(hf_cache: str | os.PathLike[str] | None = None) -> Path:
-    """The Hugging Face hub cache: the argument, else $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
-
-    Read from the environment at call time (huggingface_hub reads it once at import), so tests and settings can move it.
-    """
-    if hf_cache:
-        return Path(hf_cache).expanduser()
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub"
-
-
-def models_dir() -> Path:
-    """Where converted checkpoints go by default: $MEDAPP_MODELS_DIR, else the per-user data folder's `models/`."""
-    env = os.environ.get("MEDAPP_MODELS_DIR")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("medapp")) / "models"
-
-
-@dataclass(frozen=True)
-class CheckpointEntry:
-    """One Dragonfly checkpoint found on disk."""
-
-    path: Path
-    model_id: str  # "togethercomputer/…" for HF-cache snapshots, the folder name otherwise
-    revision: str | None  # HF commit hash of the snapshot
-    weights_format: str  # "safetensors" | "pickle"
-    source: str  # "hf-cache" | "models-dir"
-
-
-def _is_dragonfly_folder(folder: Path) -> bool:
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("model_type") == "dragonfly"
-
-
-def _format_of(folder: Path) -> str | None:
-    try:
-        return weight_files(folder).format
-    except ModelError:
-        return None
-
-
-def list_checkpoints(
-    hf_cache: str | os.PathLike[str] | None = None, extra_dirs: list[Path] | None = None
-) -> list[CheckpointEntry]:
-    """Every Dragonfly checkpoint in the HF cache (all snapshots of any repo) and in medapp's models folder."""
-    entries: list[CheckpointEntry] = []
-    cache = hf_cache_dir(hf_cache)
-    if cache.is_dir():
-        from huggingface_hub import scan_cache_dir
-        from huggingface_hub.errors import CacheNotFound, CorruptedCacheException
-
-        try:
-            info = scan_cache_dir(cache)
-        except (CacheNotFound, CorruptedCacheException, OSError):
-            info = None
-        for repo in sorted(info.repos if info else [], key=lambda r: r.repo_id):
-            if repo.repo_type != "model":
-                continue
-            for rev in sorted(repo.revisions, key=lambda r: ("main" not in r.refs, -r.last_modified)):
-                folder = Path(rev.snapshot_path)
-                fmt = _format_of(folder) if _is_dragonfly_folder(folder) else None
-                if fmt:
-                    entries.append(CheckpointEntry(folder, repo.repo_id, rev.commit_hash, fmt, "hf-cache"))
-    for base in [models_dir(), *(extra_dirs or [])]:
-        if not base.is_dir():
-            continue
-        for folder in sorted(p for p in base.iterdir() if p.is_dir()):
-            fmt = _format_of(folder) if _is_dragonfly_folder(folder) else None
-            if fmt:
-                entries.append(CheckpointEntry(folder, model_id_for(folder), _converted_from(folder)[1], fmt,
-                                               "models-dir"))
-    known = {mid: i for i, mid in enumerate(KNOWN_MODEL_IDS)}
-    # Loadable (safetensors) first, then the known checkpoints in KNOWN_MODEL_IDS order (Med-v2 first).
-    return sorted(entries, key=lambda e: (e.weights_format != "safetensors", known.get(e.model_id, len(known)),
-                                          e.source, str(e.path)))
-
-
-def find_checkpoints(hf_cache: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Folders of the Dragonfly checkpoints on this machine (see `list_checkpoints` for details about each)."""
-    return [entry.path for entry in list_checkpoints(hf_cache)]
-
-
-def _repo_id_from_name(text: str) -> str | None:
-    text = text.strip()
-    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
-        return text
-    for mid in KNOWN_MODEL_IDS:
-        if text == mid.split("/", 1)[1]:
-            return mid
-    return None
-
-
-def _snapshot_in_cache(repo_id: str, cache: Path) -> Path | None:
-    repo_dir = cache / ("models--" + repo_id.replace("/", "--"))
-    snapshots = repo_dir / "snapshots"
-    if not snapshots.is_dir():
-        return None
-    ref = repo_dir / "refs" / "main"
-    if ref.is_file():
-        candidate = snapshots / ref.read_text(encoding="utf-8").strip()
-        if (candidate / "config.json").is_file():
-            return candidate
-    folders = [p for p in snapshots.iterdir() if (p / "config.json").is_file()]
-    return max(folders, key=lambda p: p.stat().st_mtime) if folders else None
-
-
-def resolve_checkpoint(path_or_id: str | os.PathLike[str], hf_cache: str | os.PathLike[str] | None = None) -> Path:
-    """A local checkpoint folder, or a hub id ("togethercomputer/…" or its short name) found in the local HF cache."""
-    text = os.fspath(path_or_id)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise CheckpointFormatError(f"{path}: not a model checkpoint folder (no config.json)")
-        return path.resolve()
-    if path.exists():
-        raise CheckpointFormatError(f"{path}: expected a checkpoint folder, got a file")
-    repo_id = _repo_id_from_name(text)
-    if repo_id is not None:
-        cache = hf_cache_dir(hf_cache)
-        found = _snapshot_in_cache(repo_id, cache)
-        if found is not None:
-            return found
-        raise ModelNotFoundError(
-            f"{repo_id} is not in the Hugging Face cache at {cache} and medapp never downloads. On a machine with "
-            f"internet access run `hf download {repo_id}` (it fills that cache; copy it here, or set HF_HUB_CACHE), "
-            "or pass the checkpoint folder itself"
-        )
-    raise ModelNotFoundError(f"{path}: no such checkpoint folder")
-
-
-CONVERSION_RECORD = "medapp_conversion.json"
-
-
-def _converted_from(folder: Path) -> tuple[str | None, str | None]:
-    """(source model id, source revision) recorded by `medapp model convert`, or (None, None)."""
-    try:
-        record = json.loads((Path(folder) / CONVERSION_RECORD).read_text(encoding="utf-8"))
-        return record.get("source_model_id"), record.get("source_revision")
-    except (OSError, ValueError, AttributeError):
-        return None, None
-
-
-def model_id_for(folder: Path) -> str:
-    """The checkpoint's model id, for provenance: "togethercomputer/…" for an HF-cache snapshot
-    (…/models--org--name/snapshots/<rev>) or for a folder converted from one, else the folder name."""
-    folder = Path(folder)
-    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
-        return folder.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
-    source, _ = _converted_from(folder)
-    return source or folder.name
-
-
-def revision_for(folder: Path) -> str | None:
-    """The HF commit of a cache snapshot, or of the snapshot a converted folder came from."""
-    folder = Path(folder)
-    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
-        return folder.name
-    return _converted_from(folder)[1]
-
-
-# --------------------------------------------------------------------------------------------------- weight files
-@dataclass(frozen=True)
-class WeightFiles:
-    """The top-level weight files of a checkpoint folder, by format, and the index file that lists them (if any)."""
-
-    folder: Path
-    format: str  # "safetensors" | "pickle"
-    files: tuple[str, ...]
-    index: str | None
-
-
-def weight_files(folder: Path) -> WeightFiles:
-    """Which weights the folder holds; safetensors win when both kinds exist (then the pickle files are never read)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"{folder}: no such checkpoint folder")
-    index = folder / SAFETENSORS_INDEX
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            names = tuple(sorted(set(weight_map.values())))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CheckpointFormatError(f"{index}: not a valid safetensors index ({exc})") from exc
-        missing = [n for n in names if not (folder / n).is_file()]
-        if missing:
-            raise CheckpointFormatError(f"{folder}: {SAFETENSORS_INDEX} lists missing shard(s): {', '.join(missing)}")
-        return WeightFiles(folder, "safetensors", names, SAFETENSORS_INDEX)
-    safetensors = sorted(p.name for p in folder.glob("*.safetensors") if p.is_file())
-    if len(safetensors) == 1:
-        return WeightFiles(folder, "safetensors", tuple(safetensors), None)
-    if len(safetensors) > 1:
-        raise CheckpointFormatError(
-            f"{folder}: {len(safetensors)} .safetensors files but no {SAFETENSORS_INDEX} to say how they fit together"
-        )
-    pickles = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        index_name = next((p.name for p in folder.glob("*.bin.index.json")), None)
-        return WeightFiles(folder, "pickle", tuple(pickles), index_name)
-    raise CheckpointFormatError(f"{folder}: no weight files (.safetensors) in this checkpoint folder")
-
-
-def require_safetensors(folder: Path) -> WeightFiles:
-    """The folder's safetensors files, or PickleCheckpointError naming the conversion command."""
-    files = weight_files(folder)
-    if files.format != "safetensors":
-        dst = models_dir() / (model_id_for(folder).split("/")[-1] + "-safetensors")
-        shown = ", ".join(files.files[:3]) + (", …" if len(files.files) > 3 else "")
-        raise PickleCheckpointError(
-            f"{folder}: holds only pickle weights ({shown}); medapp does not unpickle files when loading because "
-            f"unpickling can run arbitrary code. Convert them once with `medapp model convert {folder} {dst}` "
-            "and load the new folder"
-        )
-    return files
-
-
-def read_config(folder: Path) -> dict[str, Any]:
-    """config.json as a dict; an error unless it is a Dragonfly config."""
-    path = Path(folder) / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CheckpointFormatError(f"{path}: missing (not a checkpoint folder)") from exc
-    except (OSError, ValueError) as exc:
-        raise CheckpointFormatError(f"{path}: unreadable ({exc})") from exc
-    if not isinstance(config, dict) or config.get("model_type") != "dragonfly":
-        kind = config.get("model_type") if isinstance(config, dict) else None
-        raise CheckpointFormatError(f"{path}: model_type is {kind!r}, not 'dragonfly'")
-    return config
-
-
-def _safetensors_header(file: Path) -> dict[str, Any]:
-    """The JSON header of a .safetensors file (8-byte little-endian length, then JSON): no torch, no tensor data read."""
-    try:
-        with open(file, "rb") as fh:
-            raw = fh.read(8)
-            if len(raw) != 8:
-                raise CheckpointFormatError(f"{file}: truncated safetensors file")
-            (length,) = struct.unpack("<Q", raw)
-            if length > 100 * 1024 * 1024 or length > file.stat().st_size - 8:
-                raise CheckpointFormatError(f"{file}: corrupt safetensors header (length {length})")
-            header = json.loads(fh.read(length))
-    except (OSError, ValueError) as exc:
-        raise CheckpointFormatError(f"{file}: unreadable safetensors header ({exc})") from exc
-    header.pop("__metadata__", None)
-    return header
-
-
-def tensor_index(folder: Path) -> dict[str, tuple[tuple[int, ...], str, str]]:
-    """`{key: (shape, safetensors dtype, file)}` for every tensor in the checkpoint, from the headers only."""
-    files = require_safetensors(folder)
-    out: dict[str, tuple[tuple[int, ...], str, str]] = {}
-    for name in files.files:
-        for key, meta in _safetensors_header(Path(folder) / name).items():
-            out[key] = (tuple(meta["shape"]), meta["dtype"], name)
-    return out
-
-
-def count_parameters(folder: Path) -> int:
-    """Number of stored parameters (from the headers), independent of any later quantisation."""
-    return sum(math.prod(shape) for shape, _, _ in tensor_index(folder).values())
-
-
-def checkpoint_sha256(
-    path: str | os.PathLike[str], *, compute: bool = True, cache: HashCache | None = None
-) -> str | None:
-    """Fingerprint of the checkpoint's weight files (see models.manifest.checkpoint_fingerprint).
-
-    Per-file hashes come from the SHA256SUMS manifest, the HF cache's blob names or the hash cache; only when none of
-    these knows a file and `compute` is true is the file read (slow for 16 GB, then cached). None if unknown.
-    """
-    folder = resolve_checkpoint(path)
-    files = require_safetensors(folder)
-    cache = cache or HashCache()
-    manifest = read_manifest(folder)
-    hashes: dict[str, str] = {}
-    for name in files.files:
-        value = known_hash(folder / name, manifest, name, cache)
-        if value is None:
-            if not compute:
-                return None
-            value = sha256_file(folder / name, cache)
-        hashes[name] = value
-    return checkpoint_fingerprint(hashes)
-
-
-# ------------------------------------------------------------------------------------------------------- loading
 @dataclass
 class LoadedCheckpoint:
     """A loaded model with everything the engine reports about it."""
@@ -401,8 +68,6 @@ def _loading_problems(info: dict[str, Any] | None) -> list[str]:
 def _key_problems(folder: Path) -> list[str]:
     """Missing / unexpected / mis-shaped tensors against the config (headers only), as short sentences."""
     try:
-        from models.check import check_checkpoint
-
         report = check_checkpoint(folder, verify_hashes=False)
     except ModelError:
         return []
@@ -466,17 +131,3 @@ def load_model(
     """`(model, processor)` for a local folder or cached hub id; see `load` for the checks made before loading."""
     loaded = load(path, device, quant, dtype, **kwargs)
     return loaded.model, loaded.processor
-
-
-def convert_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str], **kwargs: Any) -> Path:
-    """One-time pickle → safetensors conversion (models.convert.convert_checkpoint)."""
-    from models.convert import convert_checkpoint as _convert
-
-    return _convert(src, dst, **kwargs)
-
-
-def check_checkpoint(path: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
-    """What `medapp model check` reports (models.check.check_checkpoint)."""
-    from models.check import check_checkpoint as _check
-
-    return _check(path, **kwargs)

@@ -15,6 +15,7 @@ This module imports no torch.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -40,7 +41,6 @@ __all__ = [
 MANIFEST_NAME = "SHA256SUMS"
 _LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 8 * 1024 * 1024
 
 
 def _default_cache_path() -> Path:
@@ -88,6 +88,23 @@ class HashCache:
                 pass  # a read-only cache only costs time, never correctness
 
 
+class _Reporting(io.RawIOBase):
+    """A binary file seen through `readinto` only, telling `progress(bytes)` after every read (for file_digest)."""
+
+    def __init__(self, raw: io.BufferedReader, progress: Callable[[int], None]) -> None:
+        super().__init__()
+        self._raw, self._progress = raw, progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)
+        if n:
+            self._progress(n)
+        return n
+
+
 def sha256_file(
     file: Path, cache: HashCache | None = None, progress: Callable[[int], None] | None = None
 ) -> str:
@@ -97,13 +114,8 @@ def sha256_file(
         cached = cache.get(file)
         if cached:
             return cached
-    digest = hashlib.sha256()
     with open(file, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            if progress is not None:
-                progress(len(chunk))
-    value = digest.hexdigest()
+        value = hashlib.file_digest(fh if progress is None else _Reporting(fh, progress), "sha256").hexdigest()
     if cache is not None:
         cache.put(file, value)
     return value

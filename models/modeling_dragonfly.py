@@ -29,16 +29,11 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from models._compat import cache_kwargs
 from models.configuration_dragonfly import DragonflyConfig, register
+from models.variants import n_image_tokens
 
 register()
 
 __all__ = ["DragonflyForCausalLM", "DragonflyPreTrainedModel", "ZoomSelection"]
-
-#: v2 pooling of the non-global crops: average over 4×4 patch blocks (24×24 → 6×6 for ViT-L/14@336).
-POOL_KERNEL = 4
-#: v1 zoom-in selection: high crops per medium region (index ranges, not geometry) and how many each region keeps.
-ZOOM_REGION_SIZE = 6
-ZOOM_TOP_K = 3
 
 _VISION_PREFIX = "image_encoder."
 # While transformers' own loader runs it must see the module's key names (it applies CLIP's key conversion itself).
@@ -81,7 +76,7 @@ class ZoomSelection:
     Attributes:
         scores: `[4, n_high]` raw dot products of mean embeddings (every pair, before the region mask).
         allowed: `[4, n_high]` bool, the high crops each medium region may choose.
-        selected: `[4 * ZOOM_TOP_K]` kept high-crop indices, sorted ascending.
+        selected: `[4 * zoom_top_k]` kept high-crop indices, sorted ascending (`zoom_top_k` from the variant).
     """
 
     def __init__(self, scores: torch.Tensor, allowed: torch.Tensor, selected: torch.Tensor) -> None:
@@ -227,7 +222,8 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         return self._vision_dtype()  # a packed (quantised) projector computes in its compute dtype; feed the tower's
 
     def pool_crops(self, projected: torch.Tensor) -> torch.Tensor:
-        """v2: global crop keeps all tokens; every other crop becomes CLS + 4×4-average-pooled patch grid.
+        """v2: global crop keeps all tokens; every other crop becomes CLS + average-pooled patch grid (kernel from
+        the variant: 4×4 for v2).
 
         Args:
             projected: `(n_crops, 1 + g*g, D)` from `encode_crops`.
@@ -241,40 +237,58 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         rest = projected[1:]
         cls = rest[:, :1]
         patches = rest[:, 1:].reshape(n_crops - 1, grid, grid, dim).permute(0, 3, 1, 2)
-        pooled = F.avg_pool2d(patches, kernel_size=POOL_KERNEL, stride=POOL_KERNEL)
+        kernel = self.config.variant_spec.pool_kernel
+        pooled = F.avg_pool2d(patches, kernel_size=kernel, stride=kernel)
         pooled = pooled.flatten(2).transpose(1, 2)  # (n-1, (g/4)^2, D) row-major
         per_crop = torch.cat([cls, pooled], dim=1)
         return torch.cat([projected[0], per_crop.reshape(-1, dim)], dim=0)
 
-    @staticmethod
-    def zoom_select(low: torch.Tensor, high: torch.Tensor) -> ZoomSelection:
-        """v1 zoom-in selection: per medium region, the top-3 high crops by raw dot product of mean embeddings.
+    def zoom_select(self, low: torch.Tensor, high: torch.Tensor) -> ZoomSelection:
+        """v1 zoom-in selection: per medium region, the top-k high crops by raw dot product of mean embeddings.
 
         Args:
             low: `(5, T, D)` projected global + 4 medium crops.
             high: `(n_high, T, D)` projected high crops (24).
-        Region r (1..4) may only choose high indices `6(r-1) .. 6r-1` (the official index rule, not geometry).
+        Region r (1..4) may only choose high indices `size·(r-1) .. size·r - 1` (the official index rule, not
+        geometry); size (6) and k (3) come from the variant.
         """
+        variant = self.config.variant_spec
+        region_size, top_k = variant.zoom_region_size, variant.zoom_top_k
         n_regions = low.shape[0] - 1
         q = high.mean(dim=1)  # (n_high, D)
         a = low[1:].mean(dim=1)  # (4, D)
         scores = a @ q.T  # (4, n_high)
         allowed = torch.zeros_like(scores, dtype=torch.bool)
         for r in range(n_regions):
-            allowed[r, r * ZOOM_REGION_SIZE : (r + 1) * ZOOM_REGION_SIZE] = True
+            allowed[r, r * region_size : (r + 1) * region_size] = True
         masked = scores.masked_fill(~allowed, float("-inf"))
-        picks = masked.topk(ZOOM_TOP_K, dim=1).indices.reshape(-1)
+        picks = masked.topk(top_k, dim=1).indices.reshape(-1)
         return ZoomSelection(scores=scores, allowed=allowed, selected=picks.sort().values)
 
     def image_features_from_projected(self, projected: torch.Tensor) -> tuple[torch.Tensor, ZoomSelection | None]:
-        """Visual sequence of one image from its projected crops (v2 pooling or v1 zoom-in selection)."""
-        if self.config.version == "v2":
-            return self.pool_crops(projected), None
-        low, high = projected[:5], projected[5:]
-        zoom = self.zoom_select(low, high)
-        selected = high[zoom.selected.to(high.device)]
-        dim = projected.shape[-1]
-        return torch.cat([low.reshape(-1, dim), selected.reshape(-1, dim)], dim=0), zoom
+        """Visual sequence of one image from its projected crops (v2 pooling or v1 zoom-in selection).
+
+        The row count is checked against `models.variants.n_image_tokens`, the count the processor lays out
+        placeholders for, so a variant whose model and processor disagree fails here instead of misplacing rows.
+        """
+        variant = self.config.variant_spec
+        if projected.shape[0] != variant.n_crops:
+            raise ValueError(f"Dragonfly {variant.name} expects {variant.n_crops} crops per image, got {projected.shape[0]}")
+        zoom = None
+        if variant.selection == "pool":
+            features = self.pool_crops(projected)
+        else:
+            low, high = projected[: variant.n_low], projected[variant.n_low :]
+            zoom = self.zoom_select(low, high)
+            selected = high[zoom.selected.to(high.device)]
+            dim = projected.shape[-1]
+            features = torch.cat([low.reshape(-1, dim), selected.reshape(-1, dim)], dim=0)
+        if features.shape[0] != n_image_tokens(variant):
+            raise ValueError(
+                f"Dragonfly {variant.name}: {features.shape[0]} visual embeddings, but the token layout has "
+                f"{n_image_tokens(variant)} image positions"
+            )
+        return features, zoom
 
     def get_image_features(self, image_patches: list[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
         """Visual embeddings per image, in sequence order, ready to scatter into placeholder positions.

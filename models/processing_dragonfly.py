@@ -19,9 +19,9 @@ from typing import Any, Sequence
 import numpy as np
 from transformers import AutoTokenizer, BatchFeature, CLIPImageProcessorPil, ProcessorMixin
 
-from models._geometry import LAYOUTS, TokenLayout, version_for_crop_size
-from models.configuration_dragonfly import register
 from models._pixels import Normalizer, image_patches, to_rgb
+from models.configuration_dragonfly import DragonflyConfig, register
+from models.variants import Variant, image_token_runs, infer_variant, variant_named
 
 __all__ = ["DragonflyProcessor", "IMAGE_NEWLINE_TOKEN", "IMAGE_PLACEHOLDER_TOKEN"]
 
@@ -44,7 +44,12 @@ class DragonflyProcessor(ProcessorMixin):
     image_processor_class = "CLIPImageProcessorPil"
     tokenizer_class = "AutoTokenizer"
 
-    def __init__(self, image_processor: Any = None, tokenizer: Any = None, image_encoding_style: str = "llava-hd", **kwargs: Any) -> None:
+    def __init__(
+        self, image_processor: Any = None, tokenizer: Any = None, image_encoding_style: str = "llava-hd",
+        variant: str | None = None, **kwargs: Any,
+    ) -> None:
+        """`variant` is the checkpoint's (`DragonflyConfig.variant`; `from_pretrained` reads it from config.json).
+        Without it, only an official crop size (336 → v2, 224 → v1) is accepted, through `variants.infer_variant`."""
         if image_encoding_style != "llava-hd":
             raise ValueError(f"image_encoding_style {image_encoding_style!r}: only 'llava-hd' exists in Dragonfly")
         if image_processor is None or tokenizer is None:
@@ -52,8 +57,12 @@ class DragonflyProcessor(ProcessorMixin):
         self.image_encoding_style = image_encoding_style
         super().__init__(image_processor, tokenizer, **kwargs)
         crop = _crop_size(image_processor)
-        self.version = version_for_crop_size(crop)
-        self.layout: TokenLayout = LAYOUTS[self.version]
+        self.variant_spec: Variant = variant_named(variant) if variant is not None else infer_variant(None, crop, None)
+        if self.variant_spec.crop_size != crop:
+            raise ValueError(
+                f"image processor crops {crop} px but Dragonfly {self.variant_spec.name} uses {self.variant_spec.crop_size}"
+            )
+        self.version = self.variant_spec.name
         self.placeholder_id = self._token_id(IMAGE_PLACEHOLDER_TOKEN)
         self.newline_id = self._token_id(IMAGE_NEWLINE_TOKEN)
         self.end_of_text_id = self._token_id(END_OF_TEXT_TOKEN)
@@ -80,6 +89,8 @@ class DragonflyProcessor(ProcessorMixin):
             except json.JSONDecodeError as err:
                 raise ValueError(f"{proc_cfg}: invalid JSON ({err})") from err
         options.pop("processor_class", None)
+        if (folder / "config.json").is_file():  # the checkpoint's recorded (or inferred) variant, not a crop-size guess
+            options["variant"] = DragonflyConfig.from_pretrained(folder, local_files_only=True).variant
         options.update(kwargs)
         register()
         image_processor = CLIPImageProcessorPil.from_pretrained(folder, local_files_only=True)
@@ -106,7 +117,7 @@ class DragonflyProcessor(ProcessorMixin):
     def _image_block(self) -> tuple[np.ndarray, np.ndarray]:
         ids, idx = [], []
         counter = 0
-        for run in self.layout.runs:
+        for run in image_token_runs(self.variant_spec):
             ids.extend([self.placeholder_id] * run + [self.newline_id])
             idx.extend(range(counter, counter + run))
             idx.append(-1)
@@ -116,7 +127,7 @@ class DragonflyProcessor(ProcessorMixin):
     # ------------------------------------------------------------------------------------------ pieces
     def image_patches(self, image: Any, *, concurrent: bool = True) -> np.ndarray:
         """float32 `(n_crops, 3, S, S)` normalised crops of one image."""
-        return image_patches(to_rgb(image), self.version, self.normalizer, concurrent=concurrent)
+        return image_patches(to_rgb(image), self.variant_spec, self.normalizer, concurrent=concurrent)
 
     def tokenize_prompt(self, text: str, max_length: int) -> list[int]:
         """Official text side: BOS + prompt tokens, cut to `max_length // 2 - 1`, then `<|end_of_text|>` appended."""

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-for _k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ[_k] = "1"
+import models.offline  # noqa: E402,F401  (the one place the Hugging Face offline variables are set)
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # `bench` (the shared synthetic-data builder) is imported from the repo root
+if str(REPO) not in sys.path:  # `tests.builders` (the shared synthetic-data builder) is imported from the repo root
     sys.path.insert(0, str(REPO))
 
 
@@ -27,6 +27,31 @@ def _private_medapp_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
 def _golden_dir() -> Path:
     env = os.environ.get("MEDAPP_GOLDEN")
     return Path(env) if env else REPO.parent / "shared" / "golden"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.gpu` tests run only where torch sees a CUDA device (torch is imported only if such tests exist)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu)")
+        for item in gpu_items:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """A test that changes torch's intra-op thread count gets it put back when it ends, so no test's speed depends on
+    which tests ran before it. Looks only when torch is already imported (importing it here would slow every test)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +73,16 @@ def v1_checkpoint(golden_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_engine(v2_checkpoint: Path):
+    """The tiny golden Dragonfly v2 engine, loaded once per test session through the app's own holder (CPU, no
+    quantisation): the one engine the medapp and ui tests share. Tests must not change it (tests that need another
+    device, dtype or v1 build their own, as tests/models/runtime does)."""
+    from medapp.model_holder import ModelHolder
+
+    return ModelHolder(model_dir=v2_checkpoint, device="cpu", quant="none").get()
+
+
+@pytest.fixture(scope="session")
 def pydicom_test_files() -> Path:
     """The DICOM files bundled inside the installed pydicom wheel (found at run time, not a copied list)."""
     import pydicom
@@ -55,14 +90,14 @@ def pydicom_test_files() -> Path:
     return Path(pydicom.__file__).parent / "data" / "test_files"
 
 
-# --- Synthetic CT (one builder for tests/dicom_io, tests/ui and bench/bench_dicom.py: bench/_data.py) ---------------
+# --- Synthetic CT (one builder for tests/dicom_io, tests/ui and bench/bench_dicom.py: tests/builders.py) ------------
 
 
 @pytest.fixture(scope="session")
 def synthetic_ct_series():
     """`write_ct_series(folder, zs=None, *, n=15, size=64, sizes=None, shuffle=False, marker=False, **dataset_kw)`
-    -> the files in slice order (see bench/_data.py)."""
-    from bench._data import write_ct_series
+    -> the files in slice order (see tests/builders.py)."""
+    from tests.builders import write_ct_series
 
     return write_ct_series
 
@@ -70,7 +105,7 @@ def synthetic_ct_series():
 @pytest.fixture(scope="session")
 def ct_dataset():
     """`ct_dataset(pixels, **kw)`: one valid CT Image Storage dataset (test modules cannot import a conftest)."""
-    from bench._data import ct_dataset
+    from tests.builders import ct_dataset
 
     return ct_dataset
 
@@ -78,7 +113,7 @@ def ct_dataset():
 @pytest.fixture(scope="session")
 def ct_phantom():
     """`phantom(size=64, seed=0)`: a body-like CT slice in stored values (HU + 1024)."""
-    from bench._data import phantom
+    from tests.builders import phantom
 
     return phantom
 

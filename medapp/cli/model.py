@@ -82,7 +82,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from models.loading import hf_cache_dir, list_checkpoints, models_dir
+    from models.checkpoint import hf_cache_dir, list_checkpoints, models_dir
 
     entries = list_checkpoints(args.hf_cache)
     if not entries:

@@ -17,6 +17,7 @@ from typing import Any
 from medapp.errors import UserError
 from medapp.hashing import image_sha256
 from medapp.jobs.images import to_image
+from medapp.protocols import AuditSink, Engine, GenerationSettings
 from medapp.settings import GenerationLimits
 from medapp.text import clean_text
 
@@ -42,7 +43,7 @@ class Answer:
 
 
 def ask(
-    engine: Any,
+    engine: Engine,
     view_or_image: Any,
     question: str,
     history: Sequence[tuple[str, str]] = (),
@@ -50,24 +51,19 @@ def ask(
     cancel: threading.Event | None = None,
     *,
     limits: GenerationLimits | None = None,
-    settings: Any = None,
-    audit: Any = None,
+    settings: GenerationSettings | None = None,
+    audit: AuditSink | None = None,
     source_sha256: str | None = None,
-    turns: Sequence[tuple[str, str]] | None = None,
 ) -> Answer:
     """Stream an answer to `question` about `view_or_image` (a PIL image or a `medapp.view.ViewState`).
 
     `on_token(text_piece)` receives the answer as it is generated; setting `cancel` stops after the current token
     (the partial answer is returned with stop_reason "cancelled"). `audit` (an `AuditLog`) records an "ask" event
     with the image hash, `source_sha256` (the file's hash, if known) and the model's checkpoint hash.
-    Generation limits come from `limits`, else from `settings.generation()`, else the defaults. `turns` is the
-    engine's name for `history` and is accepted as an alias. The question and the earlier turns pass through
-    `medapp.text.clean_text` (the tokenizer raises on surrogates); what it changed is in `Answer.notices`.
+    Generation limits come from `limits`, else from `settings.generation()`, else the defaults. The question and
+    the earlier turns pass through `medapp.text.clean_text` (the tokenizer raises on surrogates); what it changed is
+    in `Answer.notices`.
     """
-    if turns is not None:
-        if history:
-            raise TypeError("pass either history or turns, not both")
-        history = turns
     cleaned = clean_text(question)
     question = cleaned.text.strip()
     notices = [n for n in [cleaned.notice("the question")] if n]

@@ -34,6 +34,7 @@ from typing import Any
 
 from medapp.errors import UserError
 from medapp.jobs.progress import EtaClock, Progress, ProgressCallback
+from medapp.protocols import AuditSink, CaptionSink, Engine
 
 __all__ = ["CAPTION_PROMPT", "CaptionItem", "CaptionSummary", "caption_batch", "list_items", "input_files"]
 
@@ -201,9 +202,9 @@ def _batches(items: Sequence[CaptionItem], size: int) -> Iterator[list[CaptionIt
 
 
 def caption_batch(
-    engine: Any,
+    engine: Engine,
     source: str | Path | Sequence[str | Path] | Sequence[CaptionItem],
-    writer: Any,
+    writer: CaptionSink,
     *,
     prompt: str = CAPTION_PROMPT,
     batch_size: int = 4,
@@ -216,8 +217,7 @@ def caption_batch(
     on_progress: ProgressCallback | None = None,
     on_error: Callable[[str, str], None] | None = None,
     cancel: threading.Event | None = None,
-    audit: Any = None,
-    progress: ProgressCallback | None = None,
+    audit: AuditSink | None = None,
 ) -> CaptionSummary:
     """Caption every item of `source` into `writer` (a `reports.captions.CaptionWriter`).
 
@@ -225,7 +225,7 @@ def caption_batch(
     unless `retry_errors`. `on_progress(Progress)` is called after each batch (done counts error rows too),
     `on_error(file, message)` for each bad file, and `cancel` stops after the current batch's token (unfinished
     rows are not written, so a resume redoes them). `thumbnails`, if given, is filled with a small copy of each
-    image sent, keyed like the rows (for a contact sheet). `progress` is an alias of `on_progress`.
+    image sent, keyed like the rows (for a contact sheet).
 
     `audit` gets one "caption" entry per batch (its input hashes and counts; `n_skipped`, the rows resume
     skipped, on the run's first entry only), written before that batch's rows, so a killed run never leaves
@@ -244,7 +244,6 @@ def caption_batch(
     prompt = clean_text(prompt).text.strip()  # the prompt reaches the tokenizer: no surrogates, no controls
     if not prompt:
         raise UserError("the caption prompt is empty")
-    on_progress = on_progress or progress
     started = time.monotonic()
     given = list(source) if not isinstance(source, (str, os.PathLike)) else None
     if given and all(isinstance(it, CaptionItem) for it in given):

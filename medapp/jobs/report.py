@@ -19,6 +19,7 @@ from typing import Any
 from medapp.errors import UserError
 from medapp.hashing import image_sha256, text_sha256
 from medapp.jobs.images import to_image
+from medapp.protocols import AuditSink, Engine, GenerationSettings
 from medapp.settings import GenerationLimits
 from medapp.text import clean_text
 
@@ -44,7 +45,7 @@ def _modality_code(modality: str | None, template: Any) -> str:
 
 
 def draft_report(
-    engine: Any,
+    engine: Engine,
     view_or_image: Any,
     *,
     modality: str | None = None,
@@ -55,11 +56,10 @@ def draft_report(
     window: Any = None,
     source_sha256: str | None = None,
     limits: GenerationLimits | None = None,
-    settings: Any = None,
+    settings: GenerationSettings | None = None,
     on_token: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
-    audit: Any = None,
-    progress: Any = None,  # accepted for the GUI worker's uniform call; a report has no item progress
+    audit: AuditSink | None = None,
 ) -> Any:
     """Generate and parse a draft `reports.Report` about `view_or_image`.
 

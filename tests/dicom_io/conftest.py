@@ -1,6 +1,6 @@
 """Helpers for dicom_io tests: synthetic DICOM written with pydicom (never a copied fixture).
 
-The builder itself is shared (bench/_data.py through the root conftest's `synthetic_ct_series`, `ct_dataset` and
+The builder itself is shared (tests/builders.py through the root conftest's `synthetic_ct_series`, `ct_dataset` and
 `ct_phantom` fixtures); this file only gives the series a fresh folder per test, written in shuffled order.
 """
 

@@ -49,14 +49,6 @@ def block_network_prelude() -> str:
     return BLOCK_NETWORK_PRELUDE
 
 
-@pytest.fixture(scope="session")
-def tiny_engine(v2_checkpoint: Path):
-    """The tiny golden Dragonfly v2 checkpoint, loaded once per test session through the app's own holder."""
-    from medapp.model_holder import ModelHolder
-
-    return ModelHolder(model_dir=v2_checkpoint, device="cpu", quant="none").get()
-
-
 @pytest.fixture
 def cli_engine(tiny_engine, monkeypatch: pytest.MonkeyPatch):
     """In-process CLI runs reuse the session's engine instead of loading the checkpoint again per command (the

@@ -90,13 +90,13 @@ def test_caption_rows_are_audited_per_batch_before_they_are_written(tiny_engine,
 def test_listing_opens_only_slides_and_rendering_reuses_them(mixed_folder: Path, monkeypatch) -> None:
     """Work is not done twice: listing opens the slide (for its tiles) but no other file; the slide stays in the
     view cache, so rendering its overview and tiles does not open it again."""
-    from collections import OrderedDict
+    from cachetools import LRUCache
 
     import dicom_io
     import medapp.view
     from medapp.inputs import load_image
 
-    monkeypatch.setattr(medapp.view, "_CACHE", OrderedDict())  # an earlier test may have the slide cached already
+    monkeypatch.setattr(medapp.view, "_CACHE", LRUCache(maxsize=4))  # an earlier test may have the slide cached already
     opened: list[str] = []
     real_open = dicom_io.open_path
     monkeypatch.setattr(dicom_io, "open_path", lambda p: (opened.append(Path(p).name), real_open(p))[1])

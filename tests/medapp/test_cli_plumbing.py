@@ -95,11 +95,18 @@ def test_bad_settings_file_is_one_line(medapp_home: Path, ct_small: Path, capsys
 
 
 def test_user_window_preset_override(medapp_home: Path) -> None:
+    import dicom_io
+    from medapp.errors import UserError
     from medapp.settings import Settings
+    from medapp.view import preset_window
 
-    s = Settings(window_presets={"ct-lung": {"center": -500, "width": 1400}})
-    assert (s.window_preset("ct-lung").center, s.window_preset("ct-lung").width) == (-500.0, 1400.0)
-    assert s.window_preset("ct-bone").width > 1000  # dicom_io's built-in preset otherwise
+    s = Settings(window_presets={"ct-lung": {"center": -500, "width": 1400}, "My_Liver": {"center": 60, "width": 160}})
+    for name in ("ct-lung", "Lung", "CT_LUNG"):  # the user's preset wins under every spelling of the name
+        assert (preset_window(name, s).center, preset_window(name, s).width) == (-500.0, 1400.0)
+    assert preset_window("My_Liver", s).width == 160.0  # a user-only name, exactly as the user spelt it
+    assert preset_window("bone", s) == dicom_io.preset("ct-bone")  # dicom_io's built-in preset otherwise
+    with pytest.raises(UserError, match="unknown window preset 'nope'.*ct-lung.*My_Liver"):
+        preset_window("nope", s)
 
 
 def test_core_never_imports_qt_or_the_window() -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from medapp.audit import AuditLog
 from medapp.inputs import load_image
 from medapp.jobs import ask, caption_batch, draft_report, list_items
@@ -14,12 +16,16 @@ from medapp.settings import GenerationLimits
 from reports.captions import CaptionWriter, read_caption_rows
 
 
-def test_offline_variables_are_set_on_import() -> None:
-    code = "import os, medapp; print(os.environ['HF_HUB_OFFLINE'], os.environ['TRANSFORMERS_OFFLINE'])"
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
+@pytest.mark.parametrize("package", ["medapp", "models"])
+def test_offline_variables_are_set_on_import(package: str) -> None:
+    from models.offline import OFFLINE_VARIABLES
+
+    names = sorted(OFFLINE_VARIABLES)
+    code = f"import os, {package}; print(*[os.environ.get(k) for k in {names!r}])"
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_VARIABLES}
     env["HF_HUB_OFFLINE"] = "0"  # a user's setting must not switch downloads back on
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == ["1", "1"]
+    assert out.stdout.split() == ["1"] * len(names) and "HF_HUB_OFFLINE" in names
 
 
 def test_jobs_with_sockets_blocked(no_network, tiny_engine, ct_small: Path, mixed_folder: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,15 +31,22 @@ class GoldenCase:
         return float(self.meta["results"]["logits_scale_last8_absmax"])
 
 
-@pytest.fixture(scope="session")
-def torch_threads() -> None:
+@pytest.fixture(autouse=True)
+def torch_threads() -> Iterator[None]:
+    """Two intra-op threads during each model test (the machine is shared); the previous count is restored after it,
+    so tests that run later in the session (ui, medapp) see torch as they would alone."""
     import torch
 
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
-def dragonfly_models(v2_checkpoint: Path, v1_checkpoint: Path, torch_threads: None) -> dict[str, Any]:
+def dragonfly_models(v2_checkpoint: Path, v1_checkpoint: Path) -> dict[str, Any]:
     """Both tiny golden checkpoints, float32, eval mode, loaded once per session (lazily per version)."""
     import torch
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from models._geometry import high_resolution, medium_resolution
+from models.variants import VARIANTS
 
 CASES = ["pub_224x224", "pub_512x512", "pub_800x600", "pub_1000x250_wide", "pub_250x1000_tall"]
 VERSIONS = ["v2", "v1"]
@@ -72,9 +73,10 @@ def test_token_layout_is_exact(case: GoldenCase) -> None:
 
 def test_grids_are_exact(case: GoldenCase) -> None:
     size = tuple(case.meta["image_size_wh"])
-    crop = case.batch["image_patches"][0].shape[-1]
-    assert list(medium_resolution(size, crop)) == case.ref["medium_resolution_wh"].tolist()
-    assert list(high_resolution(size, crop, case.version)) == case.ref["high_resolution_wh"].tolist()
+    variant = VARIANTS[case.version]
+    assert case.batch["image_patches"][0].shape[-1] == variant.crop_size
+    assert list(medium_resolution(size, variant)) == case.ref["medium_resolution_wh"].tolist()
+    assert list(high_resolution(size, variant)) == case.ref["high_resolution_wh"].tolist()
 
 
 def test_pixels_match(case: GoldenCase) -> None:

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from models._compat import cache_kwargs
+from models.variants import image_block_len
 
 PROMPT = (
     "<|start_header_id|>user<|end_header_id|>\n\nProvide a brief description of the given image.<|eot_id|>"
@@ -107,7 +108,7 @@ def test_chunked_prefill_equals_one_pass(dragonfly_models: dict, dragonfly_proce
 
     model, proc = dragonfly_models["v2"], dragonfly_processors["v2"]
     batch = proc(text=[PROMPT], images=[_image(golden_dir, "pub_1000x250_wide")], return_tensors="pt", is_generate=True)
-    split = proc.layout.block_len
+    split = image_block_len(proc.variant_spec)
     ids, idx = batch["input_ids"], batch["image_patches_indices"]
     with torch.no_grad():
         feats = model.get_image_features(batch["image_patches"])
@@ -252,7 +253,7 @@ def test_generate_from_kept_image_features_and_prefix_cache(dragonfly_models: di
             image_patches_indices=batch["image_patches_indices"], image_features=feats,
             max_new_tokens=5, do_sample=False, eos_token_id=EOS,
         )
-        block = proc.layout.block_len
+        block = image_block_len(proc.variant_spec)
         prefix = DynamicCache(config=model.config.text_config)
         model(input_ids=batch["input_ids"][:, :block], image_patches_indices=batch["image_patches_indices"],
               image_features=feats, **cache_kwargs(prefix), use_cache=True)

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from models._geometry import LAYOUTS, crop_boxes, high_resolution, medium_resolution
+from models._geometry import crop_boxes, high_resolution, medium_resolution
+from models.variants import VARIANTS, image_block_len, image_token_runs, n_image_tokens
 
 PROMPT = "<|start_header_id|>user<|end_header_id|>\n\nDescribe.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
 LONG_PROMPT = PROMPT.replace("Describe.", "Describe the findings of this study in two sentences, please.")
@@ -22,8 +23,8 @@ LONG_PROMPT = PROMPT.replace("Describe.", "Describe the findings of this study i
      ((3000, 1000), (1344, 336)), ((250, 1000), (336, 1344))],
 )
 def test_medium_grid_v2(size: tuple[int, int], expected: tuple[int, int]) -> None:
-    assert medium_resolution(size, 336) == expected
-    assert high_resolution(size, 336, "v2") == (3 * expected[0], 3 * expected[1])
+    assert medium_resolution(size, VARIANTS["v2"]) == expected
+    assert high_resolution(size, VARIANTS["v2"]) == (3 * expected[0], 3 * expected[1])
 
 
 @pytest.mark.parametrize(
@@ -32,7 +33,7 @@ def test_medium_grid_v2(size: tuple[int, int], expected: tuple[int, int]) -> Non
      ((1000, 250), (1344, 896))],
 )
 def test_high_grid_v1_is_chosen_on_its_own(size: tuple[int, int], expected: tuple[int, int]) -> None:
-    assert high_resolution(size, 224, "v1") == expected
+    assert high_resolution(size, VARIANTS["v1"]) == expected
 
 
 def test_crop_boxes_are_raster_order() -> None:
@@ -43,21 +44,26 @@ def test_crop_boxes_are_raster_order() -> None:
 
 
 def test_layouts() -> None:
-    assert (LAYOUTS["v2"].n_visual, LAYOUTS["v2"].block_len, LAYOUTS["v2"].n_crops) == (2057, 2098, 41)
-    assert (LAYOUTS["v1"].n_visual, LAYOUTS["v1"].block_len, LAYOUTS["v1"].n_crops) == (850, 867, 29)
+    """The numbers of the official code (notes §0): visual embeddings, image-block length, crops per image."""
+    for name, expected in {"v2": (2057, 2098, 41), "v1": (850, 867, 29)}.items():
+        variant = VARIANTS[name]
+        runs = image_token_runs(variant)
+        assert (n_image_tokens(variant), n_image_tokens(variant) + len(runs), variant.n_crops) == expected
+    assert image_token_runs(VARIANTS["v2"]) == (577,) + (37,) * 40
+    assert image_token_runs(VARIANTS["v1"]) == (50,) * 17
 
 
 def _reference_patches(image: Image.Image, proc) -> np.ndarray:
     """The straightforward path: Pillow resize + crop, then CLIPImageProcessor on every crop (as the official code)."""
     from transformers import CLIPImageProcessorPil
 
-    s = proc.layout.crop_size
+    s = proc.variant_spec.crop_size
     ip = CLIPImageProcessorPil(
         size={"shortest_edge": s}, crop_size={"height": s, "width": s}, resample=3,
         image_mean=proc.image_processor.image_mean, image_std=proc.image_processor.image_std,
     )
-    medium = medium_resolution(image.size, s)
-    high = high_resolution(image.size, s, proc.version)
+    medium = medium_resolution(image.size, proc.variant_spec)
+    high = high_resolution(image.size, proc.variant_spec)
     crops = [image.resize((s, s), Image.Resampling.BICUBIC)]
     for size in (medium, high):
         big = image.resize(size, Image.Resampling.BICUBIC)
@@ -75,7 +81,8 @@ def test_fast_pixels_equal_per_crop_reference(version: str, content: str, dragon
         pixels[..., 1] = pixels[..., 2] = pixels[..., 0]
     image = Image.fromarray(pixels)
     fast = proc.image_patches(image)
-    assert fast.dtype == np.float32 and fast.shape == (LAYOUTS[version].n_crops, 3, proc.layout.crop_size, proc.layout.crop_size)
+    s = VARIANTS[version].crop_size
+    assert fast.dtype == np.float32 and fast.shape == (VARIANTS[version].n_crops, 3, s, s)
     np.testing.assert_array_equal(fast, _reference_patches(image, proc))
     np.testing.assert_array_equal(fast, proc.image_patches(image, concurrent=False))
 
@@ -90,14 +97,14 @@ def test_table_path_equals_arithmetic_path(dragonfly_processors: dict) -> None:
     image = Image.fromarray(np.random.default_rng(3).integers(0, 256, (300, 200, 3), dtype=np.uint8))
     table = copy.copy(proc.normalizer)
     table.exact_arithmetic = False
-    np.testing.assert_array_equal(image_patches(image, "v1", table), image_patches(image, "v1", proc.normalizer))
+    np.testing.assert_array_equal(image_patches(image, VARIANTS["v1"], table), image_patches(image, VARIANTS["v1"], proc.normalizer))
 
 
 def test_pixel_path_refuses_non_rgb_input() -> None:
     from models._pixels import Normalizer, image_patches
 
     with pytest.raises(ValueError, match="needs an RGB image, got mode 'L'"):
-        image_patches(Image.new("L", (10, 10)), "v2", Normalizer([0.5] * 3, [0.5] * 3))
+        image_patches(Image.new("L", (10, 10)), VARIANTS["v2"], Normalizer([0.5] * 3, [0.5] * 3))
 
 
 def test_generate_mode_left_pads_several_images(dragonfly_processors: dict) -> None:
@@ -106,7 +113,7 @@ def test_generate_mode_left_pads_several_images(dragonfly_processors: dict) -> N
     batch = proc(text=[PROMPT, LONG_PROMPT], images=images, max_length=2048, return_tensors="pt", is_generate=True)
     ids, mask, idx = batch["input_ids"], batch["attention_mask"], batch["image_patches_indices"]
     n_short, n_long = (len(proc.tokenizer(p)["input_ids"]) for p in (PROMPT, LONG_PROMPT))
-    block = proc.layout.block_len
+    block = image_block_len(proc.variant_spec)
     assert ids.shape == (2, block + n_long) and idx.shape == (2, block + n_long + 10)
     pad = n_long - n_short
     assert mask[0, :pad].sum() == 0 and bool(mask[0, pad:].all()) and bool(mask[1].all())
@@ -116,7 +123,7 @@ def test_generate_mode_left_pads_several_images(dragonfly_processors: dict) -> N
     for b in range(2):
         placeholder = ids[b] == proc.placeholder_id
         assert torch.equal(placeholder, idx[b, : ids.shape[1]] >= 0)
-        assert idx[b][idx[b] >= 0].tolist() == list(range(proc.layout.n_visual))
+        assert idx[b][idx[b] >= 0].tolist() == list(range(n_image_tokens(proc.variant_spec)))
     assert [tuple(p.shape) for p in batch["image_patches"]] == [(29, 3, 224, 224)] * 2
     assert not torch.equal(batch["image_patches"][0], batch["image_patches"][1])
 
@@ -133,7 +140,7 @@ def test_training_mode_right_pads_and_keeps_end_of_text(dragonfly_processors: di
 def test_truncation_keeps_the_official_text_budget(dragonfly_processors: dict) -> None:
     proc = dragonfly_processors["v1"]
     batch = proc(text=[LONG_PROMPT], images=[Image.new("RGB", (64, 64))], max_length=10, is_generate=True)
-    assert batch["input_ids"].shape[1] == proc.layout.block_len + 10 // 2 - 1
+    assert batch["input_ids"].shape[1] == image_block_len(proc.variant_spec) + 10 // 2 - 1
 
 
 def test_text_only_prompt(dragonfly_processors: dict) -> None:

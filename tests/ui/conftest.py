@@ -1,6 +1,6 @@
 """Fixtures for the window tests: headless Qt, a per-test AppContext and window, small real inputs written here.
 
-The synthetic CT series comes from the shared builder (root conftest `synthetic_ct_series`, bench/_data.py): 15
+The synthetic CT series comes from the shared builder (root conftest `synthetic_ct_series`, tests/builders.py): 15
 slices, so Shift+arrow's ×10 step is visible; every slice has a different bright square position, so slice changes
 change the displayed pixels.
 """
@@ -32,7 +32,7 @@ def _flush_deferred_deletes(qapp):
 
 @pytest.fixture(scope="session")
 def ct_series_dir(tmp_path_factory, synthetic_ct_series) -> Path:
-    """15 slices of 64² (the shared builder, bench/_data.py) with a bright square that moves from slice to slice."""
+    """15 slices of 64² (the shared builder, tests/builders.py) with a bright square that moves from slice to slice."""
     folder = tmp_path_factory.mktemp("ct_series") / "series"
     synthetic_ct_series(folder, n=SERIES_SLICES, size=SERIES_SIZE, marker=True, PatientName="Synthetic^Phantom",
                         PatientID="SYN-0001", AccessionNumber="ACC1", SeriesDescription="Synthetic axial")

@@ -18,14 +18,6 @@ from ui.model_bridge import ModelBridge
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="module")
-def tiny_engine(v2_checkpoint):
-    """The golden tiny v2 model through the core's holder (loaded once per module; later loads reuse imports)."""
-    from medapp.model_holder import ModelHolder
-
-    return ModelHolder(model_dir=v2_checkpoint, device="cpu").get()
-
-
 @pytest.fixture
 def folder(tmp_path, golden_dir, pydicom_test_files) -> Path:
     """Five golden PNGs, two of pydicom's DICOMs and one file that is not an image at all."""

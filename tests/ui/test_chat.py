@@ -20,14 +20,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 LONG = 400  # max_new_tokens for the Stop test: far more than are generated before Stop is pressed
 
 
-@pytest.fixture(scope="module")
-def tiny_engine(v2_checkpoint):
-    """The golden tiny v2 model through the core's holder (loaded once per module; later loads reuse imports)."""
-    from medapp.model_holder import ModelHolder
-
-    return ModelHolder(model_dir=v2_checkpoint, device="cpu").get()
-
-
 class CtViewer:
     """What the image viewer publishes into the context: pydicom's CT slice at a window, with an optional ROI
     (the same `render_rgb` call the real viewer makes)."""

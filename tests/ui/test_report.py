@@ -20,14 +20,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 INDICATION = "Cough for three weeks"
 
 
-@pytest.fixture(scope="module")
-def tiny_engine(v2_checkpoint):
-    """The golden tiny v2 model through the core's holder (loaded once per module; later loads reuse imports)."""
-    from medapp.model_holder import ModelHolder
-
-    return ModelHolder(model_dir=v2_checkpoint, device="cpu").get()
-
-
 @pytest.fixture
 def ct(pydicom_test_files):
     import dicom_io

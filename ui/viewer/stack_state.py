@@ -12,10 +12,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from medapp.stack_setup import StackSetup, WindowChoice, auto_window, is_colour, prepare_stack, window_choices
+from medapp.stack_setup import StackSetup, WindowChoice, is_colour, prepare_stack, window_choices
 from medapp.viewer_state import ViewerState
 
-__all__ = ["StackState", "StackSetup", "WindowChoice", "prepare_stack", "window_choices", "auto_window", "is_colour"]
+__all__ = ["StackState", "StackSetup", "WindowChoice", "prepare_stack", "window_choices", "is_colour"]
 
 
 class StackState(QObject):

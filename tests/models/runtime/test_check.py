@@ -70,11 +70,37 @@ def test_missing_and_misshaped_tensors_are_listed(tmp_path: Path, v2_checkpoint:
 
 
 def test_runtime_modules_import_without_torch() -> None:
-    """medapp imports models.loading to list checkpoints at start-up: that must not pull in torch or transformers."""
+    """medapp imports models.checkpoint to list checkpoints at start-up: that must not pull in torch or transformers."""
     import subprocess
     import sys
 
-    code = ("import sys, models.loading, models.devices, models.manifest, models.check, models.convert, models.engine, "
-            "medapp.cli.model; heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; print(heavy)")
+    code = ("import sys, models.checkpoint, models.variants, models.loading, models.devices, models.manifest, "
+            "models.check, models.convert, models.engine, medapp.cli.model; heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_models_modules_import_each_other_without_a_circle() -> None:
+    """Every `models.*` import (module level or inside a function) points one way: loading uses check and checkpoint,
+    check and convert use checkpoint, and nothing leads back. A circle would make any of them hard to change alone."""
+    import ast
+    from graphlib import CycleError, TopologicalSorter
+
+    import models
+
+    package = Path(models.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for file in package.glob("*.py"):
+        name = "models" if file.stem == "__init__" else f"models.{file.stem}"
+        deps = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("models."):
+                deps.add(node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name.startswith("models."))
+    for user in ("models.loading", "models.check", "models.convert"):
+        assert "models.checkpoint" in graph[user], user
+    try:
+        list(TopologicalSorter(graph).static_order())
+    except CycleError as err:  # pragma: no cover - the message names the circle
+        pytest.fail(f"import circle in models: {' -> '.join(err.args[1])}")

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from medapp.cli import main as cli_main
 from models.convert import UnpicklingWarning, convert_checkpoint
 from models.errors import CheckpointFormatError, ModelError, PickleCheckpointError
-from models.loading import require_safetensors
+from models.checkpoint import require_safetensors
 from models.manifest import read_manifest
 
 
@@ -65,7 +65,7 @@ class TestConvert:
 
     def test_check_reports_a_verified_v2_checkpoint(self, converted: Path, v2_checkpoint: Path) -> None:
         from models.check import check_checkpoint
-        from models.loading import checkpoint_sha256
+        from models.checkpoint import checkpoint_sha256
 
         report = check_checkpoint(converted)
         assert report["ok"], report["problems"]
@@ -135,7 +135,8 @@ def test_loading_refuses_pickle_then_loads_the_conversion(pickle_v2_checkpoint: 
 def test_convert_from_the_hf_cache_keeps_the_model_id(pickle_v2_checkpoint: Path, fake_hf_cache, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The official repos hold pickle shards: found in the cache, refused, converted by id, listed under that id."""
-    from models.loading import list_checkpoints, load_model, model_id_for, revision_for
+    from models.checkpoint import list_checkpoints, model_id_for, revision_for
+    from models.loading import load_model
 
     repo_id = "togethercomputer/Llama-3.1-8B-Dragonfly-Med-v2"
     snapshot = fake_hf_cache(tmp_path / "hub", repo_id, pickle_v2_checkpoint, "f" * 40)

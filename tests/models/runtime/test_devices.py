@@ -111,3 +111,19 @@ def test_engine_on_cuda_without_cuda_fails_before_loading(v2_checkpoint, monkeyp
         DragonflyEngine.from_pretrained(v2_checkpoint, device="cuda")
     with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
         load_model(v2_checkpoint, device="cuda", quant="4bit")
+
+
+@pytest.mark.gpu
+def test_engine_on_cuda_answers_like_on_the_cpu(v2_checkpoint) -> None:
+    """On a GPU workstation: the tiny v2 engine in float32 on CUDA gives the CPU's greedy tokens."""
+    from PIL import Image
+
+    from models.engine import DragonflyEngine
+
+    image = Image.new("RGB", (96, 64), (40, 90, 140))
+    answers = [
+        DragonflyEngine.from_pretrained(v2_checkpoint, device=device, dtype="float32")
+        .generate(image, [], "What is shown?", max_new_tokens=4).token_ids
+        for device in ("cpu", "cuda")
+    ]
+    assert answers[0] == answers[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import CheckpointFormatError, ChecksumMismatchError, ModelNotFoundError, PickleCheckpointError
-from models.loading import (
+from models.checkpoint import (
     checkpoint_sha256,
     count_parameters,
     find_checkpoints,
@@ -106,11 +106,11 @@ class TestWeightFiles:
             resolve_checkpoint(tmp_path / "nope")
 
     def test_truncated_safetensors_header(self, tmp_path: Path, v2_checkpoint: Path) -> None:
-        from models.loading import tensor_index
+        from models.checkpoint import tensor_index
 
         shutil.copy2(v2_checkpoint / "config.json", tmp_path / "config.json")
         (tmp_path / "model.safetensors").write_bytes((v2_checkpoint / "model.safetensors").read_bytes()[:4])
-        with pytest.raises(CheckpointFormatError, match=r"model.safetensors: truncated safetensors file"):
+        with pytest.raises(CheckpointFormatError, match=r"model.safetensors: unreadable safetensors header"):
             tensor_index(tmp_path)
 
 
@@ -148,3 +148,15 @@ class TestManifest:
         (tmp_path / "SHA256SUMS").write_text("not a hash line\n")
         with pytest.raises(CheckpointFormatError, match="SHA256SUMS: line 1"):
             read_manifest(tmp_path)
+
+
+def test_sha256_file_reports_progress_and_uses_the_cache(tmp_path: Path, v2_checkpoint: Path) -> None:
+    from models.manifest import sha256_file
+
+    file = v2_checkpoint / "model.safetensors"
+    seen: list[int] = []
+    cache = HashCache(tmp_path / "cache.json")
+    assert sha256_file(file, cache, seen.append) == _sha256(file)
+    assert sum(seen) == file.stat().st_size and len(seen) >= 1
+    seen.clear()
+    assert sha256_file(file, cache, seen.append) == _sha256(file) and seen == []  # second time: from the cache

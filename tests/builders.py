@@ -1,9 +1,9 @@
-"""Synthetic CT written with pydicom: the one builder the benchmarks and the tests share.
+"""Synthetic CT written with pydicom: the one builder the tests and the benchmarks share.
 
-Why here: the bench must run without pytest, and tests may import from `bench` (importable from the repo root),
-while `dicom_io` may not carry test-only code. The root `tests/conftest.py` exposes these as fixtures
-(`synthetic_ct_series`, `ct_dataset`, `ct_phantom`), so `tests/dicom_io`, `tests/ui` and `bench/bench_dicom.py`
-write the same kind of series from one implementation.
+Why here: synthetic test data belongs to the tests, and `dicom_io` may not carry test-only code. It imports nothing
+from pytest, so the bench (run from the repo root) imports it as `tests.builders`. The root `tests/conftest.py`
+exposes these as fixtures (`synthetic_ct_series`, `ct_dataset`, `ct_phantom`), so `tests/dicom_io`, `tests/ui` and
+`bench/bench_dicom.py` write the same kind of series from one implementation.
 
 The phantom is in stored values (HU + 1024, rescale intercept -1024): air outside, soft tissue, two lungs and a
 bone ring, plus a little seeded noise. `marker=True` adds a +1000 HU square whose row moves with the slice index, so
