@@ -12,7 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 N_SLICES = 200
 SIZE = 512
 REPEATS = 2

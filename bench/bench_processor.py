@@ -88,9 +88,9 @@ def main() -> None:
         same = np.array_equal(ref_out, _fast(image, normalizer)) and np.array_equal(ref_out, _fast(image, normalizer, False))
         ref_t, fast_t, seq_t = [], [], []
         for _ in range(REPEATS[(width, height)]):  # alternate so drift hits every path alike
-            ref_t += _times(lambda: _reference(image, processor), 1)
-            fast_t += _times(lambda: _fast(image, normalizer), 1)
-            seq_t += _times(lambda: _fast(image, normalizer, False), 1)
+            ref_t += _times(lambda image=image: _reference(image, processor), 1)
+            fast_t += _times(lambda image=image: _fast(image, normalizer), 1)
+            seq_t += _times(lambda image=image: _fast(image, normalizer, False), 1)
         r, f, q = statistics.median(ref_t), statistics.median(fast_t), statistics.median(seq_t)
         rb, fb, qb = min(ref_t), min(fast_t), min(seq_t)
         print(f"{width}x{height:<5} {r:12.3f} {f:8.3f} {r / f:5.2f}|{rb / fb:5.2f} {q:11.3f} {r / q:5.2f}|{rb / qb:5.2f}  {same}",

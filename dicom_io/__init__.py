@@ -8,6 +8,7 @@ No torch and no Qt here: the output is numpy arrays, PIL images and plain datacl
 
 from dicom_io import codecs as _codecs
 from dicom_io import guard as _guard
+from dicom_io.api import Opened, info, open_path  # noqa: E402  (after the plugin registration imports)
 from dicom_io.errors import (
     CorruptFileError,
     EmptyFileError,
@@ -21,12 +22,10 @@ from dicom_io.errors import (
     RegionError,
     UnsupportedFormatError,
 )
-from dicom_io.windows import PRESETS, Window, preset, preset_key
-
-from dicom_io.api import Opened, info, open_path  # noqa: E402  (after the plugin registration imports)
 from dicom_io.series import Collection, Patient, Series, Study  # noqa: E402
 from dicom_io.slide import Slide  # noqa: E402
 from dicom_io.stack import ImageStack  # noqa: E402
+from dicom_io.windows import PRESETS, Window, preset, preset_key
 
 _codecs.register()
 _guard.install_quiet_warnings()

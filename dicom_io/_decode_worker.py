@@ -69,7 +69,7 @@ def _decode(header: dict[str, Any], frame: bytes) -> tuple[Any, str]:
     failures: list[str] = []
     for plugin in header.get("plugins") or ["gdcm"]:
         try:
-            arr, meta = decoder.as_array(ds, index=0, as_rgb=True, decoding_plugin=plugin)
+            arr, meta = decoder.as_array(ds, index=0, as_rgb=True, decoding_plugin=plugin)  # type: ignore[arg-type]  # pydicom's kwargs stub
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - try the next plugin, report all if none works
@@ -108,7 +108,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
             arr = np.ascontiguousarray(arr)
             reply: dict[str, Any] = {"ok": True, "dtype": arr.dtype.str, "shape": list(arr.shape),
                                      "photometric": photometric}  # fmt: skip
-            body: bytes | memoryview = memoryview(arr).cast("B")
+            body: bytes | memoryview = memoryview(arr).cast("B")  # type: ignore[arg-type]  # ndarray is a buffer
         except MemoryError:
             reply, body = {"ok": False, "error": "out of memory while decoding"}, b""
         except Exception as exc:  # noqa: BLE001 - every decoder failure goes back to the parent as text

@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cachetools import LRUCache
 import numpy as np
+from cachetools import LRUCache
 from pydicom.dataset import Dataset
 
 from dicom_io.display_checks import display_warnings

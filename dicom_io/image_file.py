@@ -11,8 +11,8 @@ import re
 import threading
 from pathlib import Path
 
-from cachetools import LRUCache
 import numpy as np
+from cachetools import LRUCache
 from PIL import Image, ImageSequence
 from pydicom.dataset import Dataset
 

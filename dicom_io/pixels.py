@@ -22,8 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cachetools import LRUCache
 import numpy as np
+from cachetools import LRUCache
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEGExtended12Bit
 
@@ -183,7 +183,7 @@ def decode_frame(ds: Dataset, index: int, path: str | Path | None) -> tuple[np.n
     if ts == JPEGExtended12Bit and int(ds.get("BitsStored", 8) or 8) > 8:
         options["decoding_plugin"] = "imagecodecs"  # GDCM and Pillow refuse 12-bit: skip their failing attempts
     try:
-        arr, meta = decoder.as_array(ds, index=index, as_rgb=True, **options)
+        arr, meta = decoder.as_array(ds, index=index, as_rgb=True, **options)  # type: ignore[arg-type]  # pydicom's kwargs stub
     except Exception as exc:
         if not worker_plugins:
             raise
@@ -280,7 +280,7 @@ class LutCache:
             with self._lock:
                 self._luts[key] = hit
         index = arr.view(np.uint8 if arr.dtype.itemsize == 1 else np.uint16)
-        return np.take(hit[0], index)
+        return np.take(hit[0], index)  # type: ignore[arg-type]  # uint8/uint16 view: valid indices
 
 
 def colour_to_rgb8(arr: np.ndarray, photometric: str, ds: Dataset, path: str | Path | None) -> np.ndarray:

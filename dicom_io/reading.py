@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
@@ -142,7 +143,7 @@ def read_dicom(path: str | Path, *, header_only: bool = False, validate: bool = 
     indexing a folder (it is most of the cost of opening a slice).
     """
     p = check_file(path)
-    kwargs = {"defer_size": 65536} if header_only else {}
+    kwargs: dict[str, Any] = {"defer_size": 65536} if header_only else {}
     with guard(p, "reading DICOM header"), _watch_eof() as eof:
         try:
             ds = dcmread(p, **kwargs)

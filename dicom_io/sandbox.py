@@ -33,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def in_worker_only(transfer_syntax: str) -> bool:
     return transfer_syntax in IN_WORKER_ONLY
 
 
-@lru_cache(maxsize=None)
+@cache
 def plugins_for(transfer_syntax: str) -> tuple[str, ...]:
     """The installed worker plugins for `transfer_syntax`, in order ((): the worker cannot decode it)."""
     out = []

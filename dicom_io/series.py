@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cachetools import LRUCache
 import numpy as np
+from cachetools import LRUCache
 from pydicom.dataset import Dataset
 
 from dicom_io.dicom_file import DicomInstance, header_metadata, header_phi
@@ -239,9 +239,9 @@ def group(root: Path, entries: list[_Entry], warnings: list[str]) -> Collection:
     for e in entries:
         h = e.header
         pid = _str(h.get("PatientID")) or _str(h.get("PatientName")) or "(no patient id)"
-        study = _str(h.get("StudyInstanceUID")) or "(no study uid)"
+        study_uid = _str(h.get("StudyInstanceUID")) or "(no study uid)"
         series = _str(h.get("SeriesInstanceUID")) or f"(no series uid: {e.path.parent.name})"
-        tree.setdefault(pid, {}).setdefault(study, {}).setdefault(series, []).append(e)
+        tree.setdefault(pid, {}).setdefault(study_uid, {}).setdefault(series, []).append(e)
     for n, (pid, studies) in enumerate(tree.items(), 1):
         first = next(iter(next(iter(studies.values())).values()))[0].header
         patient = Patient(key=pid, label=f"patient {n}", phi=header_phi(first))

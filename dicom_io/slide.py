@@ -50,7 +50,7 @@ class Slide:
             props = dict(self._osr.properties)
             self.vendor = fmt
             self.level_count: int = self._osr.level_count
-            self.level_dimensions: list[tuple[int, int]] = [tuple(d) for d in self._osr.level_dimensions]
+            self.level_dimensions: list[tuple[int, int]] = [(int(w), int(h)) for w, h in self._osr.level_dimensions]
             self.level_downsamples: list[float] = [float(d) for d in self._osr.level_downsamples]
             mpp_x, mpp_y = _float(props.get("openslide.mpp-x")), _float(props.get("openslide.mpp-y"))
             self.mpp: tuple[float, float] | None = (mpp_x, mpp_y) if mpp_x and mpp_y else None
@@ -139,7 +139,7 @@ class Slide:
         osr = getattr(self, "_osr", None)
         if osr is not None:
             osr.close()
-            self._osr = None
+            self._osr = None  # type: ignore[assignment]  # closed: later reads fail loudly instead of using a dead handle
 
     def __enter__(self) -> Slide:
         return self

@@ -57,7 +57,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from medapp import paths
 from medapp.errors import UserError
@@ -204,7 +204,7 @@ def _companions(path: Path | None) -> tuple[Path, Path, Path]:
 def _os_user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # no login name (some containers): still log, but say so
+    except Exception:  # noqa: BLE001 — no login name (some containers): still log, but say so
         return "unknown"
 
 
@@ -413,16 +413,17 @@ def verify(
     keyed = False
     macs: dict[int, str] = {}  # MACs of the entries the anchor and `expect` name
     wanted = {n for n in ((anchor or {}).get("entries"), expect[0] if expect else None) if n}
+    fh: IO[bytes]
     try:
-        fh = open(path, "rb")
+        fh = open(path, "rb")  # closed by the `with fh` below
     except FileNotFoundError:  # a deleted log is an empty one here; the anchor, if any, tells the difference
         fh = io.BytesIO(b"")
     except OSError as exc:
         return VerifyResult(path, False, 0, None, f"cannot read the audit log ({exc.strerror or exc})")
     with fh:
         for lineno, raw in enumerate(fh, start=1):
-            def broken(problem: str, lineno: int = lineno) -> VerifyResult:
-                return VerifyResult(path, False, count, lineno, problem, legacy)
+            def broken(problem: str, lineno: int = lineno) -> VerifyResult:  # noqa: B023 — called in this iteration
+                return VerifyResult(path, False, count, lineno, problem, legacy)  # noqa: B023
 
             if not raw.endswith(b"\n"):
                 return broken("incomplete last line (the write was interrupted or the file was cut)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["ChatTurn", "ConversationStore", "STOPPED_REASONS"]
@@ -22,7 +22,7 @@ STOPPED_REASONS = frozenset({"cancelled", "cancel", "stopped"})
 
 def now_local() -> str:
     """The time a turn is shown with: local time with its UTC offset, to the second."""
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def _draft_problem(data: Any) -> str | None:
 
     try:
         Report.from_dict(data)
-    except Exception as exc:  # ReportError, or TypeError / ValueError / AttributeError from a wrong shape
+    except Exception as exc:  # noqa: BLE001 — ReportError, or TypeError / ValueError / AttributeError from a wrong shape
         return type(exc).__name__
     return None
 

@@ -56,8 +56,9 @@ _CACHE: LRUCache[tuple[str, float], object] = LRUCache(maxsize=4)
 _LOCK = threading.Lock()
 
 
-def open_cached(path: str | Path) -> object:
-    """`dicom_io.open_path` with a small cache of recently opened files (invalidated when the file changes)."""
+def open_cached(path: str | Path) -> Any:
+    """`dicom_io.open_path` (a `dicom_io.Opened`: stack, collection or slide) with a small cache of recently opened
+    files (invalidated when the file changes). Typed Any: callers tell the three apart by their attributes."""
     import dicom_io
 
     p = Path(path)
@@ -92,7 +93,6 @@ def preset_window(name: str, settings: Any = None):  # -> dicom_io.Window
     does. Unknown names raise `UserError` listing the built-in and the user's names.
     """
     import dicom_io
-
     from medapp.errors import UserError
 
     if settings is None:
@@ -132,7 +132,7 @@ def _as_view(state: Any) -> ViewState:
     return view
 
 
-def _shown(state: Any) -> object:
+def _shown(state: Any) -> Any:
     """The ImageStack or Slide `state` shows: a folder shows its first series (else its first picture)."""
     from dicom_io import Collection, NoImagesError
 
@@ -169,7 +169,7 @@ def render_view(state: Any, settings: Any = None) -> Image.Image:
         return _render_slide(opened, state)
     if state.level not in (None, 0):
         raise InputError(state.path, "--level applies to whole-slide images only")
-    return opened.render_rgb(state.frame, resolve_window(state, settings), state.region)  # type: ignore[union-attr]
+    return opened.render_rgb(state.frame, resolve_window(state, settings), state.region)
 
 
 def slide_region_level(slide: Any, region: tuple[int, int, int, int], max_side: int = MODEL_SIDE) -> int:

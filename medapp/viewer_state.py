@@ -25,9 +25,12 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psygnal import evented
+
+if TYPE_CHECKING:
+    from psygnal import SignalGroup
 
 from medapp.stack_setup import StackSetup, prepare_stack
 
@@ -40,6 +43,11 @@ _EMPTY_SETUP = StackSetup(colour=False, choices=[], window=None, label="", value
 @dataclass(eq=False)
 class ViewerState:
     """The document on screen and how it is shown. Every field is evented (`state.events.frame` ...)."""
+
+    if TYPE_CHECKING:  # added by psygnal's @evented: one SignalInstance per field
+
+        @property
+        def events(self) -> SignalGroup: ...
 
     document: Any = None  # a dicom_io ImageStack or Slide (medapp.documents.open_document), or None
     setup: StackSetup = _EMPTY_SETUP  # colour / window choices / starting window of a stack (prepare_stack)

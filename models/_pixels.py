@@ -27,8 +27,9 @@ normalisation of 41 × 3 × 336² values):
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any, Sequence
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -222,9 +223,9 @@ def image_patches(image: Image.Image, variant: Variant, normalizer: Normalizer, 
                 normalise(k, tiles, row)
         return out
     resizes = {_POOL.submit(resize, k): k for k in (2, 1, 0)}  # largest grid first: it finishes last
-    normalising = []
-    for future in as_completed(resizes):
-        k, tiles = resizes[future], future.result()
+    normalising: list[Future[None]] = []
+    for done in as_completed(resizes):
+        k, tiles = resizes[done], done.result()
         normalising += [_POOL.submit(normalise, k, tiles, row) for row in range(tiles.shape[0])]
     for future in normalising:
         future.result()

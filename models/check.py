@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from models.errors import CheckpointFormatError, PickleCheckpointError
 from models.checkpoint import (
     model_id_for,
     read_config,
@@ -26,6 +25,7 @@ from models.checkpoint import (
     tensor_index,
     weight_files,
 )
+from models.errors import CheckpointFormatError, PickleCheckpointError
 from models.manifest import HashCache, checkpoint_fingerprint, known_hash, read_manifest, sha256_file, verify_files
 
 __all__ = ["check_checkpoint", "expected_tensors", "format_report"]
@@ -110,7 +110,7 @@ def check_checkpoint(
     report["n_params"] = sum(math.prod(shape) for shape, _, _ in stored.values())
     counts = Counter(_DTYPE_NAMES.get(dtype, dtype) for _, dtype, _ in stored.values())
     report["dtypes"] = dict(counts.most_common())
-    by_size = Counter()
+    by_size: Counter[str] = Counter()
     for shape, dtype, _ in stored.values():
         by_size[_DTYPE_NAMES.get(dtype, dtype)] += math.prod(shape)
     report["dtype"] = by_size.most_common(1)[0][0] if by_size else None

@@ -186,7 +186,7 @@ class DragonflyConfig(PreTrainedConfig):
         return variant
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> "DragonflyConfig":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> DragonflyConfig:
         """Load `config.json`; an `image_encoder` subfolder is resolved against the checkpoint folder, offline."""
         config = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         if isinstance(config, tuple):  # return_unused_kwargs=True

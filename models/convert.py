@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.errors import CheckpointFormatError, ModelError
 from models.checkpoint import (
     CONVERSION_RECORD,
     PICKLE_SUFFIXES,
@@ -39,6 +38,7 @@ from models.checkpoint import (
     revision_for,
     weight_files,
 )
+from models.errors import CheckpointFormatError, ModelError
 from models.manifest import MANIFEST_NAME, HashCache, sha256_file, write_manifest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +56,7 @@ class UnpicklingWarning(UserWarning):
     """Issued once per conversion: pickle files are about to be unpickled (restricted, but still unpickled)."""
 
 
-def _load_pickle_shard(file: Path) -> dict[str, "torch.Tensor"]:
+def _load_pickle_shard(file: Path) -> dict[str, torch.Tensor]:
     """One shard through torch's restricted unpickler, memory-mapped when the file format allows it."""
     import torch
 
@@ -103,7 +103,7 @@ def _source_shards(src: Path) -> list[str]:
     return [n for n in files.files if n not in _TRAINER_FILES]
 
 
-def _plan_shards(tensors: list[tuple[str, "torch.Tensor"]], max_bytes: int) -> list[list[tuple[str, "torch.Tensor"]]]:
+def _plan_shards(tensors: list[tuple[str, torch.Tensor]], max_bytes: int) -> list[list[tuple[str, torch.Tensor]]]:
     """Greedy split in source order; a single tensor larger than the limit gets a shard of its own."""
     shards: list[list[tuple[str, torch.Tensor]]] = [[]]
     size = 0

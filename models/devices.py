@@ -59,7 +59,7 @@ class LoadPlan:
     """Everything `from_pretrained` needs, resolved and validated: device string, torch dtype, quant name."""
 
     device: str  # "cpu" or "cuda:N"
-    dtype: "torch.dtype"
+    dtype: torch.dtype
     quant: str  # "none" | "4bit"
 
     @property
@@ -108,7 +108,7 @@ def _physical_ram_bytes() -> int | None:
         return None
 
 
-def resolve_dtype(device: str, dtype: "str | torch.dtype | None", n_params: int | None = None) -> "torch.dtype":
+def resolve_dtype(device: str, dtype: str | torch.dtype | None, n_params: int | None = None) -> torch.dtype:
     """The compute dtype: the caller's choice if valid on `device`; None or "auto": bf16 on CUDA, fp32/bf16 on CPU by RAM."""
     import torch
 
@@ -167,7 +167,7 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def bnb_4bit_config(device: str, compute_dtype: "torch.dtype") -> Any:
+def bnb_4bit_config(device: str, compute_dtype: torch.dtype) -> Any:
     """NF4 + double quantisation, vision tower / projector / lm_head unquantised; raises if 4-bit cannot run here."""
     import torch
 
@@ -194,7 +194,7 @@ def bnb_4bit_config(device: str, compute_dtype: "torch.dtype") -> Any:
 
 
 def plan_load(
-    device: str | None = "auto", quant: str | None = "none", dtype: "str | torch.dtype | None" = None,
+    device: str | None = "auto", quant: str | None = "none", dtype: str | torch.dtype | None = None,
     n_params: int | None = None,
 ) -> LoadPlan:
     """Validate the whole request up front: device, dtype and quantisation, raising the matching ModelError."""

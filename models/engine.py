@@ -127,9 +127,9 @@ class _Encoded:
     """Everything kept per image: the token block before BOS, the visual features and the block's KV cache."""
 
     key: str
-    block_ids: "torch.Tensor"  # (1, P)
-    block_indices: "torch.Tensor"  # (1, P) visual index per position, −1 at newlines
-    features: "torch.Tensor"  # (N_vis, hidden) on the model device
+    block_ids: torch.Tensor  # (1, P)
+    block_indices: torch.Tensor  # (1, P) visual index per position, −1 at newlines
+    features: torch.Tensor  # (N_vis, hidden) on the model device
     prefix_cache: Any  # transformers DynamicCache holding P positions
 
 
@@ -197,7 +197,7 @@ class DragonflyEngine:
     @classmethod
     def from_pretrained(
         cls, path: str | Path, device: str = "auto", quant: str = "none", dtype: Any = None, **kwargs: Any
-    ) -> "DragonflyEngine":
+    ) -> DragonflyEngine:
         """Load a checkpoint folder or cached hub id (see models.loading.load) and wrap it."""
         from models.checkpoint import checkpoint_sha256
         from models.loading import load
@@ -270,7 +270,7 @@ class DragonflyEngine:
 
     # ------------------------------------------------------------------------------------------------ prompts
     def prompt_ids(self, turns: Sequence[Sequence[str]] | None, question: str, max_new_tokens: int,
-                   block_len: int) -> "torch.Tensor":
+                   block_len: int) -> torch.Tensor:
         """BOS + chat prompt token ids (1, T); the oldest turns are dropped if the context would overflow."""
         import torch
 
@@ -357,7 +357,7 @@ class DragonflyEngine:
         def work() -> None:
             try:
                 result["generation"] = self.generate(image, turns, question, on_token=callback, cancel=cancel, **kwargs)
-            except BaseException as exc:  # handed to the consumer's thread below
+            except BaseException as exc:  # noqa: BLE001 — handed to the consumer's thread below
                 result["error"] = exc
             finally:
                 pieces.put(done)
@@ -455,7 +455,7 @@ class DragonflyEngine:
 
     # ------------------------------------------------------------------------------------------------ decoding
     def _decode_loop(
-        self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor", extra: dict[str, Any], *,
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, extra: dict[str, Any], *,
         max_new_tokens: int, do_sample: bool, temperature: float, top_p: float, seed: int | None,
         on_token: Callable[[str], None] | None, cancel: threading.Event | None,
     ) -> list[Generation]:
@@ -463,7 +463,7 @@ class DragonflyEngine:
         from transformers import StoppingCriteria, StoppingCriteriaList
         from transformers.generation.streamers import BaseStreamer
 
-        decoder = IncrementalDecoder(self.tokenizer) if on_token is not None else None
+        decoder = IncrementalDecoder(self.tokenizer)  # used only when someone listens (on_token)
         stop_ids = set(self.stop_ids)
         streamed_done = [False]
 
@@ -482,12 +482,12 @@ class DragonflyEngine:
                         streamed_done[0] = True
                         continue
                     piece = decoder.push(token)
-                    if piece:
+                    if piece and on_token is not None:
                         on_token(piece)
 
             def end(self) -> None:
                 piece = decoder.flush()
-                if piece:
+                if piece and on_token is not None:
                     on_token(piece)
 
         class _Cancelled(StoppingCriteria):

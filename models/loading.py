@@ -76,7 +76,7 @@ def _key_problems(folder: Path) -> list[str]:
 
 def load(
     path: str | os.PathLike[str], device: str = "auto", quant: str = "none",
-    dtype: "str | torch.dtype | None" = None, *, verify: str = "fast", hash_cache: HashCache | None = None,
+    dtype: str | torch.dtype | None = None, *, verify: str = "fast", hash_cache: HashCache | None = None,
 ) -> LoadedCheckpoint:
     """Resolve, validate and load a checkpoint. `verify`: "fast" (every load), "full" (re-hash) or "none"."""
     folder = resolve_checkpoint(path)
@@ -125,7 +125,7 @@ def load(
 
 
 def load_model(
-    path: str | os.PathLike[str], device: str = "auto", quant: str = "none", dtype: "str | torch.dtype | None" = None,
+    path: str | os.PathLike[str], device: str = "auto", quant: str = "none", dtype: str | torch.dtype | None = None,
     **kwargs: Any,
 ) -> tuple[Any, Any]:
     """`(model, processor)` for a local folder or cached hub id; see `load` for the checks made before loading."""

@@ -187,9 +187,10 @@ def verify_files(
         if full:
             actual = sha256_file(file, cache, progress)
         else:
-            actual = cache.get(file) if cache is not None else None
-            if actual is None:
+            cached = cache.get(file) if cache is not None else None
+            if cached is None:
                 continue
+            actual = cached
         report.checked.append(name)
         if actual != expected:
             report.mismatched.append(name)

@@ -104,10 +104,11 @@ class DragonflyPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """Official init for the projector (N(0, initializer_range), zero bias); sub-models init themselves."""
-        if module is getattr(self, "vision_embed_tokens", None):
-            module.weight.normal_(mean=0.0, std=self.config.initializer_range)
-            if module.bias is not None:
-                module.bias.zero_()
+        projector = getattr(self, "vision_embed_tokens", None)
+        if projector is not None and module is projector:
+            projector.weight.normal_(mean=0.0, std=self.config.initializer_range)
+            if projector.bias is not None:
+                projector.bias.zero_()
         else:
             super()._init_weights(module)
 
@@ -155,7 +156,7 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         self._register_load_state_dict_pre_hook(from_official)
 
     @classmethod
-    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "DragonflyForCausalLM":
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> DragonflyForCausalLM:
         """transformers' `from_pretrained` (offline folder or cache), with the module key names during loading."""
         _LOADER.active = getattr(_LOADER, "active", 0) + 1
         try:
@@ -254,6 +255,8 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         """
         variant = self.config.variant_spec
         region_size, top_k = variant.zoom_region_size, variant.zoom_top_k
+        if region_size is None or top_k is None:
+            raise ValueError(f"variant {variant.name} does not select crops (it pools them)")
         n_regions = low.shape[0] - 1
         q = high.mean(dim=1)  # (n_high, D)
         a = low[1:].mean(dim=1)  # (4, D)
@@ -290,7 +293,7 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
             )
         return features, zoom
 
-    def get_image_features(self, image_patches: list[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
+    def get_image_features(self, image_patches: list[torch.Tensor] | torch.Tensor) -> list[torch.Tensor | None]:
         """Visual embeddings per image, in sequence order, ready to scatter into placeholder positions.
 
         Args:
@@ -300,7 +303,7 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         """
         if isinstance(image_patches, torch.Tensor) and image_patches.ndim == 4:
             image_patches = [image_patches]
-        feats = []
+        feats: list[torch.Tensor | None] = []
         for crops in image_patches:
             if crops is None:
                 feats.append(None)

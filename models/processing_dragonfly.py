@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from transformers import AutoTokenizer, BatchFeature, CLIPImageProcessorPil, ProcessorMixin
@@ -74,7 +75,7 @@ class DragonflyProcessor(ProcessorMixin):
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> "DragonflyProcessor":
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> DragonflyProcessor:
         """Load from a checkpoint folder offline: preprocessor_config.json, processor_config.json, tokenizer files."""
         folder = Path(pretrained_model_name_or_path)
         if not folder.is_dir():
@@ -115,7 +116,8 @@ class DragonflyProcessor(ProcessorMixin):
         return int(tid)
 
     def _image_block(self) -> tuple[np.ndarray, np.ndarray]:
-        ids, idx = [], []
+        ids: list[int] = []
+        idx: list[int] = []
         counter = 0
         for run in image_token_runs(self.variant_spec):
             ids.extend([self.placeholder_id] * run + [self.newline_id])
@@ -172,8 +174,10 @@ class DragonflyProcessor(ProcessorMixin):
         if len(image_list) != len(texts):
             raise ValueError(f"{len(texts)} prompts but {len(image_list)} images: give one image (or None) per prompt")
 
-        seqs, idxs, patches = [], [], []
-        for i, (prompt, image) in enumerate(zip(texts, image_list)):
+        seqs: list[np.ndarray] = []
+        idxs: list[np.ndarray] = []
+        patches: list[Any] = []
+        for i, (prompt, image) in enumerate(zip(texts, image_list, strict=True)):
             text_ids = np.asarray(self.tokenize_prompt(prompt, max_length), dtype=np.int64)
             if image is None:
                 # Deliberate difference: the official text-only path keeps the appended <|end_of_text|> even in
@@ -197,7 +201,7 @@ class DragonflyProcessor(ProcessorMixin):
         input_ids = np.full((batch, longest), self.pad_token_id, dtype=np.int64)
         attention = np.zeros((batch, longest), dtype=np.int64)
         indices = np.full((batch, longest + EXTRA_INDEX_COLUMNS), -1, dtype=np.int64)
-        for b, (seq, idx) in enumerate(zip(seqs, idxs)):
+        for b, (seq, idx) in enumerate(zip(seqs, idxs, strict=True)):
             pad = longest - len(seq)
             start = pad if is_generate else 0
             input_ids[b, start : start + len(seq)] = seq

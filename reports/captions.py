@@ -23,7 +23,7 @@ import logging
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -279,7 +279,7 @@ class CaptionWriter:
             region=region_key(region),
             caption=caption,
             model=model,
-            time=(time or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+            time=(time or datetime.now(UTC)).isoformat(timespec="seconds"),
             input_sha256=input_sha256,
             error=" ".join(str(error).split()),
         )

@@ -94,7 +94,7 @@ def _thumbnail(image: Any) -> Any | None:
         pil = pil.convert("L" if pil.mode == "L" else "RGB")
         pil.thumbnail((_THUMB_PX, _THUMB_PX))
         return pil
-    except Exception:  # unreadable thumbnail: show a placeholder instead of failing the whole sheet
+    except Exception:  # noqa: BLE001 — unreadable thumbnail: show a placeholder instead of failing the whole sheet
         return None
 
 
@@ -213,7 +213,7 @@ def contact_sheet_bytes(
         story.append(Spacer(1, head_h - title_style.leading - note_style.leading))
         grid: list[list[Any]] = []
         for r in range(0, len(chunk), columns):
-            row = [cell(it) for it in chunk[r : r + columns]]
+            row: list[Any] = [cell(it) for it in chunk[r : r + columns]]
             row += [""] * (columns - len(row))
             grid.append(row)
         if not grid:

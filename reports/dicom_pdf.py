@@ -18,7 +18,7 @@ import copy
 import io
 import os
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ def encapsulated_pdf(
         raise ReportError("encapsulated PDF: the document bytes are not a PDF (no %PDF- header)")
     if source is not None and not isinstance(source, Dataset):
         raise ReportError(f"encapsulated PDF: source must be a pydicom Dataset, not {type(source).__name__}")
-    when = (when or datetime.now(timezone.utc)).astimezone()
+    when = (when or datetime.now(UTC)).astimezone()
 
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: names and titles in any script

@@ -48,9 +48,8 @@ class BidiParagraph(Flowable):
 
     def __init__(self, text: str, style: Any, *, bold: bool = False, bulletText: str | None = None) -> None:  # noqa: N803
         super().__init__()
-        from reports.fonts import clean_text
-
         from reports.bidi import rtl_base
+        from reports.fonts import clean_text
 
         self.text = clean_text(text)
         self.style = style

@@ -18,7 +18,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from xml.sax.saxutils import escape
 
@@ -63,7 +63,7 @@ def _load_font(name: str) -> frozenset[int]:
     return frozenset(font.face.charToGlyph)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> frozenset[int]:
     from reportlab.lib.fonts import addMapping
 

@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(when: datetime) -> datetime:
@@ -271,7 +271,7 @@ class Provenance:
     prompt: str = ""
     app_version: str = ""
     created: datetime | None = None
-    input_hashes: tuple[tuple[str, str], ...] = ()
+    input_hashes: tuple[tuple[str, str], ...] = ()  # (label, sha256) pairs; __post_init__ also takes a mapping
     # The app's audit-log anchor when the draft was made: its own entry number and that entry's HMAC. A printed
     # report is then a copy of the anchor outside the computer (`medapp audit verify --expect SEQ:HMAC`), so a log
     # cut back or rewritten together with its local anchor still shows. None/"" for reports made without a log.
@@ -319,7 +319,7 @@ class Provenance:
             prompt=str(d.get("prompt") or ""),
             app_version=str(d.get("app_version") or ""),
             created=_parse_time(d.get("created"), "provenance.created"),
-            input_hashes=hashes,
+            input_hashes=tuple(hashes.items()),
             audit_seq=_audit_seq(d.get("audit_seq")),
             audit_hmac=str(d.get("audit_hmac") or ""),
         )

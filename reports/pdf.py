@@ -17,7 +17,7 @@ import io
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class PdfOptions:
 def _fmt_time(when: datetime | None) -> str:
     if when is None:
         return ""
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _fmt_da(value: str) -> str:
@@ -132,13 +132,12 @@ def _para(text: str, style: Any, *, bold: bool = False, bulletText: str | None =
 
 def _text_flowables(text: str, styles: dict[str, Any]) -> list[Any]:
     """A section's text → paragraphs; ``- `` lines become bullets; other line breaks are kept."""
-    from reportlab.platypus import Paragraph
 
     out: list[Any] = []
     for block in clean_text(text).strip().split("\n\n"):
         buf: list[str] = []
 
-        def flush() -> None:
+        def flush(buf: list[str] = buf) -> None:  # this block's buffer, bound now
             if buf:
                 out.append(_para("\n".join(buf), styles["para"]))
                 buf.clear()
@@ -329,7 +328,7 @@ def _section_flowables(report: Report, styles: dict[str, Any]) -> list[Any]:
     """Headings and text of the sections. A heading never ends a page (CondPageBreak), but a long section flows on
     from where it starts: keeping heading and text together would push a long Findings block whole onto the next
     page and leave the first page nearly empty."""
-    from reportlab.platypus import CondPageBreak, Paragraph
+    from reportlab.platypus import CondPageBreak
 
     out: list[Any] = []
     for s in report.sections:

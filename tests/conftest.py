@@ -219,7 +219,7 @@ def _write_dicom_wsi_level(path: Path, level, k: int, uids: dict, mpp: float) ->
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.sequence import Sequence
-    from pydicom.uid import JPEGBaseline8Bit, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, JPEGBaseline8Bit, generate_uid
 
     h, w = level.shape[:2]
     t = SLIDE_TILE

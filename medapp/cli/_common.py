@@ -91,7 +91,6 @@ def parse_window(text: str | None) -> Any:
     if text is None:
         return None
     from dicom_io import Window
-
     from medapp.errors import UserError
 
     try:

@@ -78,8 +78,8 @@ def run_command(args: argparse.Namespace) -> int:
     from medapp.errors import UserError
     from medapp.eval.answer import DEFAULT_TEMPLATE
     from medapp.eval.datasets import load_dataset
-    from medapp.eval.report import RESULTS, SUMMARY, format_scores, write_results
     from medapp.eval.predictions import read_predictions
+    from medapp.eval.report import RESULTS, SUMMARY, format_scores, write_results
     from medapp.eval.run import PREDICTIONS, RunSummary, check_run_config, run_eval
     from medapp.eval.scoring import score
 

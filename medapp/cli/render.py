@@ -30,11 +30,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from medapp.cli._common import load_settings, parse_window
     from medapp.errors import UserError
     from medapp.inputs import parse_region
-    import sys
-
     from medapp.outputs import check_output
     from medapp.view import ViewState, render_view, resolve_window, view_warnings
 

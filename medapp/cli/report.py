@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from medapp.cli._common import audit_log, load_settings, load_view, model_holder, user_text
-    from medapp.inputs import record_open
     from medapp.errors import UserError
+    from medapp.inputs import record_open
     from medapp.jobs import draft_report
     from medapp.jobs.export import export_report
     from medapp.outputs import check_outputs

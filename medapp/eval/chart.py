@@ -41,7 +41,7 @@ def render_category_chart(kind: str, groups: Mapping[str, Mapping[str, Any]], pa
     font, small = _font(14), _font(11)
     draw.text((_MARGIN, 10), title or f"by {kind.replace('_', ' ')}", fill="black", font=font)
     x0 = _MARGIN + _LABEL_W
-    for i, (name, _label, colour) in enumerate(SERIES):  # legend
+    for i, (_name, _label, colour) in enumerate(SERIES):  # legend
         lx = x0 + i * 160
         draw.rectangle((lx, 34, lx + 12, 46), fill=colour)
         draw.text((lx + 18, 33), _label, fill="black", font=small)

@@ -143,7 +143,7 @@ def _files(root: Path, suffixes: Iterable[str]) -> list[Path]:
     wanted = {s.lower() for s in suffixes}
     if root.is_file():
         return [root] if root.suffix.lower() in wanted else []
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(Path(dirpath) / f for f in sorted(filenames)

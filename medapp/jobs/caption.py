@@ -83,7 +83,7 @@ def input_files(source: str | Path | Sequence[str | Path]) -> tuple[Path, list[P
             raise UserError(f"{root}: no such file or folder")
         if root.is_file():
             return root.parent, [root]
-        files = []
+        files: list[Path] = []
         errors: list[OSError] = []  # os.walk skips unreadable folders silently: collect, then say so
         for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -128,7 +128,6 @@ def list_items(
     turns out unreadable then becomes an error row. A slide that cannot be opened is a `kind="error"` item."""
     from dicom_io.errors import InputError
     from dicom_io.slide import is_slide
-
     from medapp.view import open_cached
 
     root, files = input_files(source)
@@ -160,7 +159,7 @@ def list_items(
                     items.append(CaptionItem(key, path, "slide-tile", ",".join(map(str, box)), box))
         except InputError as exc:
             items.append(CaptionItem(key, path, "error", error=_row_error(exc, path, key)))
-        except Exception as exc:  # a reader bug on one odd slide must not end the batch; say what it was
+        except Exception as exc:  # noqa: BLE001 — a reader bug on one odd slide must not end the batch; say what it was
             items.append(CaptionItem(key, path, "error", error=_row_error(exc, path, key, "cannot open")))
     return items
 
@@ -233,7 +232,6 @@ def caption_batch(
     not audited: the model was not used.
     """
     from dicom_io.errors import InputError
-
     from medapp.hashing import image_sha256
     from medapp.inputs import load_image
 
@@ -281,7 +279,7 @@ def caption_batch(
             except (InputError, UserError) as exc:
                 fail(item, _row_error(exc, item.path, item.file))
                 continue
-            except Exception as exc:  # e.g. a decoder bug on one odd file: report it, keep the batch going
+            except Exception as exc:  # noqa: BLE001 — e.g. a decoder bug on one odd file: report it, keep the batch going
                 fail(item, _row_error(exc, item.path, item.file, "cannot render"))
                 continue
             ready.append((item, loaded.image))

@@ -56,9 +56,9 @@ def _check_outputs(request: CaptionRequest) -> None:
             raise UserError(f"{out}: the folder {out.parent} does not exist")
     check_outputs(outputs, [request.folder])  # not an input, not inside the folder, not one file twice: before any write
     if not request.resume:
-        for out in (request.csv_path, request.jsonl_path):
-            if out is not None and Path(out).exists() and Path(out).stat().st_size > 0:
-                raise UserError(f"{out}: already exists; {request.resume_hint}, or choose another file")
+        for table in (request.csv_path, request.jsonl_path):
+            if table is not None and Path(table).exists() and Path(table).stat().st_size > 0:
+                raise UserError(f"{table}: already exists; {request.resume_hint}, or choose another file")
 
 
 def caption_folder(

@@ -131,7 +131,7 @@ def draft_report(
             prompt=prompt,
             app_version=__version__,
             created=datetime.now(UTC),
-            input_hashes=hashes,
+            input_hashes=tuple(hashes.items()),
             audit_seq=entry.get("seq") if entry.get("mac") else None,
             audit_hmac=str(entry.get("mac") or ""),
         ),

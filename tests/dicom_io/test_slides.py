@@ -104,7 +104,7 @@ def test_tissue_tiles_land_on_tissue(tiled_tiff_slide: Path, slide_levels) -> No
     # Deterministic and best-first.
     assert tissue_tiles(slide, 256, 5) == tiles
     # Tiles at level 1 are in level-0 coordinates and cover 512 level-0 pixels each.
-    for x, y, level, w, h in tissue_tiles(slide, 128, 3, level=1):
+    for x, y, level, _w, _h in tissue_tiles(slide, 128, 3, level=1):
         assert level == 1 and truth[y : y + 256, x : x + 256].mean() > 0.5
     slide.close()
 

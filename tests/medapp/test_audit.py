@@ -82,8 +82,8 @@ def test_appending_after_reopen_keeps_the_chain(tmp_path: Path) -> None:
 
 
 def test_sign_and_export_are_audited_without_content(tmp_path: Path) -> None:
-    from medapp.jobs.export import export_report, sign_report
     from medapp.errors import UserError
+    from medapp.jobs.export import export_report, sign_report
     from reports.model import Report, Section
 
     log = AuditLog(tmp_path / "a.jsonl")

@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pydicom
-import pytest
 from pypdf import PdfReader
 
+from medapp import paths
 from medapp.audit import verify
 from medapp.cli import main
-from medapp import paths
 
 
 def _pdf_text(path: Path) -> str:

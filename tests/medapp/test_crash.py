@@ -19,7 +19,6 @@ def test_internal_error_is_one_line_exit_3_and_a_clean_crash_log(
     tmp_path: Path, medapp_home: Path, ct_small: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     import dicom_io
-
     from medapp.cli import main
 
     patient_dir = tmp_path / PHI_FOLDER
@@ -59,7 +58,6 @@ def test_user_errors_stay_exit_2_and_write_no_crash_log(tmp_path: Path, medapp_h
 
 def test_out_of_memory_is_one_preformatted_line(medapp_home: Path, ct_small: Path, monkeypatch, capsys) -> None:
     import dicom_io
-
     from medapp.cli import main
     from medapp.crash import OUT_OF_MEMORY
 

@@ -79,7 +79,6 @@ class TestCaptionFolder:
 
 def test_checkpoint_summary_words_the_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import models.check
-
     from medapp.model_holder import checkpoint_summary
 
     good = {"ok": True, "n_params": 8_530_000_000, "model_id": "Dragonfly-Med-v2", "version": "v2", "dtype": "bfloat16"}

@@ -50,7 +50,7 @@ def test_save_pretrained_round_trips(dragonfly_models: dict, v2_checkpoint: Path
     assert sorted(saved) == sorted(_official_keys(v2_checkpoint))
     reloaded = DragonflyForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
     assert reloaded.config.version == "v2"
-    for (k1, a), (k2, b) in zip(model.state_dict().items(), reloaded.state_dict().items()):
+    for (k1, a), (k2, b) in zip(model.state_dict().items(), reloaded.state_dict().items(), strict=True):
         assert k1 == k2 and torch.equal(a, b), k1
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pydicom
@@ -86,7 +86,7 @@ def make_report(ct_png: bytes):
                 checkpoint_sha256="ab" * 32,
                 prompt=template.prompt,
                 app_version="0.1.0",
-                created=datetime(2026, 11, 22, 3, 0, tzinfo=timezone.utc),
+                created=datetime(2026, 11, 22, 3, 0, tzinfo=UTC),
                 input_hashes={"CT_small.dcm": "cd" * 32},
             ),
         )

@@ -74,10 +74,10 @@ def test_arabic_pixels_match_a_shaping_engine(tmp_path: Path) -> None:
     """The drawn word against HarfBuzz + FriBiDi (Pillow's raqm layout) and against the old unshaped, left-to-right
     drawing (Pillow's basic layout): it must be much closer to the first."""
     assert features.check("raqm"), "Pillow without libraqm cannot draw the reference (PyPI wheels include it)"
-    import reports
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.platypus import SimpleDocTemplate
 
+    import reports
     from reports.fonts import register_fonts
     from reports.pdf import _para
 

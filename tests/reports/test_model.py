@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from reports.templates import load_templates, template_for
 def test_sign_edit_resign_cycle(make_report) -> None:
     report = make_report()
     assert report.state == "draft" and not report.is_signed
-    when = datetime(2026, 11, 22, 4, 0, tzinfo=timezone.utc)
+    when = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
     sig = report.sign("  Dr Ana Souza ", when)
     assert report.is_signed and sig.name == "Dr Ana Souza" and sig.signed_at == when
     with pytest.raises(SignedReportError, match="already signed by Dr Ana Souza"):
@@ -47,7 +47,7 @@ def test_backdoor_edit_never_shows_as_signed(make_report) -> None:
 
 def test_json_round_trip_keeps_everything(make_report, tmp_path: Path) -> None:
     report = make_report()
-    report.sign("Dr Ana Souza", datetime(2026, 11, 22, 4, 0, tzinfo=timezone.utc))
+    report.sign("Dr Ana Souza", datetime(2026, 11, 22, 4, 0, tzinfo=UTC))
     path = atomic_write_json(tmp_path / "draft.json", report.to_dict())
     back = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
     assert back.to_dict() == report.to_dict()

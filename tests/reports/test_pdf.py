@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
-from io import BytesIO
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 
 import pytest
@@ -77,7 +77,7 @@ def test_draft_watermark_on_every_page_and_gone_once_signed(make_report) -> None
     # the last paragraph made it (nothing truncated by the page flow)
     assert "Paragraph 59: the lesion measures 59 mm <2 cm" in " ".join(pages)
 
-    report.sign("Dr Ana Souza", datetime(2026, 11, 22, 4, 0, tzinfo=timezone.utc))
+    report.sign("Dr Ana Souza", datetime(2026, 11, 22, 4, 0, tzinfo=UTC))
     signed = _pages(report_pdf_bytes(report))
     assert len(signed) == len(pages)
     assert all(WATERMARK not in p and "not reviewed" not in p.lower() for p in signed)

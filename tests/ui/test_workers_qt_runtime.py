@@ -15,7 +15,7 @@ def test_void_qt_calls_keep_none_alive(qtbot):
     label = QLabel()
     qtbot.addWidget(label)
     before = sys.getrefcount(None)
-    for i in range(2000):
+    for _ in range(2000):
         label.setText("x")  # void
         label.update()  # void
         QCoreApplication.processEvents()  # void

@@ -221,7 +221,7 @@ class ReportPanel(QWidget):
             return
         try:
             report = session.report()
-        except Exception as exc:  # a damaged draft must not stop the window; say so and start empty
+        except Exception as exc:  # noqa: BLE001 — a damaged draft must not stop the window; say so and start empty
             log.warning("stored report draft unreadable: %s", type(exc).__name__)
             self.status.setText(f"The stored report draft could not be read ({exc}); starting empty.")
             return

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from medapp.cli import main as cli_main
+from models.checkpoint import require_safetensors
 from models.convert import UnpicklingWarning, convert_checkpoint
 from models.errors import CheckpointFormatError, ModelError, PickleCheckpointError
-from models.checkpoint import require_safetensors
 from models.manifest import read_manifest
 
 

@@ -70,7 +70,7 @@ class TestPrefixCache:
         prompt_len = len(engine.tokenizer(build_prompt(FOLLOW_UP, TURNS))["input_ids"])
         assert prompt_len in engine_chunks and max(engine_chunks) < block  # the image block was never re-run
         assert entry.prefix_cache.get_seq_length() == block  # generation worked on a fork
-        for layer, (keys, values) in zip(entry.prefix_cache.layers, stored):  # and never wrote into the prefix
+        for layer, (keys, values) in zip(entry.prefix_cache.layers, stored, strict=True):  # and never wrote into the prefix
             assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values)
 
         assert first.token_ids == fresh_run(engine, image, [], QUESTION, 10)

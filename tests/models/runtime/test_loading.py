@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import CheckpointFormatError, ChecksumMismatchError, ModelNotFoundError, PickleCheckpointError
 from models.checkpoint import (
     checkpoint_sha256,
     count_parameters,
@@ -22,6 +21,7 @@ from models.checkpoint import (
     resolve_checkpoint,
     weight_files,
 )
+from models.errors import CheckpointFormatError, ChecksumMismatchError, ModelNotFoundError, PickleCheckpointError
 from models.manifest import HashCache, checkpoint_fingerprint, read_manifest, verify_files, write_manifest
 
 MED_V2 = "togethercomputer/Llama-3.1-8B-Dragonfly-Med-v2"
