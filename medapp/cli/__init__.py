@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from medapp import __version__
 
-SUBCOMMANDS = ("gui", "info", "render", "ask", "report", "caption", "deid", "model", "audit")
+SUBCOMMANDS = ("gui", "info", "render", "ask", "report", "caption", "deid", "model", "audit", "pacs")
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

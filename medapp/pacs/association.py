@@ -26,17 +26,20 @@ _LOG.setLevel(logging.ERROR)
 
 
 class _ReasonCatcher(logging.Handler):
-    """Collects pynetdicom's "Reason: ..." / "Result: ..." lines during one association request."""
+    """Collects pynetdicom's rejection reason ("Result: ...", "Reason: ...") and TCP connection error
+    ("TCP Initialisation Error: ...") lines during one association request: it reports them only as log lines."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
         self.lines: list[str] = []
-        self.thread_ids: set[int] = set()
+        self.tcp_error = ""
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if message.startswith(("Reason:", "Result:")):
             self.lines.append(message)
+        elif message.startswith("TCP Initialisation Error:"):
+            self.tcp_error = message.split(":", 1)[1].strip()
 
 
 _CATCH_LOCK = threading.Lock()
@@ -98,6 +101,9 @@ def associate(
         finally:
             _LOG.removeHandler(catcher)
     if not assoc.is_established:
+        if catcher.tcp_error:
+            raise PacsError(f"{node}: cannot connect{doing} ({catcher.tcp_error}); check the host and port, and that "
+                            "the PACS is running")
         if assoc.is_rejected:
             reason = "; ".join(line.split(":", 1)[1].strip() for line in catcher.lines) or "no reason given"
             hint = " — check the node's AE title and that the PACS knows medapp's AE title" if "AE" in reason.upper() or "title" in reason else ""
