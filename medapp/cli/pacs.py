@@ -153,20 +153,34 @@ def run_get(args: argparse.Namespace) -> int:
     from medapp.errors import UserError
     from medapp.jobs.pacs import pacs_get
 
+    from medapp.pacs.errors import PacsError
+    from medapp.pacs.query import is_uid
+
+    study_uid = args.study_uid.strip()
+    for what, uid in [("study UID", study_uid)] + [("--series", s) for s in args.series or []]:
+        if not is_uid(uid):
+            raise PacsError(f"{what}: {uid!r} is not a DICOM UID")
     if args.output.exists() and not args.output.is_dir():
         raise UserError(f"{args.output}: not a folder")
     if not args.output.parent.is_dir():
         raise UserError(f"{args.output}: the folder {args.output.parent} does not exist")
     settings, node, audit = _context(args)
     node = node.with_retrieve(args.retrieve)
-    with tqdm(desc="retrieving", unit="img", file=sys.stderr, leave=False) as bar:
-        def progress(p: Any) -> None:
-            bar.total = p.total
-            bar.n = p.done
-            bar.refresh()
+    bars: list[Any] = []  # the bar appears with the first progress report, after the study was found
 
-        result = pacs_get(node, args.study_uid.strip(), args.output, settings=settings, series_uids=args.series,
-                          audit=audit, progress=progress)
+    def progress(p: Any) -> None:
+        if not bars:
+            bars.append(tqdm(desc="retrieving", unit="img", total=p.total, file=sys.stderr, leave=False))
+        bars[0].total = p.total
+        bars[0].n = p.done
+        bars[0].refresh()
+
+    try:
+        result = pacs_get(node, study_uid, args.output, settings=settings, series_uids=args.series, audit=audit,
+                          progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"{result.expected} instances of study {result.study_uid} in {result.folder} "
           f"({result.received} retrieved now, {result.already} already in the cache)")
     return 0

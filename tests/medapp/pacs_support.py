@@ -220,3 +220,59 @@ def copies_of(path: Path, n: int) -> list[bytes]:
         ds.save_as(buf, enforce_file_format=True)
         out.append(buf.getvalue())
     return out
+
+
+# --- fixtures (import them into a test module: `from tests.medapp.pacs_support import orthanc, pacs_net, ...`) ----
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory):
+    """A running Orthanc holding pydicom's CT and MR examples; stopped when the module's tests are done."""
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
+    try:
+        ct, mr = ct_mr_examples()
+        server.upload(ct)
+        server.upload(mr)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pacs_net(orthanc: Orthanc, monkeypatch: pytest.MonkeyPatch) -> NetworkGuard:
+    """Like `no_network`, but connections to the test Orthanc (DICOM port, and the REST port the tests themselves
+    use to look inside it) pass; every other connection and every name lookup raises."""
+    return NetworkGuard({(HOST, orthanc.dicom_port), (HOST, orthanc.http_port)}).install(monkeypatch)
+
+
+def write_pacs_settings(orthanc: Orthanc, **extra: Any) -> Path:
+    """The user's settings file with the test Orthanc as the only (default) node and short timeouts."""
+    from medapp import paths
+
+    path = paths.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "pacs_ae_title": MEDAPP_AET,
+        "pacs_port": orthanc.medapp_port,
+        "pacs_listen_address": HOST,
+        "pacs_timeout": 15.0,
+        "pacs_nodes": [{"name": "test-orthanc", "ae_title": orthanc.aet, "host": HOST, "port": orthanc.dicom_port}],
+        **extra,
+    }
+    path.write_text(json.dumps(settings))
+    return path
+
+
+@pytest.fixture
+def pacs_settings(orthanc: Orthanc, medapp_home: Path) -> Path:
+    return write_pacs_settings(orthanc)
+
+
+def audit_text() -> str:
+    from medapp import paths
+
+    return paths.audit_path().read_text(encoding="utf-8")
+
+
+def audit_events() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in audit_text().splitlines()]
