@@ -18,7 +18,7 @@ from typing import Any
 from medapp.pacs.errors import PacsError
 from medapp.pacs.nodes import LocalAE, Node
 
-__all__ = ["make_ae", "associate", "status_text"]
+__all__ = ["make_ae", "associate", "status_text", "lost"]
 
 _LOG = logging.getLogger("pynetdicom")
 _LOG.propagate = False  # PHI-safe: its records never reach medapp's or the GUI's log handlers
@@ -66,6 +66,28 @@ def status_text(status: Any) -> str:
     comment = str(getattr(status, "ErrorComment", "") or "").strip()
     text = f"status 0x{code:04X} ({code_to_category(code)})"
     return f"{text}: {comment}" if comment else text
+
+
+def lost(assoc: Any, node: Node, doing: str, since: float) -> str:
+    """Why a DIMSE exchange ended without a response, as one sentence: no answer within the DIMSE timeout, the
+    peer aborted (often: it refuses this request from our AE title), or the connection dropped. `since` is the
+    `time.monotonic()` of the last message from the peer. Aborts our side too, so nothing keeps waiting."""
+    import time
+
+    waited = time.monotonic() - since
+    timeout = float(assoc.dimse_timeout or 0)
+    deadline = time.monotonic() + 1.0  # pynetdicom flags a peer's A-ABORT a moment after the empty response
+    while assoc.is_established and not assoc.is_aborted and time.monotonic() < deadline:
+        time.sleep(0.02)
+    aborted = bool(assoc.is_aborted)
+    if assoc.is_established:
+        assoc.abort()
+    if timeout and waited >= timeout * 0.9:
+        return f"{node}: no answer within {timeout:g} s during {doing} (timed out)"
+    if aborted:
+        return (f"{node}: the PACS aborted the association during {doing} (it may not allow this from medapp's AE "
+                f"title {assoc.ae.ae_title}; the PACS must list it)")
+    return f"{node}: the connection was lost during {doing}"
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from medapp.pacs.association import associate, make_ae, status_text
+from medapp.pacs.association import associate, lost, make_ae, status_text
 from medapp.pacs.errors import PacsError
 from medapp.pacs.nodes import LocalAE, Node
 
@@ -19,9 +19,10 @@ def echo(local: LocalAE, node: Node) -> float:
     ae.add_requested_context(VERIFICATION)
     started = time.monotonic()
     with associate(ae, node, what="echo") as assoc:
+        sent = time.monotonic()
         status = assoc.send_c_echo()
         if not status:
-            raise PacsError(f"{node}: no answer to the echo (the connection was lost or timed out)")
+            raise PacsError(lost(assoc, node, "the echo", sent))
         if int(status.Status) != 0x0000:
             raise PacsError(f"{node}: the echo failed with {status_text(status)}")
     return time.monotonic() - started

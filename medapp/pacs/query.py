@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from medapp.pacs.association import associate, make_ae, status_text
+from medapp.pacs.association import associate, lost, make_ae, status_text
 from medapp.pacs.errors import PacsError
 from medapp.pacs.nodes import LocalAE, Node
 
@@ -153,11 +154,11 @@ def _find(local: LocalAE, node: Node, identifier: Any, *, cancel: threading.Even
     level = identifier.QueryRetrieveLevel.lower()
     matches: list[Any] = []
     with associate(ae, node, what=f"a {level} search") as assoc:
+        last = time.monotonic()
         for status, found in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
             if not status:
-                assoc.abort()
-                raise PacsError(f"{node}: the connection was lost or timed out during the {level} search "
-                                f"({len(matches)} matches received)")
+                raise PacsError(f"{lost(assoc, node, f'the {level} search', last)} ({len(matches)} matches received)")
+            last = time.monotonic()
             code = int(status.Status)
             if code in (0xFF00, 0xFF01):
                 if found is None:

@@ -11,12 +11,13 @@ that says how much arrived and that running the command again fetches the rest.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medapp.pacs.association import associate, make_ae, status_text
+from medapp.pacs.association import associate, lost, make_ae, status_text
 from medapp.pacs.cache import StudyCache
 from medapp.pacs.contexts import DOCUMENT_CLASSES, STORAGE_CLASSES, TRANSFER_SYNTAXES
 from medapp.pacs.errors import PacsError, RetrieveCancelled
@@ -144,16 +145,17 @@ def _requests(plan: dict[str, InstanceMatch], cache: StudyCache) -> list[Any]:
 def _check_responses(responses: Any, assoc: Any, node: Node, receiver: _Receiver,
                      cancel: threading.Event | None) -> None:
     """Walk the C-GET / C-MOVE responses; a lost association, a failure status or a cancel raises."""
+    last = time.monotonic()
     for status, _identifier in responses:
         if cancel is not None and cancel.is_set():
             assoc.abort()
             raise RetrieveCancelled(f"retrieve cancelled; {len(receiver.cache.entries)} instances are in the cache "
                                     "and a new retrieve fetches only the rest")
         if not status:
-            assoc.abort()
-            raise PacsError(f"{node}: the connection was lost or timed out during the retrieve; "
-                            f"{len(receiver.cache.entries)} of {receiver.total} instances are in the cache, "
-                            "complete — run the same retrieve again to fetch the rest")
+            raise PacsError(f"{lost(assoc, node, 'the retrieve', last)}; {len(receiver.cache.entries)} of "
+                            f"{receiver.total} instances are in the cache, complete — run the same retrieve again to "
+                            "fetch the rest")
+        last = time.monotonic()
         code = int(status.Status)
         if code in (0xFF00, 0xFF01, 0x0000):
             continue
