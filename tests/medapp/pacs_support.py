@@ -140,6 +140,16 @@ class Orthanc:
             return json.loads(rsp.read())
 
 
+def study_datasets(server: Orthanc, study_uid: str) -> list[Any]:
+    """Every object of a study as Orthanc stores it, read back with pydicom from ``/instances/{id}/file``."""
+    import io
+
+    import pydicom
+
+    return [pydicom.dcmread(io.BytesIO(server.rest(f"/instances/{inst['ID']}/file")))
+            for inst in server.study_instances(study_uid)]
+
+
 def start_orthanc(folder: Path) -> Orthanc:
     folder.mkdir(parents=True, exist_ok=True)
     server = Orthanc(folder, free_port(), free_port(), free_port())
