@@ -190,3 +190,39 @@ def test_guard_blocks_other_addresses(pacs_net, medapp_home, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("medapp: PACS@192.0.2.1:104: cannot open an association") and "\n" not in err
     assert "only 127.0.0.1 is allowed" in err  # stopped by the guard before any packet left
+
+
+def test_a_whole_cli_process_reaches_only_the_configured_node(pacs_settings, orthanc, medapp_home, tmp_path) -> None:
+    """`medapp pacs find` and `get` as real processes whose sockets may reach only 127.0.0.1:<Orthanc's DICOM port>."""
+    import os
+    import subprocess
+    import sys
+
+    prelude = (
+        "import socket\n"
+        f"ALLOWED = {{('{HOST}', {orthanc.dicom_port})}}\n"
+        "_connect, _gai = socket.socket.connect, socket.getaddrinfo\n"
+        "def connect(sock, address):\n"
+        "    if (address[0], address[1]) not in ALLOWED:\n"
+        "        raise OSError(f'blocked connection to {address}')\n"
+        "    return _connect(sock, address)\n"
+        "def getaddrinfo(host, *a, **k):\n"
+        f"    if host not in ('{HOST}', None, ''):\n"
+        "        raise OSError(f'blocked name lookup of {host}')\n"
+        "    return _gai(host, *a, **k)\n"
+        "socket.socket.connect = connect\n"
+        "socket.getaddrinfo = getaddrinfo\n"
+        "socket.create_connection = lambda *a, **k: (_ for _ in ()).throw(OSError('blocked'))\n"
+        "import sys\nfrom medapp.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    )
+    ct, _ = ct_mr_examples()
+    env = {**os.environ, "MEDAPP_HOME": str(medapp_home)}
+    run = [sys.executable, "-c", prelude]
+    found = subprocess.run([*run, "pacs", "find", "--modality", "CT", "--json"], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert found.returncode == 0, found.stderr
+    assert [s["patient_id"] for s in json.loads(found.stdout)] == [CT_PATIENT]
+    got = subprocess.run([*run, "pacs", "get", _study_uid(ct), "-o", str(tmp_path / "c")], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert len(list((tmp_path / "c").rglob("*.dcm"))) == 1

@@ -107,3 +107,15 @@ def test_tls_context_verifies_the_peer(tmp_path: Path) -> None:
     bad.write_text("not a certificate")
     with pytest.raises(PacsError, match="TLS: cannot load"):
         TlsOptions(ca_file=str(bad)).context()
+
+
+def test_pacs_modules_import_neither_torch_nor_qt_nor_pynetdicom_up_front() -> None:
+    """medapp.pacs is torch-free and Qt-free; pynetdicom loads only when a command talks to the network."""
+    import subprocess
+    import sys
+
+    code = ("import sys, medapp.pacs, medapp.pacs.config, medapp.jobs.pacs, medapp.cli.pacs, reports.dicom_sr\n"
+            "bad = [m for m in ('torch', 'PySide6', 'pynetdicom', 'transformers') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

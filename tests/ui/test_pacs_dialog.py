@@ -185,11 +185,20 @@ def test_store_to_pacs_shows_each_outcome(pacs_ctx, orthanc, qtbot, monkeypatch)
     assert button.workers.shutdown(5000)
 
 
-def test_main_window_has_the_pacs_menu_and_store_button(make_window, qtbot) -> None:
+def test_main_window_pacs_menu_opens_the_browser_whose_open_shows_the_study(make_window, qtbot, tmp_path) -> None:
+    import shutil
+
     window = make_window()
     assert window.act_pacs.text() == "&PACS…"
     window.act_pacs.trigger()
-    assert window.pacs_browser.isVisible()
+    browser = window.pacs_browser
+    assert browser.isVisible() and browser.parent() is window
     if window.report_panel is not None:
         assert window.report_panel.store_button.text() == "Store to PACS…"
-    window.pacs_browser.close()
+    ct, _ = ct_mr_examples()
+    study = tmp_path / "cache" / "1.2.3"
+    (study / "4.5.6").mkdir(parents=True)
+    shutil.copy(ct, study / "4.5.6" / "7.8.9.dcm")
+    with qtbot.waitSignal(window.document_shown, timeout=WAIT_MS):
+        browser.open_requested.emit(study)  # what "Open" sends after a retrieve
+    browser.close()

@@ -383,7 +383,8 @@ class PacsBrowser(QDialog):
         self.last_result = result
         self.progress.setRange(0, max(1, result.expected))
         self.progress.setValue(result.expected)
-        self._say(f"{result.expected} images in the cache ({result.received} retrieved now, {result.already} "
+        images = "image" if result.expected == 1 else "images"
+        self._say(f"{result.expected} {images} in the cache ({result.received} retrieved now, {result.already} "
                   f"already there). Press “Open” to view.", _OK_STYLE)
         self.retrieved.emit(result)
 
