@@ -24,13 +24,13 @@ from medapp.pacs.errors import PacsError, RetrieveCancelled
 from medapp.pacs.nodes import LocalAE, Node
 from medapp.pacs.query import InstanceMatch, find_instances, find_series, is_uid
 
-__all__ = ["RetrieveResult", "retrieve_study", "Progress"]
+__all__ = ["RetrieveResult", "retrieve_study", "ProgressFn"]
 
 GET_MODEL = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve Information Model - GET
 MOVE_MODEL = "1.2.840.10008.5.1.4.1.2.2.2"  # Study Root Query/Retrieve Information Model - MOVE
 _MAX_UIDS_PER_REQUEST = 200  # keeps an IMAGE-level request far below any PDU / identifier limit
 
-Progress = Callable[[int, int], None]  # (instances in the cache, instances in the study)
+ProgressFn = Callable[[int, int], None]  # (instances in the cache, instances in the study)
 
 
 @dataclass
@@ -51,10 +51,9 @@ class RetrieveResult:
 class _Receiver:
     """The C-STORE handler of one retrieve: checks each instance and writes it through the cache."""
 
-    def __init__(self, cache: StudyCache, wanted: dict[str, InstanceMatch], total: int,
-                 progress: Progress | None, cancel: threading.Event | None) -> None:
+    def __init__(self, cache: StudyCache, total: int, progress: ProgressFn | None,
+                 cancel: threading.Event | None) -> None:
         self.cache = cache
-        self.wanted = wanted
         self.total = total
         self.progress = progress
         self.cancel = cancel
@@ -188,7 +187,7 @@ def retrieve_study(
     root: str | Path,
     *,
     series_uids: list[str] | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
 ) -> RetrieveResult:
     """Bring `study_uid` (or only `series_uids`) into ``root/<study_uid>`` by the node's retrieve method.
@@ -200,7 +199,7 @@ def retrieve_study(
     plan = _plan(local, node, study_uid, series_uids, cancel)
     with StudyCache(root, study_uid).open() as cache:
         already = sum(1 for uid in plan if cache.has(uid))
-        receiver = _Receiver(cache, plan, len(plan), progress, cancel)
+        receiver = _Receiver(cache, len(plan), progress, cancel)
         if progress is not None:
             progress(already, len(plan))
         requests = _requests(plan, cache)

@@ -180,3 +180,31 @@ def test_peer_that_never_answers_times_out(bad_peer, medapp_home, capsys) -> Non
     finally:
         release.set()
     assert "no answer within 1 s during the study search (timed out)" in _one_line(capsys)
+
+
+def test_cancel_mid_retrieve_keeps_what_arrived(orthanc, pacs_settings, pacs_net, tmp_path: Path) -> None:
+    from medapp.jobs.pacs import pacs_get
+    from medapp.pacs.cache import StudyCache
+    from medapp.pacs.config import resolve_node
+    from medapp.pacs.errors import RetrieveCancelled
+    from medapp.settings import Settings
+
+    ct, _ = ct_mr_examples()
+    blobs = copies_of(ct, 5)
+    for blob in blobs:
+        orthanc.upload(blob)
+    study = str(pydicom.dcmread(io.BytesIO(blobs[0])).StudyInstanceUID)
+    settings = Settings.load()
+    cancel = threading.Event()
+
+    def cancel_after_two(p) -> None:
+        if p.done >= 2:
+            cancel.set()
+
+    with pytest.raises(RetrieveCancelled, match="cancelled"):
+        pacs_get(resolve_node(settings), study, tmp_path, settings=settings, progress=cancel_after_two, cancel=cancel)
+    with StudyCache(tmp_path, study).open() as cache:
+        assert 2 <= len(cache.entries) < 5
+        assert sorted(p for p in cache.folder.rglob("*") if p.is_file() and not p.name.startswith(".")) == cache.files()
+    again = pacs_get(resolve_node(settings), study, tmp_path, settings=settings)
+    assert again.expected == 5 and again.received + again.already == 5 and again.received < 5

@@ -10,7 +10,6 @@ dialogs hold patient data on screen (that is their job) and never log it.
 from __future__ import annotations
 
 import functools
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +42,6 @@ from ui.widgets.errors import show_worker_error
 from ui.workers import Cancelled, Worker, WorkerFailure, WorkerManager
 
 __all__ = ["PacsBrowser", "PacsNodesDialog", "StoreToPacsButton", "pacs_action", "default_cache_dir"]
-
-log = logging.getLogger(__name__)
 
 MODALITIES = ("", "CT", "MR", "CR", "DX", "MG", "US", "NM", "PT", "XA", "SM")
 STUDY_COLUMNS = ("Date", "Modality", "Patient ID", "Name", "Accession", "Description", "Series", "Images")
