@@ -119,3 +119,13 @@ def test_pacs_modules_import_neither_torch_nor_qt_nor_pynetdicom_up_front() -> N
             "assert not bad, bad\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_missing_orthanc_fails_the_pacs_tests_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from tests.medapp import pacs_support
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match=r"Orthanc is not installed.*apt-get install orthanc"):
+        pacs_support.orthanc_binary(candidates=("/nonexistent/Orthanc",))
