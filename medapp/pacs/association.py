@@ -124,11 +124,15 @@ def associate(
             _LOG.removeHandler(catcher)
     if not assoc.is_established:
         if catcher.tcp_error:
-            raise PacsError(f"{node}: cannot connect{doing} ({catcher.tcp_error}); check the host and port, and that "
-                            "the PACS is running")
+            tls = "SSL" in catcher.tcp_error.upper() or "CERTIFICATE" in catcher.tcp_error.upper()
+            fix = "check the node's TLS CA and certificate files" if tls else \
+                "check the host and port, and that the PACS is running"
+            raise PacsError(f"{node}: cannot connect{doing} ({catcher.tcp_error}); {fix}")
         if assoc.is_rejected:
             reason = "; ".join(line.split(":", 1)[1].strip() for line in catcher.lines) or "no reason given"
-            hint = " — check the node's AE title and that the PACS knows medapp's AE title" if "AE" in reason.upper() or "title" in reason else ""
+            hint = ""
+            if "AE TITLE" in reason.upper():
+                hint = " — check the node's AE title and that the PACS knows medapp's AE title"
             raise PacsError(f"{node}: the PACS rejected the association{doing} ({reason}){hint}")
         if assoc.is_aborted:
             raise PacsError(f"{node}: the PACS aborted the association{doing} (it accepted none of what medapp "

@@ -75,3 +75,4 @@ def test_a_certificate_from_another_ca_is_refused(tls_peer, certs, medapp_home, 
     assert main(["pacs", "echo"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("medapp: ") and "\n" not in err and "certificate verify failed" in err
+    assert "check the node's TLS CA" in err
