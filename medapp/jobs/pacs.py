@@ -135,12 +135,17 @@ def store_report(
     audit: Any = None,
     allow_draft: bool = False,
 ) -> list[Any]:
-    """Build the PDF and SR (`report_datasets`) and C-STORE them; one `StoreOutcome` per object."""
+    """Build the PDF and SR (`report_datasets`) and C-STORE them; one `StoreOutcome` per object.
+
+    Audited twice: the intent before anything is sent (so nothing leaves medapp unaudited), then the outcome per
+    object (or the error)."""
     from medapp.pacs.store import store_datasets
 
     datasets = report_datasets(report, source, settings=settings, allow_draft=allow_draft)
     details = {"node": str(node), "study_uid": str(source.StudyInstanceUID),
                "sop_uids": [str(ds.SOPInstanceUID) for ds in datasets], "report_state": report.state}
+    if audit is not None:  # before anything leaves medapp: an audit log that cannot be written stops the store
+        audit.record("pacs_store", inputs=[report.content_sha256()], **details)
     with _audited(audit, "pacs_store", inputs=[report.content_sha256()], **details) as extra:
         outcomes = store_datasets(local_ae(settings), node, datasets)
         extra["outcomes"] = ["stored" if o.ok else "refused" for o in outcomes]

@@ -81,7 +81,8 @@ def test_signed_report_stored_as_pdf_and_sr_in_the_source_study(cli_engine, fres
     provenance = items[("CONTAINER", "AI draft provenance")]
     assert any(i.ConceptNameCodeSequence[0].CodeMeaning == "Checkpoint SHA-256" for i in provenance.ContentSequence)
 
-    [store] = [e for e in audit_events() if e["event"] == "pacs_store"]
+    intent, store = [e for e in audit_events() if e["event"] == "pacs_store"]
+    assert "outcomes" not in intent["details"] and intent["details"]["sop_uids"] == store["details"]["sop_uids"]
     assert store["details"]["node"] == orthanc.node and store["details"]["report_state"] == "signed"
     assert sorted(store["details"]["sop_uids"]) == sorted([pdf.SOPInstanceUID, sr.SOPInstanceUID])
     assert store["details"]["outcomes"] == ["stored", "stored"] and store["details"]["study_uid"] == study
