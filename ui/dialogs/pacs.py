@@ -1,10 +1,9 @@
-"""The PACS in the window: a browser (search, results, retrieve with progress, open), the node settings with an Echo
-button, and the "Store to PACS" button beside the report exports.
+"""The PACS browser: choose a node (Echo, Nodes…), search studies, retrieve one with progress, open it.
 
-Why its own module: the window talks to the PACS only through `medapp.jobs.pacs` (audited, Qt-free), and every
-network call runs in a worker of this module's own `WorkerManager`, so a dead PACS, a refused association or a
-timeout becomes a line in the dialog's status (and a non-modal message), never a frozen or crashed window. The
-dialogs hold patient data on screen (that is their job) and never log it.
+Why its own module and workers: the window talks to the PACS only through `medapp.jobs.pacs` (audited, Qt-free),
+and every network call runs in a worker of the browser's own `WorkerManager`, so a dead PACS, a refused association
+or a timeout becomes a line in the status (and a non-modal message), never a frozen or crashed window. Results are
+patient data on screen (that is the browser's job) and are never logged. `pacs_action(window)` is File → PACS….
 """
 
 from __future__ import annotations
@@ -19,25 +18,23 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
-    QDoubleSpinBox,
-    QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from ui.dialogs.pacs_common import ERROR_STYLE, OK_STYLE, audit_of, default_cache_dir, nodes_of, settings_of
+from ui.dialogs.pacs_nodes import PacsNodesDialog
+from ui.dialogs.pacs_store import StoreToPacsButton
 from ui.widgets.errors import show_worker_error
 from ui.workers import Cancelled, Worker, WorkerFailure, WorkerManager
 
@@ -45,40 +42,6 @@ __all__ = ["PacsBrowser", "PacsNodesDialog", "StoreToPacsButton", "pacs_action",
 
 MODALITIES = ("", "CT", "MR", "CR", "DX", "MG", "US", "NM", "PT", "XA", "SM")
 STUDY_COLUMNS = ("Date", "Modality", "Patient ID", "Name", "Accession", "Description", "Series", "Images")
-NODE_COLUMNS = ("Name", "AE title", "Host", "Port", "Retrieve")
-_OK_STYLE = "color:#1b7f3b;"
-_ERROR_STYLE = "color:#b00020;"
-
-
-def default_cache_dir() -> Path:
-    """Where the window retrieves studies: beside the session and the audit log (MEDAPP_HOME moves it)."""
-    from medapp import paths
-
-    return paths.data_dir() / "pacs-cache"
-
-
-def _settings(ctx: Any) -> Any:
-    """The context's settings, else the user's file, else defaults (tests and a damaged file still get a dialog)."""
-    settings = getattr(ctx, "settings", None)
-    if settings is not None:
-        return settings
-    from medapp.errors import UserError
-    from medapp.settings import Settings
-
-    try:
-        return Settings.load()
-    except UserError:
-        return Settings()
-
-
-def _audit(ctx: Any) -> Any:
-    return getattr(ctx, "audit", None)
-
-
-def _nodes(settings: Any) -> list[Any]:
-    from medapp.pacs.config import configured_nodes
-
-    return configured_nodes(settings)
 
 
 def _retrieve(fn: Any, *args: Any, cancel: Any = None, progress: Any = None, **kwargs: Any) -> Any:
@@ -237,11 +200,11 @@ class PacsBrowser(QDialog):
         self._sync()
 
     def reload_nodes(self) -> None:
-        settings = _settings(self._ctx)
-        nodes = _nodes(settings)
+        settings = settings_of(self._ctx)
+        nodes = nodes_of(settings)
         self.picker.fill(nodes, settings.pacs_default_node)
         if not nodes:
-            self._say("No PACS node configured: press “Nodes…” to add one.", _ERROR_STYLE)
+            self._say("No PACS node configured: press “Nodes…” to add one.", ERROR_STYLE)
         self._sync()
 
     def _sync(self) -> None:
@@ -259,7 +222,7 @@ class PacsBrowser(QDialog):
     def _failed(self, title: str, failure: WorkerFailure) -> None:
         """A worker's error: one line in the status and a non-modal box (the dialog stays usable)."""
         self.last_error = failure.message
-        self._say(f"{title}: {failure.message}", _ERROR_STYLE)
+        self._say(f"{title}: {failure.message}", ERROR_STYLE)
         self._error_boxes.append(show_worker_error(self, title, failure))
 
     def _run(self, fn: Any, *args: Any, name: str, on_result: Any, title: str, on_progress: Any = None,
@@ -278,10 +241,10 @@ class PacsBrowser(QDialog):
         self._say(f"Echo {node}…")
 
         def done(seconds: float) -> None:
-            self._say(f"{node}: echo OK ({seconds * 1000:.0f} ms)", _OK_STYLE)
+            self._say(f"{node}: echo OK ({seconds * 1000:.0f} ms)", OK_STYLE)
             self.echoed.emit(True)
 
-        worker = self._run(pacs_echo, node, settings=_settings(self._ctx), audit=_audit(self._ctx), name="Echo",
+        worker = self._run(pacs_echo, node, settings=settings_of(self._ctx), audit=audit_of(self._ctx), name="Echo",
                            title="Echo failed", on_result=done)
         worker.signals.failed.connect(lambda _f: self.echoed.emit(False))
         return worker
@@ -314,11 +277,11 @@ class PacsBrowser(QDialog):
         try:
             query = self.query()
         except PacsError as exc:
-            self._say(str(exc), _ERROR_STYLE)
+            self._say(str(exc), ERROR_STYLE)
             return None
         self.search_button.setEnabled(False)
         self._say(f"Searching {node}…")
-        return self._run(pacs_find, node, query, settings=_settings(self._ctx), audit=_audit(self._ctx),
+        return self._run(pacs_find, node, query, settings=settings_of(self._ctx), audit=audit_of(self._ctx),
                          name="PACS search", title="Search failed", on_result=self._show_studies,
                          on_finished=self._sync)
 
@@ -360,8 +323,8 @@ class PacsBrowser(QDialog):
         self.progress.setValue(0)
         self.progress.setFormat("%v / %m images")
         self._say(f"Retrieving from {node}…")
-        fn = functools.partial(_retrieve, pacs_get, node, study.study_uid, root, settings=_settings(self._ctx),
-                               audit=_audit(self._ctx))
+        fn = functools.partial(_retrieve, pacs_get, node, study.study_uid, root, settings=settings_of(self._ctx),
+                               audit=audit_of(self._ctx))
         worker = self.workers.create(fn, name="PACS retrieve", on_result=self._retrieved,
                                      on_progress=self._on_progress,
                                      on_error=lambda f: self._failed("Retrieve failed", f),
@@ -382,7 +345,7 @@ class PacsBrowser(QDialog):
         self.progress.setValue(result.expected)
         images = "image" if result.expected == 1 else "images"
         self._say(f"{result.expected} {images} in the cache ({result.received} retrieved now, {result.already} "
-                  f"already there). Press “Open” to view.", _OK_STYLE)
+                  f"already there). Press “Open” to view.", OK_STYLE)
         self.retrieved.emit(result)
 
     def _retrieve_finished(self) -> None:
@@ -411,269 +374,6 @@ class PacsBrowser(QDialog):
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         self.workers.shutdown(3000)
         super().closeEvent(event)
-
-
-class PacsNodesDialog(QDialog):
-    """Edit medapp's AE title and port and the PACS nodes; Echo the selected node. Save validates like the file."""
-
-    settings_saved = Signal(object)
-
-    def __init__(self, ctx: Any, parent: QWidget | None = None, *, save_path: str | Path | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("PACS nodes")
-        self.setObjectName("pacsNodesDialog")
-        self._ctx = ctx
-        self._save_path = save_path
-        self.original = _settings(ctx)
-        self.workers = WorkerManager(self, max_threads=1)
-        self._build()
-
-    def _build(self) -> None:
-        s = self.original
-        self.ae_title = QLineEdit(s.pacs_ae_title, objectName="pacsOwnAet")
-        self.port = QSpinBox(objectName="pacsOwnPort")
-        self.port.setRange(1, 65535)
-        self.port.setValue(int(s.pacs_port))
-        self.timeout = QDoubleSpinBox(objectName="pacsTimeout")
-        self.timeout.setRange(0.5, 3600.0)
-        self.timeout.setValue(float(s.pacs_timeout))
-        self.timeout.setSuffix(" s")
-        own = QFormLayout()
-        own.addRow("medapp's AE title", self.ae_title)
-        own.addRow("Port for C-MOVE", self.port)
-        own.addRow("Network timeout", self.timeout)
-
-        self.table = QTableWidget(0, len(NODE_COLUMNS), objectName="pacsNodeTable")
-        self.table.setHorizontalHeaderLabels(NODE_COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        for item in s.pacs_nodes:
-            self.add_node(item)
-        add = QPushButton("Add", objectName="pacsAddNode")
-        add.clicked.connect(lambda: self.add_node())
-        remove = QPushButton("Remove", objectName="pacsRemoveNode")
-        remove.clicked.connect(self._remove)
-        self.echo_button = QPushButton("Echo", objectName="pacsNodeEcho")
-        self.echo_button.clicked.connect(lambda: self.echo())
-        row = QHBoxLayout()
-        for w in (add, remove, self.echo_button):
-            row.addWidget(w)
-        row.addStretch(1)
-        self.status = QLabel(objectName="pacsNodesStatus")
-        self.status.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(own)
-        layout.addWidget(QLabel("Nodes (medapp connects to these and nothing else):"))
-        layout.addWidget(self.table, 1)
-        layout.addLayout(row)
-        layout.addWidget(self.status)
-        layout.addWidget(buttons)
-        self.resize(640, 420)
-
-    def add_node(self, item: dict[str, Any] | None = None) -> None:
-        item = item or {"name": f"pacs{self.table.rowCount() + 1}", "ae_title": "", "host": "", "port": 104}
-        row = self.table.rowCount()
-        self.table.insertRow(row)
-        values = (item.get("name", ""), item.get("ae_title", ""), item.get("host", ""), str(item.get("port", "")),
-                  item.get("retrieve", "get"))
-        for col, value in enumerate(values):
-            self.table.setItem(row, col, QTableWidgetItem(str(value)))
-        if item.get("tls") is not None:  # kept as it is; TLS files are edited in the settings file
-            self.table.item(row, 0).setData(Qt.ItemDataRole.UserRole, item["tls"])
-
-    def _remove(self) -> None:
-        for index in sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True):
-            self.table.removeRow(index)
-
-    def nodes(self) -> list[dict[str, Any]]:
-        out = []
-        for row in range(self.table.rowCount()):
-            cells = [(self.table.item(row, c).text().strip() if self.table.item(row, c) else "")
-                     for c in range(len(NODE_COLUMNS))]
-            name, aet, host, port, retrieve = cells
-            node: dict[str, Any] = {"name": name, "ae_title": aet, "host": host,
-                                    "port": int(port) if port.isdigit() else port, "retrieve": retrieve or "get"}
-            tls = self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) if self.table.item(row, 0) else None
-            if tls is not None:
-                node["tls"] = tls
-            out.append(node)
-        return out
-
-    def values(self) -> dict[str, Any]:
-        return {"pacs_ae_title": self.ae_title.text().strip(), "pacs_port": self.port.value(),
-                "pacs_timeout": float(self.timeout.value()), "pacs_nodes": self.nodes()}
-
-    def _validated(self) -> Any:
-        """The edited settings, or None with the problem in the status line."""
-        from medapp.errors import UserError
-
-        try:
-            return self.original.updated(**self.values())
-        except UserError as exc:
-            self.status.setStyleSheet(_ERROR_STYLE)
-            self.status.setText(str(exc))
-            return None
-
-    def echo(self) -> Worker | None:
-        """Echo the selected node (or the first) with the values as edited, before saving."""
-        from medapp.jobs.pacs import pacs_echo
-        from medapp.pacs.nodes import node_from_dict
-
-        settings = self._validated()
-        if settings is None or not settings.pacs_nodes:
-            return None
-        rows = sorted({i.row() for i in self.table.selectedIndexes()}) or [0]
-        node = node_from_dict(settings.pacs_nodes[rows[0]])
-        self.status.setStyleSheet("")
-        self.status.setText(f"Echo {node}…")
-
-        def ok(seconds: float) -> None:
-            self.status.setStyleSheet(_OK_STYLE)
-            self.status.setText(f"{node}: echo OK ({seconds * 1000:.0f} ms)")
-
-        def failed(failure: WorkerFailure) -> None:
-            self.status.setStyleSheet(_ERROR_STYLE)
-            self.status.setText(failure.message)
-
-        worker = self.workers.create(pacs_echo, node, settings=settings, audit=_audit(self._ctx), name="Echo",
-                                     on_result=ok, on_error=failed)
-        return self.workers.start(worker)
-
-    def accept(self) -> None:
-        new = self._validated()
-        if new is None:
-            return
-        try:
-            new.save(self._save_path)
-        except OSError as exc:
-            self.status.setText(f"Not saved: {exc}")
-            return
-        if hasattr(self._ctx, "settings"):
-            self._ctx.settings = new
-        self.workers.shutdown(3000)
-        self.settings_saved.emit(new)
-        super().accept()
-
-    def reject(self) -> None:
-        self.workers.shutdown(3000)
-        super().reject()
-
-
-class StoreToPacsButton(QPushButton):
-    """"Store to PACS…" for the report panel: sends the report as Encapsulated PDF + SR to a node, in a worker, and
-    shows each object's outcome. An unsigned draft is sent only after the user says so, and then marked as a draft.
-
-    `panel` is the `ReportPanel` (its `report`, its context, and the image the draft was made from).
-    """
-
-    stored = Signal(object)  # list[StoreOutcome]
-
-    def __init__(self, panel: Any, parent: QWidget | None = None) -> None:
-        super().__init__("Store to PACS…", parent or panel)
-        self.setObjectName("reportStorePacs")
-        self.setToolTip("Send the report (DICOM PDF and SR) into the source study on the PACS")
-        self.panel = panel
-        self.workers = WorkerManager(self, max_threads=1)
-        self.last_outcomes: list[Any] = []
-        self.last_error = ""
-        self.outcome_box: QMessageBox | None = None
-        self._busy = False
-        self.clicked.connect(lambda: self.store())
-        if hasattr(panel, "report_changed"):
-            panel.report_changed.connect(lambda _r: self._sync())
-        self._sync()
-
-    def _sync(self) -> None:
-        self.setEnabled(getattr(self.panel, "report", None) is not None and not self._busy)
-
-    def _ctx(self) -> Any:
-        return getattr(self.panel, "_ctx", None)
-
-    def _pick_node(self, settings: Any) -> Any:
-        from medapp.pacs.config import resolve_node
-
-        nodes = _nodes(settings)
-        if len(nodes) <= 1:
-            return resolve_node(settings)
-        labels = [f"{n.name} — {n}" for n in nodes]
-        default = next((i for i, n in enumerate(nodes) if n.name == settings.pacs_default_node), 0)
-        label, ok = QInputDialog.getItem(self, "Store to PACS", "Node:", labels, default, False)
-        return nodes[labels.index(label)] if ok else None
-
-    def store(self, *, node: Any = None, allow_draft: bool | None = None) -> Worker | None:
-        """Ask what is needed (node, draft confirmation) unless given, then store in a worker."""
-        from medapp.jobs.pacs import store_report
-        from medapp.pacs.errors import PacsError
-
-        report = getattr(self.panel, "report", None)
-        if report is None:
-            return None
-        ctx = self._ctx()
-        settings = _settings(ctx)
-        if allow_draft is None:
-            allow_draft = False
-            if not report.is_signed:
-                answer = QMessageBox.question(
-                    self, "Store an unsigned draft?",
-                    "This report is an unsigned AI draft. Send it to the PACS anyway, marked as a draft "
-                    "(VerificationFlag UNVERIFIED, watermark)?")
-                if answer != QMessageBox.StandardButton.Yes:
-                    return None
-                allow_draft = True
-        try:
-            node = node or self._pick_node(settings)
-        except PacsError as exc:
-            self._show_error(str(exc))
-            return None
-        if node is None:
-            return None
-        if hasattr(self.panel, "save_now"):
-            self.panel.save_now()
-        source = getattr(self.panel, "_source_input", None)
-        if source is None and ctx is not None and hasattr(ctx, "current_model_input"):
-            source = ctx.current_model_input()
-
-        def run() -> list[Any]:
-            dataset = getattr(source, "dataset", None) if source is not None else None
-            return store_report(report, dataset, node, settings=settings, audit=_audit(ctx), allow_draft=allow_draft)
-
-        self._say(f"Storing to {node}…")
-        worker = self.workers.create(run, name="Store to PACS", on_result=self._stored,
-                                     on_error=lambda f: self._show_error(f.message),
-                                     on_finished=self._finished)
-        self._busy = True
-        self.workers.start(worker)
-        self._sync()
-        return worker
-
-    def _finished(self) -> None:
-        self._busy = False
-        self._sync()
-
-    def _say(self, text: str) -> None:
-        status = getattr(self.panel, "status", None)
-        if isinstance(status, QLabel):
-            status.setText(text)
-
-    def _show_error(self, message: str) -> None:
-        self.last_error = message
-        self._say(f"Not stored: {message}")
-        self.outcome_box = show_worker_error(self, "Store to PACS failed", message)
-
-    def _stored(self, outcomes: list[Any]) -> None:
-        self.last_outcomes = list(outcomes)
-        lines = [f"{'✔' if o.ok else '✘'} {o.kind}: {o.message}" for o in outcomes]
-        ok = all(o.ok for o in outcomes)
-        self._say("Stored to PACS: " + "; ".join(f"{o.kind} {'stored' if o.ok else 'NOT stored'}" for o in outcomes))
-        box = QMessageBox(QMessageBox.Icon.Information if ok else QMessageBox.Icon.Warning, "Store to PACS",
-                          "\n".join(lines), QMessageBox.StandardButton.Ok, self)
-        box.setObjectName("pacsStoreOutcome")
-        box.open()
-        self.outcome_box = box
-        self.stored.emit(self.last_outcomes)
 
 
 def pacs_action(window: Any) -> QAction:

@@ -180,7 +180,7 @@ class ReportPanel(QWidget):
         bottom = QHBoxLayout()
         for w in (self.sign_button, self.pdf_button, self.dicom_button, self.deid_check):
             bottom.addWidget(w)
-        from ui.dialogs.pacs import StoreToPacsButton  # "Store to PACS…" beside the exports
+        from ui.dialogs.pacs_store import StoreToPacsButton  # "Store to PACS…" beside the exports
 
         self.store_button = StoreToPacsButton(self)
         bottom.addWidget(self.store_button)
