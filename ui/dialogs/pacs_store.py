@@ -1,4 +1,4 @@
-""""Store to PACS…" beside the report exports: the report as Encapsulated PDF + SR into the source study.
+"""The "Store to PACS…" button beside the report exports: the report as Encapsulated PDF + SR into the source study.
 
 Runs `medapp.jobs.pacs.store_report` (audited) in the button's own worker and shows each object's outcome. An
 unsigned draft goes only after the user says yes, and then marked as a draft.
