@@ -75,7 +75,8 @@ class StudyCache:
             self._file_lock = FileLock(str(self.folder / ".medapp-cache.lock"), timeout=0.5)
             self._file_lock.acquire()
         except Timeout:
-            raise PacsError(f"{self.folder}: another medapp retrieve is filling this study; wait for it to end") from None
+            raise PacsError(f"{self.folder}: another medapp retrieve is filling this study; wait for it to "
+                            "end") from None
         except OSError as exc:
             raise PacsError(f"{self.folder}: cannot create the cache folder ({exc.strerror or exc})") from exc
         try:

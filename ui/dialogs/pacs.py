@@ -289,7 +289,8 @@ class PacsBrowser(QDialog):
         self.studies = list(studies)
         self.table.setRowCount(len(self.studies))
         for row, s in enumerate(self.studies):
-            date = f"{s.study_date[:4]}-{s.study_date[4:6]}-{s.study_date[6:8]}" if len(s.study_date) == 8 else s.study_date
+            d = s.study_date
+            date = f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 else d
             cells = (date, s.modalities, s.patient_id, s.patient_name.replace("^", " ").strip(), s.accession,
                      s.description, "" if s.n_series is None else str(s.n_series),
                      "" if s.n_instances is None else str(s.n_instances))

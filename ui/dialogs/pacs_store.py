@@ -1,4 +1,4 @@
-"""The "Store to PACS…" button beside the report exports: the report as Encapsulated PDF + SR into the source study.
+"""The "Store to PACS…" button beside the report exports: the report as DICOM PDF + SR into the source study.
 
 Runs `medapp.jobs.pacs.store_report` (audited) in the button's own worker and shows each object's outcome. An
 unsigned draft goes only after the user says yes, and then marked as a draft.
@@ -19,7 +19,7 @@ __all__ = ["StoreToPacsButton"]
 
 
 class StoreToPacsButton(QPushButton):
-    """"Store to PACS…" for the report panel: sends the report as Encapsulated PDF + SR to a node, in a worker, and
+    """The report panel's "Store to PACS…": sends the report as Encapsulated PDF + SR to a node, in a worker, and
     shows each object's outcome. An unsigned draft is sent only after the user says so, and then marked as a draft.
 
     `panel` is the `ReportPanel` (its `report`, its context, and the image the draft was made from).
