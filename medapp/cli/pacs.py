@@ -170,7 +170,9 @@ def run_get(args: argparse.Namespace) -> int:
 
     def progress(p: Any) -> None:
         if not bars:
-            bars.append(tqdm(desc="retrieving", unit="img", total=p.total, file=sys.stderr, leave=False))
+            # disable=None: a bar only on a terminal (no progress residue in logs, pipes or before an error)
+            bars.append(tqdm(desc="retrieving", unit="img", total=p.total, file=sys.stderr, leave=False,
+                             disable=None))
         bars[0].total = p.total
         bars[0].n = p.done
         bars[0].refresh()

@@ -18,7 +18,7 @@ from typing import Any
 from medapp.pacs.errors import PacsError
 from medapp.pacs.nodes import LocalAE, Node
 
-__all__ = ["make_ae", "associate", "status_text", "lost"]
+__all__ = ["make_ae", "associate", "status_text", "lost", "require_service"]
 
 _LOG = logging.getLogger("pynetdicom")
 _LOG.propagate = False  # PHI-safe: its records never reach medapp's or the GUI's log handlers
@@ -88,6 +88,14 @@ def lost(assoc: Any, node: Node, doing: str, since: float) -> str:
         return (f"{node}: the PACS aborted the association during {doing} (it may not allow this from medapp's AE "
                 f"title {assoc.ae.ae_title}; the PACS must list it)")
     return f"{node}: the connection was lost during {doing}"
+
+
+def require_service(assoc: Any, node: Node, sop_class: str, service: str, hint: str = "") -> None:
+    """A `PacsError` when the node accepted the association but not the service we need (e.g. a PACS without
+    C-GET); pynetdicom would raise a bare ValueError on the first message."""
+    if not any(str(cx.abstract_syntax) == sop_class for cx in assoc.accepted_contexts):
+        assoc.release()
+        raise PacsError(f"{node}: the PACS does not offer {service}{hint}")
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from medapp.pacs.association import associate, lost, make_ae, status_text
+from medapp.pacs.association import associate, lost, make_ae, require_service, status_text
 from medapp.pacs.errors import PacsError
 from medapp.pacs.nodes import LocalAE, Node
 
@@ -19,6 +19,7 @@ def echo(local: LocalAE, node: Node) -> float:
     ae.add_requested_context(VERIFICATION)
     started = time.monotonic()
     with associate(ae, node, what="echo") as assoc:
+        require_service(assoc, node, VERIFICATION, "verification (C-ECHO)")
         sent = time.monotonic()
         status = assoc.send_c_echo()
         if not status:

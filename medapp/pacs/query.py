@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from medapp.pacs.association import associate, lost, make_ae, status_text
+from medapp.pacs.association import associate, lost, make_ae, require_service, status_text
 from medapp.pacs.errors import PacsError
 from medapp.pacs.nodes import LocalAE, Node
 
@@ -154,6 +154,7 @@ def _find(local: LocalAE, node: Node, identifier: Any, *, cancel: threading.Even
     level = identifier.QueryRetrieveLevel.lower()
     matches: list[Any] = []
     with associate(ae, node, what=f"a {level} search") as assoc:
+        require_service(assoc, node, FIND_MODEL, "searching (C-FIND, Study Root)")
         last = time.monotonic()
         for status, found in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
             if not status:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medapp.pacs.association import associate, lost, make_ae, status_text
+from medapp.pacs.association import associate, lost, make_ae, require_service, status_text
 from medapp.pacs.cache import StudyCache
 from medapp.pacs.contexts import DOCUMENT_CLASSES, STORAGE_CLASSES, TRANSFER_SYNTAXES
 from medapp.pacs.errors import PacsError, RetrieveCancelled
@@ -229,6 +229,8 @@ def _get(local: LocalAE, node: Node, requests: list[Any], receiver: _Receiver,
     roles = _storage_contexts(ae, scp_role=True)
     handlers = [(evt.EVT_C_STORE, receiver)]
     with associate(ae, node, ext_neg=roles, evt_handlers=handlers, what="a retrieve (C-GET)") as assoc:
+        require_service(assoc, node, GET_MODEL, "C-GET",
+                        "; set \"retrieve\": \"move\" for this node in the settings, or use --retrieve move")
         for ident in requests:
             _check_responses(assoc.send_c_get(ident, GET_MODEL), assoc, node, receiver, cancel)
             if not assoc.is_established:
@@ -256,6 +258,7 @@ def _move(local: LocalAE, node: Node, requests: list[Any], receiver: _Receiver,
         ae = make_ae(local)
         ae.add_requested_context(MOVE_MODEL)
         with associate(ae, node, what="a retrieve (C-MOVE)") as assoc:
+            require_service(assoc, node, MOVE_MODEL, "C-MOVE", "; use C-GET (--retrieve get)")
             for ident in requests:
                 _check_responses(assoc.send_c_move(ident, local.ae_title, MOVE_MODEL), assoc, node, receiver, cancel)
                 if not assoc.is_established:

@@ -147,6 +147,7 @@ def bad_peer(medapp_home: Path, monkeypatch: pytest.MonkeyPatch):
     ae = AE(ae_title="BADPEER")
     ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
     ae.add_supported_context("1.2.840.10008.1.1")
+    ae.add_supported_context("1.2.840.10008.5.1.4.1.1.2")  # CT storage, but no C-GET / C-MOVE service
     port = free_port()
     server = ae.start_server((HOST, port), block=False, evt_handlers=[(evt.EVT_C_FIND, on_find)])
     NetworkGuard({(HOST, port)}).install(monkeypatch)
@@ -224,3 +225,25 @@ def test_cancel_mid_retrieve_keeps_what_arrived(orthanc, pacs_settings, pacs_net
         assert sorted(p for p in cache.folder.rglob("*") if p.is_file() and not p.name.startswith(".")) == cache.files()
     again = pacs_get(resolve_node(settings), study, tmp_path, settings=settings)
     assert again.expected == 5 and again.received + again.already == 5 and again.received < 5
+
+
+def test_a_pacs_without_c_get_says_to_use_move(bad_peer, tmp_path: Path, capsys) -> None:
+    from pydicom.dataset import Dataset
+
+    port, behaviour = bad_peer
+
+    def find(event):
+        level = event.identifier.QueryRetrieveLevel
+        match = Dataset()
+        match.QueryRetrieveLevel = level
+        match.StudyInstanceUID = "1.2.3"
+        match.SeriesInstanceUID = "1.2.3.4"
+        if level == "IMAGE":
+            match.SOPInstanceUID = "1.2.3.4.5"
+        yield 0xFF00, match
+        yield 0x0000, None
+
+    behaviour["find"] = find
+    assert main(["pacs", "get", "1.2.3", "-o", str(tmp_path), "--pacs", f"BADPEER@{HOST}:{port}"]) == 2
+    err = _one_line(capsys)
+    assert "does not offer C-GET" in err and "--retrieve move" in err
