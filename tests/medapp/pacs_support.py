@@ -212,14 +212,22 @@ def ct_mr_examples() -> tuple[Path, Path]:
     return Path(examples.get_path("ct")), Path(examples.get_path("mr"))
 
 
-def copies_of(path: Path, n: int) -> list[bytes]:
-    """`n` new instances of one series made from one file (new SOP Instance UIDs, numbered): a multi-instance study."""
+def copies_of(path: Path, n: int, **attributes: Any) -> list[bytes]:
+    """`n` new instances of one series made from one file (new SOP Instance UIDs, numbered): a multi-instance study
+    of its own patient and date (so searches for the original examples still find exactly those), with any other
+    `attributes` set (e.g. AccessionNumber)."""
     import io
+    import uuid
 
     import pydicom
     from pydicom.uid import generate_uid
 
     ds = pydicom.dcmread(path)
+    ds.PatientID = f"COPY-{uuid.uuid4().hex[:8]}"
+    ds.PatientName = "Copy^Test"
+    ds.StudyDate = "20250101"  # outside the examples' 2004 dates
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     out = []

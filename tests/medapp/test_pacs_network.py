@@ -70,6 +70,16 @@ def test_find_by_modality_and_series_level(pacs_settings, pacs_net, capsys) -> N
     assert [s["series_uid"] for s in series] == [header.SeriesInstanceUID] and series[0]["modality"] == "CT"
 
 
+def test_find_by_accession(pacs_settings, pacs_net, orthanc, capsys) -> None:
+    ct, _ = ct_mr_examples()
+    [blob] = copies_of(ct, 1, AccessionNumber="ACC-77", StudyDate="20240305")
+    orthanc.upload(blob)
+    found = _find(capsys, "--accession", "ACC-77")
+    assert [(s["accession"], s["study_date"]) for s in found] == [("ACC-77", "20240305")]
+    assert _find(capsys, "--accession", "ACC-7") == []  # exact match without a wildcard
+    assert [s["accession"] for s in _find(capsys, "--accession", "ACC-7*")] == ["ACC-77"]
+
+
 def test_find_table_and_audit_hold_no_patient_data_in_audit(pacs_settings, pacs_net, capsys) -> None:
     assert main(["pacs", "find", "--patient-id", CT_PATIENT]) == 0
     out = capsys.readouterr().out
@@ -218,8 +228,8 @@ def test_a_whole_cli_process_reaches_only_the_configured_node(pacs_settings, ort
     ct, _ = ct_mr_examples()
     env = {**os.environ, "MEDAPP_HOME": str(medapp_home)}
     run = [sys.executable, "-c", prelude]
-    found = subprocess.run([*run, "pacs", "find", "--modality", "CT", "--json"], capture_output=True, text=True,
-                           env=env, timeout=120)
+    argv = ["pacs", "find", "--modality", "CT", "--date-to", "2004-12-31", "--json"]
+    found = subprocess.run([*run, *argv], capture_output=True, text=True, env=env, timeout=120)
     assert found.returncode == 0, found.stderr
     assert [s["patient_id"] for s in json.loads(found.stdout)] == [CT_PATIENT]
     got = subprocess.run([*run, "pacs", "get", _study_uid(ct), "-o", str(tmp_path / "c")], capture_output=True,
