@@ -110,6 +110,11 @@ def _n(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
+def _date(text: str) -> str:
+    """DICOM ``YYYYMMDD`` as ``YYYY-MM-DD`` for people; anything else as it came."""
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
+
+
 def run_find(args: argparse.Namespace) -> int:
     from medapp.errors import UserError
     from medapp.jobs.pacs import pacs_find, pacs_find_series
@@ -139,7 +144,7 @@ def run_find(args: argparse.Namespace) -> int:
         print("no studies found")
         return 0
     rows = [["DATE", "MODALITY", "PATIENT ID", "NAME", "ACCESSION", "DESCRIPTION", "SERIES", "IMAGES", "STUDY UID"]]
-    rows += [[s.study_date, s.modalities, s.patient_id, s.patient_name, s.accession, s.description,
+    rows += [[_date(s.study_date), s.modalities, s.patient_id, s.patient_name, s.accession, s.description,
               _n(s.n_series), _n(s.n_instances), s.study_uid] for s in studies]
     print(_table(rows))
     if len(studies) >= args.limit:
@@ -183,6 +188,7 @@ def run_get(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.close()
-    print(f"{result.expected} instances of study {result.study_uid} in {result.folder} "
+    noun = "instance" if result.expected == 1 else "instances"
+    print(f"{result.expected} {noun} of study {result.study_uid} in {result.folder} "
           f"({result.received} retrieved now, {result.already} already in the cache)")
     return 0
