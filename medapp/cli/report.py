@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         node = resolve_node(settings, pacs=args.pacs, name=args.node)  # a bad node fails before the model runs
     audit = audit_log(settings)
     loaded = load_view(args, settings)
+    if args.store and loaded.dataset is None:
+        raise UserError(f"{args.path}: --store files the report into the image's study in the PACS, so it needs a "
+                        "DICOM image")
     source = record_open(audit, loaded)
     engine = model_holder(args, settings).get()
     with tqdm(total=settings.max_new_tokens, desc="drafting", unit="tok", file=sys.stderr, leave=False) as bar:
@@ -117,6 +120,9 @@ def _check_sign_and_store(args: argparse.Namespace) -> None:
                         "reviewed it and vouches for it")
     if args.confirm_sign and not args.sign:
         raise UserError("--confirm-sign goes with --sign NAME")
+    if args.sr_out is not None and args.deidentify:
+        raise UserError("--sr-out cannot be de-identified (PS3.15 removes an SR's whole content); leave out "
+                        "--deidentify or --sr-out")
     if not args.store:
         for flag, value in (("--allow-draft", args.allow_draft), ("--pacs", args.pacs), ("--node", args.node)):
             if value:

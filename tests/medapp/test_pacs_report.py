@@ -117,11 +117,13 @@ def test_draft_is_stored_only_when_asked_and_marked_as_draft(cli_engine, fresh_s
         (["--allow-draft"], "only applies with --store"),
         (["--store", "--sign", "Dr X", "--confirm-sign", "--deidentify"], "cannot be combined with --deidentify"),
         (["--store", "--allow-draft", "--pacs", "nonsense"], "expected AET@HOST:PORT"),
+        (["--sr-out", "{tmp}/x_sr.dcm", "--deidentify"], "--sr-out cannot be de-identified"),
     ],
 )
 def test_sign_and_store_flags_checked_before_the_model_runs(pacs_settings, medapp_home, tmp_path, capsys, extra,
                                                             fragment) -> None:
     ct, _ = ct_mr_examples()
+    extra = [a.replace("{tmp}", str(tmp_path)) for a in extra]
     # no engine fixture: reaching the model would fail differently (no checkpoint configured)
     assert main(["report", str(ct), "-o", str(tmp_path / "x.pdf"), *extra]) == 2
     err = capsys.readouterr().err.strip()
@@ -132,7 +134,10 @@ def test_report_from_a_png_cannot_be_stored(cli_engine, pacs_settings, pacs_net,
     png = golden_dir / "cases-v2" / "pub_224x224.png"
     argv = ["report", str(png), "-o", str(tmp_path / "p.pdf"), "--max-new-tokens", "4", "--store", "--allow-draft"]
     assert main(argv) == 2
-    assert "needs the DICOM image it is about" in capsys.readouterr().err
+    assert "so it needs a DICOM image" in capsys.readouterr().err
+    from medapp import paths
+
+    assert not paths.audit_path().exists()  # refused before the file was opened or the model ran
 
 
 def test_sr_out_writes_the_sr(cli_engine, medapp_home, tmp_path, capsys) -> None:
