@@ -202,3 +202,22 @@ def test_main_window_pacs_menu_opens_the_browser_whose_open_shows_the_study(make
     with qtbot.waitSignal(window.document_shown, timeout=WAIT_MS):
         browser.open_requested.emit(study)  # what "Open" sends after a retrieve
     browser.close()
+
+
+def test_a_cancelled_retrieve_is_a_cancel_not_a_failure(qtbot) -> None:
+    """The user's Cancel ends the worker as `cancelled` (no error box); a PACS-side cancel stays an error."""
+    import threading
+
+    from medapp.pacs.errors import RetrieveCancelled
+    from ui.dialogs.pacs import _retrieve
+    from ui.workers import Cancelled
+
+    def job(*, cancel, progress):
+        raise RetrieveCancelled("retrieve cancelled")
+
+    asked = threading.Event()
+    asked.set()
+    with pytest.raises(Cancelled):
+        _retrieve(job, cancel=asked)
+    with pytest.raises(RetrieveCancelled):
+        _retrieve(job, cancel=threading.Event())  # not asked by the user: the PACS cancelled
