@@ -53,6 +53,7 @@ setup_test_tools() {
   command -v Xvfb >/dev/null || need+=(xvfb)
   dpkg -s libxcb-icccm4 >/dev/null 2>&1 || need+=(libxcb-icccm4)
   dpkg -s libxcb-keysyms1 >/dev/null 2>&1 || need+=(libxcb-keysyms1)
+  command -v Orthanc >/dev/null || need+=(orthanc)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "medapp: installing ${need[*]}" >&2

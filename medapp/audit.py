@@ -78,6 +78,11 @@ _SAFE_KEYS = frozenset(
         "seconds", "error", "resumed",
     }
 )
+# DICOM network events (medapp.jobs.pacs): the remote node's address and DICOM UIDs only, never names or patient IDs;
+# a search records which filters were used, not their values.
+EVENTS = EVENTS | {"pacs_echo", "pacs_find", "pacs_get", "pacs_store"}
+_SAFE_KEYS = _SAFE_KEYS | {"node", "level", "filters", "n_results", "study_uid", "series_uids", "sop_uids",
+                           "retrieve", "n_expected", "n_received", "n_cached", "outcomes"}
 _OPT_IN_QUESTION = "question"
 _OPT_IN_FILE_NAMES = "file_names"
 DETAIL_KEYS = _SAFE_KEYS | {_OPT_IN_QUESTION, _OPT_IN_FILE_NAMES}

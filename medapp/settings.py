@@ -63,6 +63,14 @@ class Settings:
     tissue_tile_px: int = 512
     audit_question_text: bool = False  # opt-in: store the question text in the audit log
     audit_file_names: bool = False  # opt-in: store input file base names in the audit log
+    # DICOM network (medapp.pacs): our AE title, the port our storage SCP listens on during a C-MOVE, and the
+    # PACS nodes the user configured — the only peers medapp ever connects to.
+    pacs_ae_title: str = "MEDAPP"
+    pacs_port: int = 11112
+    pacs_listen_address: str = "0.0.0.0"
+    pacs_timeout: float = 30.0  # seconds, for connecting, association, every DIMSE message and the network
+    pacs_nodes: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "ae_title", "host", "port", ...}]
+    pacs_default_node: str = ""  # name of the node used without --node/--pacs; "" = the first one
 
     # -- loading and saving -----------------------------------------------------------------------------------
     @classmethod
@@ -193,6 +201,29 @@ def _presets(v: Any) -> str | None:
     return None
 
 
+def _pacs_check(name: str, v: Any) -> str | None:
+    """The AE title / host checks live with the node parser (medapp.pacs.nodes), so --pacs and the file agree."""
+    from medapp.pacs import nodes
+
+    return getattr(nodes, name)(v)
+
+
+def _pacs_nodes(v: Any) -> str | None:
+    from medapp.pacs.nodes import node_problem
+
+    if not isinstance(v, list):
+        return 'must be a list of nodes like [{"name": "pacs", "ae_title": "PACS", "host": "10.0.0.5", "port": 104}]'
+    names: set[str] = set()
+    for item in v:
+        problem = node_problem(item)
+        if problem:
+            return problem
+        if item["name"] in names:
+            return f"has two nodes named {item['name']!r}"
+        names.add(item["name"])
+    return None
+
+
 _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "model_dir": _model_dir,
     "device": _choice(DEVICES),
@@ -210,4 +241,10 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "tissue_tile_px": _int_range(64, 4096),
     "audit_question_text": _bool,
     "audit_file_names": _bool,
+    "pacs_ae_title": lambda v: _pacs_check("check_ae_title", v),
+    "pacs_port": _int_range(1, 65535),
+    "pacs_listen_address": lambda v: _pacs_check("check_host", v),
+    "pacs_timeout": _float_range(0.0, 3600.0, lo_open=True),
+    "pacs_nodes": lambda v: _pacs_nodes(v),
+    "pacs_default_node": _text(64),
 }

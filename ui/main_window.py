@@ -167,6 +167,10 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.act_open)
         file_menu.addAction(self.act_open_folder)
+        from ui.dialogs.pacs import pacs_action  # File → PACS…: search, retrieve, open
+
+        self.act_pacs = pacs_action(self)
+        file_menu.addAction(self.act_pacs)
         self.recent_menu = file_menu.addMenu("Open &recent")
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from medapp import __version__
 from medapp.crash import OUT_OF_MEMORY, describe, user_error_types
 
-SUBCOMMANDS = ("gui", "info", "render", "ask", "report", "caption", "deid", "model", "audit", "eval")
+SUBCOMMANDS = ("gui", "info", "render", "ask", "report", "caption", "deid", "model", "audit", "eval", "pacs")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -198,6 +198,10 @@ class ReportPanel(QWidget):
         bottom = QHBoxLayout()
         for w in (self.sign_button, self.pdf_button, self.dicom_button, self.deid_check):
             bottom.addWidget(w)
+        from ui.dialogs.pacs_store import StoreToPacsButton  # "Store to PACS…" beside the exports
+
+        self.store_button = StoreToPacsButton(self)
+        bottom.addWidget(self.store_button)
         bottom.addStretch(1)
         bottom.addWidget(self.open_button)
 
