@@ -27,7 +27,7 @@ study / series / instance. There is no de-identified SR: PS3.15 removes the whol
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from reports.dicom_pdf import _PATIENT, _PATIENT_STUDY, _STUDY, _TYPE2, _lo  # same package: one list of copied tags
@@ -209,7 +209,7 @@ def report_sr(
         raise ReportError(f"SR: source must be a pydicom Dataset, not {type(source).__name__}")
     if not any(s.text.strip() for s in report.sections):
         raise ReportError("SR: the report has no text in any section")
-    when = (when or datetime.now(timezone.utc)).astimezone()
+    when = (when or datetime.now(UTC)).astimezone()
     signed = report.is_signed
 
     ds = Dataset()

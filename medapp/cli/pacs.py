@@ -103,7 +103,7 @@ def _query(args: argparse.Namespace) -> Any:
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def _n(value: int | None) -> str:
@@ -157,7 +157,6 @@ def run_get(args: argparse.Namespace) -> int:
 
     from medapp.errors import UserError
     from medapp.jobs.pacs import pacs_get
-
     from medapp.pacs.errors import PacsError
     from medapp.pacs.query import is_uid
 

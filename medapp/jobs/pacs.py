@@ -90,7 +90,7 @@ def pacs_get(
             state.update(clock=EtaClock(max(0, total - done)), base=done)
         progress(Progress(done, total, state["clock"].eta(done - state["base"])))
 
-    details = {"node": str(node), "study_uid": study_uid, "retrieve": node.retrieve}
+    details: dict[str, Any] = {"node": str(node), "study_uid": study_uid, "retrieve": node.retrieve}
     if series_uids:
         details["series_uids"] = list(series_uids)
     with _audited(audit, "pacs_get", **details) as extra:
@@ -110,7 +110,6 @@ def report_datasets(report: Any, source: Any, *, settings: Any = None, allow_dra
     """
     from reports.dicom_pdf import report_dicom
     from reports.dicom_sr import report_sr
-
     from reports.pdf import PdfOptions
 
     if not report.is_signed and not allow_draft:

@@ -147,7 +147,7 @@ def _int(ds: Any, keyword: str) -> int | None:
 def _find(local: LocalAE, node: Node, identifier: Any, *, cancel: threading.Event | None = None,
           limit: int | None = None) -> list[Any]:
     """Send one C-FIND and collect the matches; a lost connection or a failure status is a `PacsError`."""
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]
 
     ae = make_ae(local)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
