@@ -40,6 +40,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--prompt", metavar="TEXT", help="instruction sent with every image (default: the "
                         "Dragonfly-Med captioning prompt)")
     add_model_args(parser)
+    from medapp.cli.caption_slides import add_slide_level_args
+
+    add_slide_level_args(parser)  # --slide-level: whole-slide descriptions (medapp.slide_level)
     parser.set_defaults(handler=run)
 
 
@@ -51,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from medapp.jobs.caption import CAPTION_PROMPT, CaptionSummary, caption_batch, list_items
     from reports.captions import CaptionWriter, read_caption_rows
 
+    if getattr(args, "slide_level", False):
+        from medapp.cli.caption_slides import run_slide_level
+
+        return run_slide_level(args)
     if not args.folder.is_dir():
         raise UserError(f"{args.folder}: not a folder")
     outputs = [p for p in (args.output, args.jsonl, args.sheet) if p is not None]
