@@ -39,7 +39,7 @@ from medapp.slide_level.settings import SlideLevelSettings
 
 __all__ = [
     "FORMAT", "STAGE_CAPTION", "STAGE_DESCRIBE", "STAGE_SCORE", "SlideOutcome", "SlidesSummary",
-    "describe_slide", "describe_slides", "load_result", "output_folder",
+    "default_output_folder", "describe_slide", "describe_slides", "load_result", "load_scores", "output_folder",
 ]
 
 FORMAT = "medapp-slide-description/1"
@@ -406,3 +406,21 @@ def describe_slides(
             summary.cancelled = True
             break
     return summary
+
+
+def default_output_folder(path: str | Path) -> Path:
+    """Where the window keeps a slide's description: the app data folder, by slide fingerprint (no file names)."""
+    from medapp import paths
+    from medapp.hashing import slide_fingerprint
+
+    return paths.data_dir() / "slide-descriptions" / slide_fingerprint(_open_slide(Path(path)).path)[:24]
+
+
+def load_scores(folder: str | Path, result: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(boxes (n, 4), scores (n,)) of the candidates from the score cache named in `result` (empty when missing)."""
+    path = Path(folder) / str(result.get("scores_file", ""))
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["boxes"].astype(np.int64), data["scores"].astype(np.float32)
+    except (OSError, ValueError, KeyError):
+        return np.zeros((0, 4), np.int64), np.zeros(0, np.float32)
