@@ -58,6 +58,7 @@ def _styles() -> dict[str, Any]:
         "h": ParagraphStyle("sdh", base, fontName=fonts.bold, fontSize=11, leading=14, spaceBefore=6, spaceAfter=3),
         "draft": ParagraphStyle("sdd", base, fontName=fonts.bold, textColor=colors.HexColor("#b71c1c")),
         "small": ParagraphStyle("sds", base, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#444444")),
+        "caption": ParagraphStyle("sdc", base, fontSize=8.5, leading=10.5),
         "note": ParagraphStyle("sdn", base, fontSize=8.5, leading=11, textColor=colors.HexColor("#9b1c1c")),
     }
 
@@ -118,27 +119,38 @@ def slide_pdf_bytes(document: SlideDocument) -> bytes:
         Spacer(1, 4),
     ]
     if document.overview is not None:
-        story.append(_image(document.overview, doc.width, 95 * mm))
+        story.append(_image(document.overview, doc.width, 85 * mm))
         story.append(Spacer(1, 4))
     story.append(Paragraph(markup("Description"), st["h"]))
     story.append(Paragraph(markup(document.description.strip() or "(no description)"), st["base"]))
     for note in document.notes:
         story.append(Paragraph(markup(note), st["note"]))
     story.append(Paragraph(markup(f"Regions ({len(document.regions)})"), st["h"]))
-    thumb = 32 * mm
-    rows = []
-    for region in document.regions:
+    # two regions per row, thumbnail beside its caption: eight regions fit under the overview on one page
+    thumb = 26 * mm
+    col_w = doc.width / 2
+    text_w = col_w - thumb - 10
+
+    def cell(region: SlideRegionEntry) -> Any:
         x, y, w, h = region.box
-        head = (f"[{region.number}]  {region.magnification:g}×  ·  score {region.score:.4g}  ·  "
-                f"level-0 box x {x}, y {y}, {w}×{h} px")
-        cell = [Paragraph(markup(head, bold=True), st["small"]),
-                Paragraph(markup(region.caption.strip() or "(empty caption)"), st["base"])]
+        head = f"[{region.number}]  {region.magnification:g}×  ·  score {region.score:.4g}"
+        where = f"level-0 x {x}, y {y}, {w}×{h} px"
+        text = [Paragraph(markup(head, bold=True), st["small"]), Paragraph(markup(where), st["small"]),
+                Paragraph(markup(region.caption.strip() or "(empty caption)"), st["caption"])]
         picture = _image(region.image, thumb, thumb) if region.image is not None else Paragraph("no preview", st["small"])
-        rows.append([picture, cell])
+        inner = Table([[picture, text]], colWidths=[thumb + 4, text_w])
+        inner.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 1),
+                                   ("RIGHTPADDING", (0, 0), (-1, -1), 2), ("TOPPADDING", (0, 0), (-1, -1), 1),
+                                   ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
+        return inner
+
+    cells = [cell(r) for r in document.regions]
+    rows = [cells[i : i + 2] + [""] * (2 - len(cells[i : i + 2])) for i in range(0, len(cells), 2)]
     if rows:
-        table = Table(rows, colWidths=[thumb + 6, doc.width - thumb - 6], hAlign="LEFT")
+        table = Table(rows, colWidths=[col_w, col_w], hAlign="LEFT")
         table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
                                    ("LINEBELOW", (0, 0), (-1, -1), 0.4, colors.HexColor("#b8c2cc")),
+                                   ("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 4),
                                    ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3)]))
         story.append(table)
     if document.provenance:
