@@ -79,6 +79,11 @@ class SlideLevelSettings:
         for ok, message in checks:
             if not ok:
                 raise UserError(f"slide-level settings: {message}")
+        try:
+            self.description_prompt.format(n=1, magnification="20", regions="[1] x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UserError(f"slide-level settings: the description prompt's fields must be {{n}}, {{magnification}} "
+                            f"and {{regions}} (write other braces twice): {exc}") from None
 
     def updated(self, **changes: Any) -> SlideLevelSettings:
         """A copy with `changes` (None values ignored, so CLI flags that were not given keep the defaults)."""

@@ -231,3 +231,21 @@ def test_settings_identity_follows_every_prompt_and_number():
         SlideLevelSettings(top_k=0)
     with pytest.raises(UserError, match="regions"):
         SlideLevelSettings(description_prompt="no field")
+    with pytest.raises(UserError, match="fields"):
+        SlideLevelSettings(description_prompt="{regions} {oops}")
+
+
+def test_label_and_macro_images_never_reach_the_candidates(svs_slide):
+    """The SVS fixture's label and macro are pure green; no candidate tile or overview may contain that colour."""
+    from dicom_io.slide import Slide
+
+    from medapp.slide_level.candidates import candidate_grid, stream_tiles
+
+    with Slide(svs_slide) as slide:
+        grid, cands = candidate_grid(slide, 20, 336)
+        assert cands and grid.base_magnification == 20 and grid.level == 0
+        images = [slide.thumbnail(512)] + [image for _, image in stream_tiles(slide, grid, cands)]
+    for image in images:
+        a = np.asarray(image).astype(int)
+        green = (a[..., 1] > 200) & (a[..., 0] < 60) & (a[..., 2] < 60)
+        assert not green.any()

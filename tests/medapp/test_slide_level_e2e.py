@@ -5,7 +5,6 @@ the audit trail, and `DragonflyEngine.mean_embeddings` (processor-exact pixels, 
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from pathlib import Path
 
@@ -23,6 +22,20 @@ def test_slide(tmp_path_factory) -> Path:
     return write_test_slide(tmp_path_factory.mktemp("slide_level_e2e") / "synthetic.tif")
 
 
+@pytest.fixture(scope="module")
+def whole_run(tiny_engine, test_slide, tmp_path_factory):
+    """One uninterrupted run (injected darkness scorer, audited) shared by the checks below: (folder, audit path)."""
+    from medapp.audit import AuditLog
+    from medapp.slide_level.job import describe_slide
+
+    base = tmp_path_factory.mktemp("whole")
+    audit = base / "audit.jsonl"
+    outcome = describe_slide(tiny_engine, test_slide, base / "out", settings=_settings(), scorer=DarknessScorer(),
+                             audit=AuditLog(audit))
+    assert outcome.status == "done" and outcome.regions == 4
+    return base / "out", audit
+
+
 def _settings(**kw):
     from medapp.slide_level.settings import SlideLevelSettings
 
@@ -35,17 +48,17 @@ def _pdf_text(path: Path) -> str:
     return "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
 
 
-def test_outputs_are_written_valid_and_cite_only_existing_regions(tiny_engine, test_slide, tmp_path, medapp_home):
+def test_outputs_are_written_valid_and_cite_only_existing_regions(tiny_engine, test_slide, tmp_path, whole_run):
+    import shutil
+
     from PIL import Image
 
-    from medapp.audit import AuditLog, verify
+    from medapp.audit import verify
     from medapp.slide_level.job import describe_slide
 
-    audit = AuditLog(medapp_home / "audit.jsonl")
     out = tmp_path / "out"
-    scorer = DarknessScorer()
-    outcome = describe_slide(tiny_engine, test_slide, out, settings=_settings(), scorer=scorer, audit=audit)
-    assert outcome.status == "done" and outcome.regions == 4
+    shutil.copytree(whole_run[0], out)
+    audit_path = whole_run[1]
 
     data = json.loads((out / "slide.json").read_text())
     assert data["complete"] is True and data["status"] == "AI DRAFT — not reviewed"
@@ -78,12 +91,12 @@ def test_outputs_are_written_valid_and_cite_only_existing_regions(tiny_engine, t
     squashed = "".join(text.split())
     assert all("".join(w.split()) in squashed for w in words), (words, text[:500])
 
-    log = (medapp_home / "audit.jsonl").read_text()
-    assert verify(medapp_home / "audit.jsonl").ok
+    log = audit_path.read_text()
+    assert verify(audit_path).ok
     entries = [json.loads(line) for line in log.splitlines()]
     kinds = [e["details"].get("kind") for e in entries]
     assert kinds.count("slide-regions") == 2 and kinds.count("slide-description") == 1
-    assert "synthetic" not in log and str(tmp_path) not in log  # no names or paths
+    assert "synthetic" not in log and "/tmp" not in log  # no names or paths
 
     # second run: complete for the same model + settings → skipped, nothing scored
     again = DarknessScorer()
@@ -94,11 +107,10 @@ def test_outputs_are_written_valid_and_cite_only_existing_regions(tiny_engine, t
     assert third.status == "done" and again.calls == 0 and third.regions == 2
 
 
-def test_cancel_after_some_regions_then_resume_gives_the_same_outputs(tiny_engine, test_slide, tmp_path):
+def test_cancel_after_some_regions_then_resume_gives_the_same_outputs(tiny_engine, test_slide, tmp_path, whole_run):
     from medapp.slide_level.job import STAGE_CAPTION, describe_slide
 
-    whole = tmp_path / "whole"
-    describe_slide(tiny_engine, test_slide, whole, settings=_settings(), scorer=DarknessScorer())
+    whole = whole_run[0]
 
     cut = tmp_path / "cut"
     cancel = threading.Event()
@@ -197,3 +209,28 @@ def test_cli_names_the_slide_that_has_no_magnification(cli_engine, tmp_path, med
     code = main(["caption", str(path), "--slide-level", "--device", "cpu", "-o", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "no-mpp.tif" in err and "neither" in err
+
+
+def test_a_folder_describes_every_slide_and_reports_the_bad_one(tiny_engine, test_slide, tmp_path):
+    import shutil
+
+    import tifffile
+
+    from medapp.slide_level.job import describe_slides
+
+    folder = tmp_path / "cases"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(test_slide, folder / "sub" / "good.tif")
+    (folder / "notes.txt").write_text("not a slide")
+    level = np.full((1024, 1024, 3), (226, 152, 192), np.uint8)
+    with tifffile.TiffWriter(folder / "bad.tif") as tw:  # no pixel size, no objective power
+        for k in range(3):
+            tw.write(level[:: 2**k, :: 2**k], tile=(256, 256), photometric="rgb", compression="jpeg",
+                     subfiletype=0 if k == 0 else 1, metadata=None)
+    errors = []
+    summary = describe_slides(tiny_engine, folder, tmp_path / "out", settings=_settings(top_k=1),
+                              scorer=DarknessScorer(), on_error=lambda key, message: errors.append((key, message)))
+    assert [o.status for o in summary.outcomes] == ["done"]
+    assert (tmp_path / "out" / "sub__good.tif" / "slide.json").is_file()
+    assert len(errors) == 1 and errors[0][0] == "bad.tif" and "neither" in errors[0][1]
+    assert str(folder) not in errors[0][1]  # the row names the file by its key, not its absolute path
