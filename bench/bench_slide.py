@@ -113,10 +113,19 @@ def main() -> None:
         print(f"(b) candidates at 20x: {len(cands)} tissue tiles of {grid.cols * grid.rows} grid cells "
               f"({grid.tile0:.0f} level-0 px each, read at level {grid.level}) in {time.perf_counter() - start:.2f} s")
 
+        from medapp.slide_level.candidates import stream_tiles
+
         n_read = min(200, len(cands))
         start = time.perf_counter()
         tiles = [read_tile(slide, grid, c.box) for c in cands[:n_read]]
-        print(f"(c) tile read + resize {_rate(n_read, time.perf_counter() - start)}")
+        t_one = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in stream_tiles(slide, grid, cands[n_read : 2 * n_read], workers=2):
+            pass
+        t_two = time.perf_counter() - start
+        n_two = len(cands[n_read : 2 * n_read])
+        print(f"(c) tile read + resize, one thread {_rate(n_read, t_one)}"
+              + (f"   two threads {_rate(n_two, t_two)}" if n_two else ""))
 
         from medapp.model_holder import ModelHolder
 
@@ -140,15 +149,25 @@ def main() -> None:
         from medapp.slide_level.settings import SlideLevelSettings
 
         settings = SlideLevelSettings(caption_max_new_tokens=16, description_max_new_tokens=48)
+        stage_start: dict[str, float] = {}
+
+        def on_progress(p) -> None:
+            stage_start.setdefault(p.item, time.perf_counter())
+
         start = time.perf_counter()
-        outcome = describe_slide(engine, path, work / "out", settings=settings)
+        outcome = describe_slide(engine, path, work / "out", settings=settings, on_progress=on_progress)
         first = time.perf_counter() - start
+        end = start + first
+        marks = [start] + [stage_start.get(k, end) for k in ("regions captioned", "description")] + [end]
         start = time.perf_counter()
         again = describe_slide(engine, path, work / "out", settings=settings)
         second = time.perf_counter() - start
         print(f"(f) one slide, tiny model: {first:.1f} s ({outcome.tiles_scored} tiles scored in "
               f"{outcome.scorer_calls} batches, {outcome.regions} regions, status {outcome.status}); "
               f"second run {second:.2f} s ({again.status})")
+        print(f"    stages: scoring {marks[1] - marks[0]:.1f} s ({outcome.tiles_scored / (marks[1] - marks[0]):.1f} "
+              f"tiles/s incl. reads), captioning 8 regions {marks[2] - marks[1]:.1f} s, description + outputs "
+              f"{marks[3] - marks[2]:.1f} s")
 
         flops = vit_flops_per_tile()
         print(f"    FLOPs per tile (ViT-L/14-336 to hidden_states[-2] + projector): {flops['total'] / 1e9:.0f} GFLOP "

@@ -163,11 +163,31 @@ def read_tile(slide: Any, grid: TileGrid, box: tuple[int, int, int, int]) -> Ima
 
 
 def stream_tiles(
-    slide: Any, grid: TileGrid, candidates: Iterable[Candidate]
+    slide: Any, grid: TileGrid, candidates: Iterable[Candidate], *, workers: int = 1, prefetch: int = 16
 ) -> Iterator[tuple[Candidate, Image.Image]]:
-    """Each candidate with its crop image, read lazily one at a time (memory: one tile plus the caller's batch)."""
-    for cand in candidates:
-        yield cand, read_tile(slide, grid, cand.box)
+    """Each candidate with its crop image, in order, read lazily (memory: at most `prefetch` tiles ahead).
+
+    With `workers` > 1 tiles are read and decoded in that many threads (OpenSlide reads are thread-safe and release
+    the GIL while decoding JPEG), so on a GPU machine tile decoding keeps up with the vision tower; the window of
+    `prefetch` pending reads keeps memory bounded whatever the slide's size.
+    """
+    if workers <= 1:
+        for cand in candidates:
+            yield cand, read_tile(slide, grid, cand.box)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: deque[tuple[Candidate, Any]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slide-tiles") as pool:
+        for cand in candidates:
+            pending.append((cand, pool.submit(read_tile, slide, grid, cand.box)))
+            if len(pending) >= max(prefetch, workers):
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

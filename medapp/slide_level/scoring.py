@@ -139,6 +139,7 @@ def score_candidates(
     on_batch: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     checkpoint_s: float = 30.0,
+    read_workers: int = 2,
 ) -> ScoringResult:
     """Scores for `candidates` (cache first), streaming the missing tiles to `scorer` `batch_size` at a time.
 
@@ -156,7 +157,8 @@ def score_candidates(
     if on_batch is not None:
         on_batch(total - len(todo), total)
     last_save = time.monotonic()
-    tiles = stream_tiles(slide, grid, (candidates[i] for i in todo))
+    tiles = stream_tiles(slide, grid, (candidates[i] for i in todo), workers=read_workers,
+                         prefetch=2 * batch_size)
     positions = iter(todo)
     for batch in batched(tiles, batch_size):
         if cancel is not None and cancel.is_set():

@@ -92,9 +92,14 @@ def test_candidates_are_tissue_inside_the_slide_and_streamed_lazily(slide):
         assert 0 <= x and 0 <= y and x + w <= 4096 and y + h <= 4096
     stream = stream_tiles(slide, grid, cands)
     assert isinstance(stream, types.GeneratorType)
-    for cand, image in stream:
+    streamed = list(stream)
+    assert [c for c, _ in streamed] == cands
+    for cand, image in streamed:
         assert image.size == (336, 336) and image.mode == "RGB"
         assert tissue_mask(np.asarray(image)).mean() >= 0.3, cand  # what was read really is mostly tissue
+    threaded = list(stream_tiles(slide, grid, iter(cands), workers=3, prefetch=4))  # same tiles, same order
+    assert [c for c, _ in threaded] == cands
+    assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(streamed, threaded, strict=True))
 
 
 # ------------------------------------------------------------------------------------------------- selection
