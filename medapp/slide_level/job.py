@@ -139,7 +139,9 @@ def describe_slide(
     `scorer` replaces the model's dot-product scorer (`scoring.Scorer`); `file_key` is the name written into
     slide.json (default: the file name). `on_progress(Progress)` gets `item` = one of the STAGE_* names.
     """
-    from medapp.hashing import image_sha256, slide_fingerprint
+    from reports.atomic import atomic_write_json
+
+    from medapp.hashing import slide_fingerprint
     from medapp.slide_level.candidates import candidate_grid
     from medapp.slide_level.scoring import EmbeddingScorer, ScoreCache, cache_key, score_candidates, scorer_id
     from medapp.slide_level.select import select_regions
@@ -210,69 +212,17 @@ def describe_slide(
         "settings": settings.to_dict(), "provenance": _provenance(engine, scorer_id(scorer), settings),
     }
 
-    # 4: captions, in rank-aligned batches
-    from reports.atomic import atomic_write_json
-
-    size = settings.caption_batch_size
-    cap_clock = EtaClock(sum(1 for r in regions if r["caption"] is None))
-    _report(on_progress, STAGE_CAPTION, sum(r["caption"] is not None for r in regions), len(regions), cap_clock)
-    for start in range(0, len(regions), size):
-        chunk = regions[start : start + size]
-        if all(r["caption"] is not None for r in chunk):
-            continue
-        if cancel is not None and cancel.is_set():
-            atomic_write_json(folder / RESULT_NAME, state)
-            outcome.seconds = time.monotonic() - started
-            return outcome
-        batch_started = time.monotonic()
-        images = [_region_image(slide, tuple(r["box"]), settings.region_max_side) for r in chunk]
-        generations = engine.caption_batch(images, settings.region_prompt, max_new_tokens=settings.caption_max_new_tokens,
-                                           batch_size=size, cancel=cancel)
-        if len(generations) < len(chunk) or any(g.stop_reason == "cancelled" for g in generations):
-            atomic_write_json(folder / RESULT_NAME, state)  # the whole batch is redone on resume
-            outcome.seconds = time.monotonic() - started
-            return outcome
-        hashes = [image_sha256(im) for im in images]
-        if audit is not None:
-            audit.record("caption", inputs=hashes, model_sha256=info.checkpoint_sha256, kind="slide-regions",
-                         n_inputs=len(chunk), n_done=len(chunk), batch_size=size,
-                         resumed=any(r["caption"] is not None for r in regions),
-                         seconds=round(time.monotonic() - batch_started, 3))
-        for region, generation, digest in zip(chunk, generations, hashes, strict=True):
-            region.update(caption=generation.text.strip(), stop_reason=generation.stop_reason, input_sha256=digest)
-        outcome.captions_done += len(chunk)
-        atomic_write_json(folder / RESULT_NAME, state)
-        _report(on_progress, STAGE_CAPTION, sum(r["caption"] is not None for r in regions), len(regions), cap_clock)
-
-    # 5: description
-    from medapp.slide_level.citations import validate_citations
-
-    if cancel is not None and cancel.is_set():
+    # 4: captions, in rank-aligned batches (slide.json rewritten after each); 5: the description
+    outcome.captions_done, finished = _caption_regions(engine, slide, folder, state, settings, on_progress, cancel,
+                                                       audit)
+    description = None
+    if finished and not (cancel is not None and cancel.is_set()):
+        description = _describe(engine, overview, regions, settings, on_progress, cancel, audit)
+    if description is None:
+        atomic_write_json(folder / RESULT_NAME, state)  # resume continues from the finished captions
         outcome.seconds = time.monotonic() - started
         return outcome
-    _report(on_progress, STAGE_DESCRIBE, 0, 1, None)
-    prompt = settings.description_text([r["caption"] for r in regions])
-    desc_started = time.monotonic()
-    generation = engine.generate(overview, None, prompt, max_new_tokens=settings.description_max_new_tokens,
-                                 cancel=cancel)
-    if generation.stop_reason == "cancelled":
-        outcome.seconds = time.monotonic() - started
-        return outcome
-    cited = validate_citations(generation.text.strip(), len(regions))
-    if audit is not None:
-        from medapp.hashing import text_sha256
-
-        audit.record("caption", inputs=[image_sha256(overview)], model_sha256=info.checkpoint_sha256,
-                     kind="slide-description", n_inputs=len(regions), n_tokens=len(generation.token_ids),
-                     stop_reason=generation.stop_reason, prompt_sha256=text_sha256(prompt),
-                     answer_chars=len(cited.text), seconds=round(time.monotonic() - desc_started, 3))
-    state["description"] = {
-        "text": cited.text, "raw": cited.raw, "stop_reason": generation.stop_reason,
-        "sentences": [{"text": s.text, "regions": list(s.regions)} for s in cited.sentences],
-        "invalid_citations": list(cited.invalid), "uncited_sentences": cited.uncited_sentences,
-        "prompt": prompt,
-    }
-    _report(on_progress, STAGE_DESCRIBE, 1, 1, None)
+    state["description"] = description
 
     # 6: outputs, slide.json last
     write_outputs(slide, folder, state, overview, cache_scores=(cache, scoring.scores, candidates))
@@ -281,6 +231,78 @@ def describe_slide(
     outcome.status, outcome.regions = "done", len(regions)
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def _caption_regions(engine: Any, slide: Any, folder: Path, state: dict[str, Any], settings: SlideLevelSettings,
+                     on_progress: ProgressCallback | None, cancel: threading.Event | None,
+                     audit: Any) -> tuple[int, bool]:
+    """Caption the regions still without one, `caption_batch_size` at a time, in batches fixed by rank.
+
+    Fixed boundaries (1–4, 5–8, …) mean a resumed run sends the model exactly the batches an uninterrupted run
+    sends, so it gets the same captions. Each batch is audited, then written into slide.json (`complete: false`).
+    Returns (how many were captioned now, whether all are done); on cancel the unfinished batch is redone on resume.
+    """
+    from reports.atomic import atomic_write_json
+
+    from medapp.hashing import image_sha256
+
+    regions = state["regions"]
+    size = settings.caption_batch_size
+    model_sha = engine.info.checkpoint_sha256
+    clock = EtaClock(sum(1 for r in regions if r["caption"] is None))
+    done = 0
+    _report(on_progress, STAGE_CAPTION, sum(r["caption"] is not None for r in regions), len(regions), clock)
+    for start in range(0, len(regions), size):
+        chunk = regions[start : start + size]
+        if all(r["caption"] is not None for r in chunk):
+            continue
+        if cancel is not None and cancel.is_set():
+            return done, False
+        batch_started = time.monotonic()
+        images = [_region_image(slide, tuple(r["box"]), settings.region_max_side) for r in chunk]
+        generations = engine.caption_batch(images, settings.region_prompt,
+                                           max_new_tokens=settings.caption_max_new_tokens, batch_size=size,
+                                           cancel=cancel)
+        if len(generations) < len(chunk) or any(g.stop_reason == "cancelled" for g in generations):
+            return done, False
+        hashes = [image_sha256(im) for im in images]
+        if audit is not None:  # before the captions are written: nothing on disk without an audit entry
+            audit.record("caption", inputs=hashes, model_sha256=model_sha, kind="slide-regions", n_inputs=len(chunk),
+                         n_done=len(chunk), batch_size=size, resumed=any(r["caption"] is not None for r in regions),
+                         seconds=round(time.monotonic() - batch_started, 3))
+        for region, generation, digest in zip(chunk, generations, hashes, strict=True):
+            region.update(caption=generation.text.strip(), stop_reason=generation.stop_reason, input_sha256=digest)
+        done += len(chunk)
+        atomic_write_json(folder / RESULT_NAME, state)
+        _report(on_progress, STAGE_CAPTION, sum(r["caption"] is not None for r in regions), len(regions), clock)
+    return done, True
+
+
+def _describe(engine: Any, overview: Any, regions: list[dict[str, Any]], settings: SlideLevelSettings,
+              on_progress: ProgressCallback | None, cancel: threading.Event | None, audit: Any) -> dict[str, Any] | None:
+    """The description: the overview image plus the numbered captions, citations checked; None when cancelled."""
+    from medapp.hashing import image_sha256, text_sha256
+    from medapp.slide_level.citations import validate_citations
+
+    _report(on_progress, STAGE_DESCRIBE, 0, 1, None)
+    prompt = settings.description_text([r["caption"] for r in regions])
+    started = time.monotonic()
+    generation = engine.generate(overview, None, prompt, max_new_tokens=settings.description_max_new_tokens,
+                                 cancel=cancel)
+    if generation.stop_reason == "cancelled":
+        return None
+    cited = validate_citations(generation.text.strip(), len(regions))
+    if audit is not None:
+        audit.record("caption", inputs=[image_sha256(overview)], model_sha256=engine.info.checkpoint_sha256,
+                     kind="slide-description", n_inputs=len(regions), n_tokens=len(generation.token_ids),
+                     stop_reason=generation.stop_reason, prompt_sha256=text_sha256(prompt),
+                     answer_chars=len(cited.text), seconds=round(time.monotonic() - started, 3))
+    _report(on_progress, STAGE_DESCRIBE, 1, 1, None)
+    return {
+        "text": cited.text, "raw": cited.raw, "stop_reason": generation.stop_reason,
+        "sentences": [{"text": s.text, "regions": list(s.regions)} for s in cited.sentences],
+        "invalid_citations": list(cited.invalid), "uncited_sentences": cited.uncited_sentences, "prompt": prompt,
+    }
 
 
 def _provenance(engine: Any, scorer: str, settings: SlideLevelSettings) -> dict[str, Any]:
