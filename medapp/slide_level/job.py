@@ -393,9 +393,7 @@ def describe_slides(
     from dicom_io.errors import InputError
     from dicom_io.slide import is_slide
 
-    from medapp.jobs.caption import _key, _row_error, input_files
-
-    root, files = input_files(source)
+    root, files = _input_files(Path(source))
     slides = [p for p in files if is_slide(p)]
     if not slides:
         raise UserError(f"{source}: no whole-slide images found")
@@ -406,7 +404,7 @@ def describe_slides(
         if cancel is not None and cancel.is_set():
             summary.cancelled = True
             break
-        key = _key(root, path)
+        key = _relative_key(root, path)
         if path.suffix.lower() == ".dcm":  # a DICOM-WSI keeps one level per file: describe the folder once
             parent = os.path.abspath(path.parent)
             if parent in seen_folders:
@@ -418,7 +416,7 @@ def describe_slides(
                 on_progress=(lambda p, k=key: on_progress(k, p)) if on_progress else None, cancel=cancel, audit=audit,
             )
         except (UserError, InputError) as exc:
-            message = _row_error(exc, path, key)
+            message = _error_text(exc, path, key)
             summary.errors.append((key, message))
             if on_error is not None:
                 on_error(key, message)
@@ -446,3 +444,40 @@ def load_scores(folder: str | Path, result: dict[str, Any]) -> tuple[np.ndarray,
             return data["boxes"].astype(np.int64), data["scores"].astype(np.float32)
     except (OSError, ValueError, KeyError):
         return np.zeros((0, 4), np.int64), np.zeros(0, np.float32)
+
+
+# Folder walking and error text: the same rules as the folder captioning job (medapp.jobs.caption), kept here so
+# this job does not depend on that module's private helpers while it is being reorganised.
+def _input_files(source: Path) -> tuple[Path, list[Path]]:
+    """(root for relative keys, files in a stable order); a folder is walked recursively, hidden entries skipped."""
+    if not source.exists():
+        raise UserError(f"{source}: no such file or folder")
+    if source.is_file():
+        return source.parent, [source]
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+    return source, files
+
+
+def _relative_key(root: Path, path: Path) -> str:
+    """The slide's name in outputs: its path relative to the batch root, POSIX separators, links not followed."""
+    absolute, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    try:
+        return absolute.relative_to(base).as_posix()
+    except ValueError:
+        return absolute.name
+
+
+def _error_text(exc: BaseException, path: Path, key: str) -> str:
+    """The cause of a slide's failure with its absolute path (which may hold a patient name) replaced by its key."""
+    cause = getattr(exc, "cause", None)
+    text = str(cause) if isinstance(cause, str) else str(exc)
+    spellings = {str(path), os.path.abspath(path)}
+    exc_path = getattr(exc, "path", None)
+    if exc_path is not None:
+        spellings |= {str(exc_path), os.path.abspath(exc_path)}
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelling, key)
+    return " ".join(text.split()) or type(exc).__name__
