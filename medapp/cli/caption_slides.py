@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medapp.cli._common import positive_int
+
 __all__ = ["add_slide_level_args", "run_slide_level"]
 
 
@@ -34,17 +36,17 @@ def add_slide_level_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--slide-level", action="store_true", help="describe each whole slide: score its tissue tiles "
                        "against the overview, read the top regions in full and write one cited description; -o is "
                        "then an output FOLDER (one subfolder per slide: slide.json, heatmap.png, slide.pdf)")
-    group.add_argument("--top-k", type=int, metavar="K", help="regions read per slide (default 8)")
+    group.add_argument("--top-k", type=positive_int, metavar="K", help="regions read per slide (default 8); with "
+                       "--slide-level, --batch-size is regions per model call, --max-new-tokens the caption length and "
+                       "--prompt the region instruction")
     group.add_argument("--magnification", type=_positive_float, metavar="X", help="objective magnification of the "
                        "candidate tiles (default 20; 10x ≈ 1.0 µm/px, 20x ≈ 0.5, 40x ≈ 0.25)")
 
 
-def _settings(args: argparse.Namespace, app_settings: Any) -> Any:
-    from medapp.errors import UserError
+def _settings(args: argparse.Namespace) -> Any:
+    """The slide-level settings: defaults, with the flags that were given."""
     from medapp.slide_level.settings import SlideLevelSettings
 
-    if args.top_k is not None and args.top_k < 1:
-        raise UserError(f"--top-k must be at least 1, got {args.top_k}")
     return SlideLevelSettings().updated(
         top_k=args.top_k, magnification=args.magnification, caption_batch_size=args.batch_size,
         caption_max_new_tokens=args.max_new_tokens, region_prompt=args.prompt,
@@ -66,7 +68,7 @@ def run_slide_level(args: argparse.Namespace) -> int:
     if not outdir.parent.is_dir():
         raise UserError(f"{outdir}: the folder {outdir.parent} does not exist")
     app_settings = load_settings(args)
-    settings = _settings(args, app_settings)
+    settings = _settings(args)
     if source.is_file():
         from dicom_io.slide import is_slide
 

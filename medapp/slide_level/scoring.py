@@ -64,14 +64,20 @@ class EmbeddingScorer:
         self.engine = engine
         self.batch_size = int(batch_size)
         self._overview: tuple[str, np.ndarray] | None = None
+        self._overview_image: Image.Image | None = None
         self.calls = 0
 
     def overview_embedding(self, overview: Image.Image) -> np.ndarray:
+        """The overview's embedding, computed once: the same image object is recognised without hashing it again
+        for every batch; another image is recognised by its pixels."""
+        if self._overview is not None and self._overview_image is overview:
+            return self._overview[1]
         from medapp.hashing import image_sha256
 
         key = image_sha256(overview)
         if self._overview is None or self._overview[0] != key:
             self._overview = (key, self.engine.mean_embeddings([overview], batch_size=1)[0].astype(np.float64))
+        self._overview_image = overview
         return self._overview[1]
 
     def __call__(self, overview: Image.Image, tiles: Sequence[Image.Image]) -> np.ndarray:

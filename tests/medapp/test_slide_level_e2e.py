@@ -70,6 +70,9 @@ def test_outputs_are_written_valid_and_cite_only_existing_regions(tiny_engine, t
     x, y, w, h = regions[0]["box"]  # the planted texture is what the injected scorer prefers: it comes first
     x0, y0, x1, y1 = PLANTED_RECT
     assert x0 <= x + w / 2 <= x1 and y0 <= y + h / 2 <= y1
+    centres = np.array([r["centre"] for r in regions])
+    gaps = np.hypot(*(centres[:, None] - centres[None]).transpose(2, 0, 1))[~np.eye(4, dtype=bool)]
+    assert (gaps >= 2 * 672).all()  # min_distance 2 tile sides of 672 level-0 px
     for r in regions:  # inside the slide
         bx, by, bw, bh = r["box"]
         assert bx >= 0 and by >= 0 and bx + bw <= 4096 and by + bh <= 4096 and r["tissue"] >= 0.5
