@@ -216,11 +216,13 @@ class SlideDescriptionPanel(QWidget):
 
             folder = default_output_folder(path)
             if load_only:
-                return describe_payload(folder, "saved")
-            engine = self.bridge.engine(loader)
-            outcome = describe_slide(engine, path, folder, settings=settings or SlideLevelSettings(),
-                                     on_progress=progress, cancel=cancel, audit=audit)
-            return describe_payload(folder, outcome.status)
+                payload = describe_payload(folder, "saved")
+            else:
+                engine = self.bridge.engine(loader)
+                outcome = describe_slide(engine, path, folder, settings=settings or SlideLevelSettings(),
+                                         on_progress=progress, cancel=cancel, audit=audit)
+                payload = describe_payload(folder, outcome.status)
+            return None if payload is None else {**payload, "slide_path": path}
 
         handle = self.bridge.make_job("Load slide description" if load_only else "Describe slide", job)
         handle.progress.connect(self._progress)
@@ -254,8 +256,8 @@ class SlideDescriptionPanel(QWidget):
             if self.handle is not None and self.handle.is_cancelled:
                 self.stage.setText("Cancelled. Describe continues from the finished steps.")
             return
-        if self.slide is None:
-            return  # the slide was closed while the job ran
+        if self.slide is None or Path(self.slide.path) != payload.get("slide_path"):
+            return  # another document is on screen now: this result belongs to the slide that was closed
         self.show_payload(payload)
 
     # --- results ----------------------------------------------------------------------------------------------
