@@ -58,7 +58,8 @@ def run_slide_level(args: argparse.Namespace) -> int:
 
     from medapp.cli._common import audit_log, load_settings, model_holder
     from medapp.errors import UserError
-    from medapp.slide_level.job import describe_slide, describe_slides, output_folder
+    from medapp.slide_level.folder import describe_slides, output_folder
+    from medapp.slide_level.job import describe_slide
 
     source, outdir = Path(args.folder), Path(args.output)
     if not source.exists():

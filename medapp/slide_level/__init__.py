@@ -14,7 +14,9 @@ Modules, one job each:
 * `select`      — top-k with a minimum distance between picks (greedy NMS on level-0 centres).
 * `citations`   — keep only region numbers that exist; one sentence ↔ its regions.
 * `heatmap`     — scores and numbered boxes drawn over the thumbnail (Pillow).
-* `job`         — `describe_slide` / `describe_slides`: the resumable workflow and its outputs.
+* `job`         — `describe_slide`: one slide's resumable workflow (slide.json).
+* `outputs`     — the heat-map PNG and the PDF; how a region becomes pixels.
+* `folder`      — `describe_slides`: every slide under a folder, one output folder each.
 
 Importing this package imports neither torch nor Qt.
 """

@@ -11,22 +11,21 @@ Workflow (each step's output is on disk before the next starts, so a kill loses 
    model exactly what an uninterrupted run asks. After each batch `slide.json` is rewritten with `complete: false`.
 5. **Description**: the overview image plus the numbered captions (`SlideLevelSettings.description_text`);
    citations are checked (`citations.validate_citations`).
-6. **Outputs**: `heatmap.png`, `slide.pdf`, then `slide.json` with `complete: true` last, all written atomically
+6. **Outputs** (`outputs.write_outputs`): `heatmap.png`, `slide.pdf`, then `slide.json` with `complete: true` last, all written atomically
    (`reports.atomic`). A slide whose `slide.json` is complete for the same slide fingerprint, model hash, scorer
    and settings is skipped.
 
-Every model use is audited (event "caption", kind "slide-level", input hashes only, no names or paths) before its
-result is written, like the folder captioning job. AI output is marked as a draft in every file.
+Every model use is audited (event "caption", kind "slide-scores" / "slide-regions" / "slide-description", input
+hashes only, no names or paths) before its result is written, like the folder captioning job. AI output is marked
+as a draft in every file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,8 @@ from medapp.jobs.progress import EtaClock, Progress, ProgressCallback
 from medapp.slide_level.settings import SlideLevelSettings
 
 __all__ = [
-    "FORMAT", "STAGE_CAPTION", "STAGE_DESCRIBE", "STAGE_SCORE", "SlideOutcome", "SlidesSummary",
-    "default_output_folder", "describe_slide", "describe_slides", "load_result", "load_scores", "output_folder",
+    "FORMAT", "STAGE_CAPTION", "STAGE_DESCRIBE", "STAGE_SCORE", "SlideOutcome", "default_output_folder",
+    "describe_slide", "load_result", "load_scores",
 ]
 
 FORMAT = "medapp-slide-description/1"
@@ -47,8 +46,7 @@ DRAFT = "AI DRAFT — not reviewed"
 STAGE_SCORE = "tiles scored"
 STAGE_CAPTION = "regions captioned"
 STAGE_DESCRIBE = "description"
-RESULT_NAME, HEATMAP_NAME, PDF_NAME = "slide.json", "heatmap.png", "slide.pdf"
-_THUMB_PX = 384
+RESULT_NAME = "slide.json"
 
 
 @dataclass
@@ -68,11 +66,6 @@ class SlideOutcome:
         return self.folder / RESULT_NAME
 
 
-@dataclass
-class SlidesSummary:
-    outcomes: list[SlideOutcome] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (file key, message)
-    cancelled: bool = False
 
 
 def load_result(folder: str | Path) -> dict[str, Any] | None:
@@ -105,16 +98,6 @@ def _open_slide(path: Path) -> Any:
     return opened
 
 
-def _region_image(slide: Any, box: tuple[int, int, int, int], max_side: int) -> Any:
-    """A region as the pipeline gets it: read from the finest level that keeps it within `max_side`, then shrunk."""
-    from PIL import Image
-
-    from medapp.view import render_slide_region, slide_region_level
-
-    image = render_slide_region(slide, box, slide_region_level(slide, box, max_side))
-    if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return image
 
 
 def _report(on_progress: ProgressCallback | None, stage: str, done: int, total: int, clock: EtaClock | None) -> None:
@@ -225,6 +208,8 @@ def describe_slide(
     state["description"] = description
 
     # 6: outputs, slide.json last
+    from medapp.slide_level.outputs import write_outputs
+
     write_outputs(slide, folder, state, overview, cache_scores=(cache, scoring.scores, candidates))
     state["complete"] = True
     atomic_write_json(folder / RESULT_NAME, state)
@@ -259,7 +244,9 @@ def _caption_regions(engine: Any, slide: Any, folder: Path, state: dict[str, Any
         if cancel is not None and cancel.is_set():
             return done, False
         batch_started = time.monotonic()
-        images = [_region_image(slide, tuple(r["box"]), settings.region_max_side) for r in chunk]
+        from medapp.slide_level.outputs import region_image
+
+        images = [region_image(slide, tuple(r["box"]), settings.region_max_side) for r in chunk]
         generations = engine.caption_batch(images, settings.region_prompt,
                                            max_new_tokens=settings.caption_max_new_tokens, batch_size=size,
                                            cancel=cancel)
@@ -319,113 +306,10 @@ def _provenance(engine: Any, scorer: str, settings: SlideLevelSettings) -> dict[
     }
 
 
-def write_outputs(slide: Any, folder: Path, state: dict[str, Any], overview: Any,
-                  cache_scores: tuple[Any, np.ndarray, Sequence[Any]]) -> None:
-    """heatmap.png and slide.pdf from the finished state (plain data to reports/)."""
-    import io
-
-    from reports.atomic import atomic_write_bytes
-    from reports.slide_pdf import SlideDocument, SlideRegionEntry, render_slide_pdf
-
-    from medapp.slide_level.heatmap import draw_region_boxes, heatmap_image
-
-    _cache, scores, candidates = cache_scores
-    size0 = tuple(slide.level_dimensions[0])
-    boxes = np.asarray([c.box for c in candidates], dtype=np.int64).reshape(-1, 4)
-    picked = [r["box"] for r in state["regions"]]
-    heat = heatmap_image(overview, size0, boxes, scores, picked)
-    buf = io.BytesIO()
-    heat.save(buf, "PNG")
-    atomic_write_bytes(folder / HEATMAP_NAME, buf.getvalue())
-
-    desc = state["description"]
-    notes = []
-    if desc["invalid_citations"]:
-        notes.append("Citations of regions that do not exist were removed: "
-                     + ", ".join(f"[{n}]" for n in desc["invalid_citations"]))
-    if desc["uncited_sentences"]:
-        notes.append(f"{desc['uncited_sentences']} sentence(s) cite no region; treat them with extra care.")
-    entries = []
-    for r in state["regions"]:
-        thumb = _region_image(slide, tuple(r["box"]), _THUMB_PX)
-        entries.append(SlideRegionEntry(r["number"], thumb, r["caption"] or "", tuple(r["box"]), r["magnification"],
-                                        r["score"]))
-    prov = state["provenance"]
-    rows = [("Model", f"{prov['model_id']} ({prov['model_version']})"),
-            ("Model SHA-256", prov["model_sha256"] or "unknown"),
-            ("App", f"{prov['app']} {prov['app_version']}"), ("Created", prov["created"]),
-            ("Slide fingerprint", state["slide"]["fingerprint"]), ("Scorer", prov["scorer"]),
-            ("Magnification", f"{state['settings']['magnification']:g}×, {state['n_candidates']} tissue tiles scored, "
-                              f"top {state['settings']['top_k']}"),
-            ("Region prompt", prov["prompts"]["region"]),
-            ("Settings SHA-256", prov["settings_sha256"])]
-    document = SlideDocument(
-        title=f"Slide description — {state['slide']['file']}",
-        overview=draw_region_boxes(overview, size0, picked),
-        description=desc["text"], regions=entries, provenance=rows, notes=notes,
-    )
-    render_slide_pdf(document, folder / PDF_NAME)
 
 
-def output_folder(outdir: Path, key: str) -> Path:
-    """Where a slide's files go: OUTDIR/<relative path with '/' → '__'> (one folder per slide, no clashes)."""
-    safe = key.replace("\\", "/").strip("/").replace("/", "__") or "slide"
-    return Path(outdir) / safe
 
 
-def describe_slides(
-    engine: Any,
-    source: str | Path,
-    outdir: str | Path,
-    *,
-    settings: SlideLevelSettings | None = None,
-    scorer: Any = None,
-    on_progress: Callable[[str, Progress], None] | None = None,
-    on_error: Callable[[str, str], None] | None = None,
-    cancel: threading.Event | None = None,
-    audit: Any = None,
-) -> SlidesSummary:
-    """Every slide under `source` (a slide file or a folder, searched recursively) into OUTDIR/<slide>/.
-
-    A slide that cannot be read or has no tissue is reported (`on_error(file key, message)`) and skipped; the
-    others go on. `on_progress(file_key, Progress)` follows each slide.
-    """
-    from dicom_io.errors import InputError
-    from dicom_io.slide import is_slide
-
-    root, files = _input_files(Path(source))
-    slides = [p for p in files if is_slide(p)]
-    if not slides:
-        raise UserError(f"{source}: no whole-slide images found")
-    summary = SlidesSummary()
-    outdir = Path(outdir)
-    seen_folders: set[str] = set()
-    for path in slides:
-        if cancel is not None and cancel.is_set():
-            summary.cancelled = True
-            break
-        key = _relative_key(root, path)
-        if path.suffix.lower() == ".dcm":  # a DICOM-WSI keeps one level per file: describe the folder once
-            parent = os.path.abspath(path.parent)
-            if parent in seen_folders:
-                continue
-            seen_folders.add(parent)
-        try:
-            outcome = describe_slide(
-                engine, path, output_folder(outdir, key), settings=settings, scorer=scorer, file_key=key,
-                on_progress=(lambda p, k=key: on_progress(k, p)) if on_progress else None, cancel=cancel, audit=audit,
-            )
-        except (UserError, InputError) as exc:
-            message = _error_text(exc, path, key)
-            summary.errors.append((key, message))
-            if on_error is not None:
-                on_error(key, message)
-            continue
-        summary.outcomes.append(outcome)
-        if outcome.status == "cancelled":
-            summary.cancelled = True
-            break
-    return summary
 
 
 def default_output_folder(path: str | Path) -> Path:
@@ -444,40 +328,3 @@ def load_scores(folder: str | Path, result: dict[str, Any]) -> tuple[np.ndarray,
             return data["boxes"].astype(np.int64), data["scores"].astype(np.float32)
     except (OSError, ValueError, KeyError):
         return np.zeros((0, 4), np.int64), np.zeros(0, np.float32)
-
-
-# Folder walking and error text: the same rules as the folder captioning job (medapp.jobs.caption), kept here so
-# this job does not depend on that module's private helpers while it is being reorganised.
-def _input_files(source: Path) -> tuple[Path, list[Path]]:
-    """(root for relative keys, files in a stable order); a folder is walked recursively, hidden entries skipped."""
-    if not source.exists():
-        raise UserError(f"{source}: no such file or folder")
-    if source.is_file():
-        return source.parent, [source]
-    files: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(source):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
-    return source, files
-
-
-def _relative_key(root: Path, path: Path) -> str:
-    """The slide's name in outputs: its path relative to the batch root, POSIX separators, links not followed."""
-    absolute, base = Path(os.path.abspath(path)), Path(os.path.abspath(root))
-    try:
-        return absolute.relative_to(base).as_posix()
-    except ValueError:
-        return absolute.name
-
-
-def _error_text(exc: BaseException, path: Path, key: str) -> str:
-    """The cause of a slide's failure with its absolute path (which may hold a patient name) replaced by its key."""
-    cause = getattr(exc, "cause", None)
-    text = str(cause) if isinstance(cause, str) else str(exc)
-    spellings = {str(path), os.path.abspath(path)}
-    exc_path = getattr(exc, "path", None)
-    if exc_path is not None:
-        spellings |= {str(exc_path), os.path.abspath(exc_path)}
-    for spelling in sorted(spellings, key=len, reverse=True):
-        text = text.replace(spelling, key)
-    return " ".join(text.split()) or type(exc).__name__

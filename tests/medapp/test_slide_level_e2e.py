@@ -219,7 +219,7 @@ def test_a_folder_describes_every_slide_and_reports_the_bad_one(tiny_engine, tes
 
     import tifffile
 
-    from medapp.slide_level.job import describe_slides
+    from medapp.slide_level.folder import describe_slides
 
     folder = tmp_path / "cases"
     (folder / "sub").mkdir(parents=True)
