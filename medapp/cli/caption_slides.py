@@ -53,6 +53,20 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
+def _preflight(path: Path, magnification: float) -> None:
+    """A slide's magnification problems (none stated, or less than asked for) as a `UserError` naming the file."""
+    from dicom_io.slide import Slide
+
+    from medapp.errors import UserError
+    from medapp.slide_level.candidates import base_magnification
+
+    with Slide(path) as slide:
+        base = base_magnification(slide)
+        if magnification > base * 1.001:
+            raise UserError(f"{path}: scanned at {base:g}x, so it cannot be read at {magnification:g}x; choose "
+                            f"--magnification {base:g} or less")
+
+
 def run_slide_level(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -75,6 +89,7 @@ def run_slide_level(args: argparse.Namespace) -> int:
 
         if not is_slide(source):
             raise UserError(f"{source}: not a whole-slide image (--slide-level reads slide pyramids)")
+        _preflight(source, settings.magnification)  # before the model loads: a bad slide fails in a second
     outdir.mkdir(exist_ok=True)
     engine = model_holder(args, app_settings).get()
     audit = audit_log(app_settings)

@@ -214,6 +214,20 @@ def test_cli_names_the_slide_that_has_no_magnification(cli_engine, tmp_path, med
     assert code == 2 and "no-mpp.tif" in err and "neither" in err
 
 
+def test_cli_refuses_more_magnification_than_scanned_before_loading_the_model(tmp_path, test_slide, medapp_home,
+                                                                               capsys, monkeypatch):
+    from medapp.cli import main
+    from medapp.model_holder import ModelHolder
+
+    def no_model(self):
+        raise AssertionError("the model must not load for a slide that cannot be read at that magnification")
+
+    monkeypatch.setattr(ModelHolder, "get", no_model)
+    code = main(["caption", str(test_slide), "--slide-level", "--magnification", "80", "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "synthetic.tif" in err and "40x" in err and "80x" in err
+
+
 def test_a_folder_describes_every_slide_and_reports_the_bad_one(tiny_engine, test_slide, tmp_path):
     import shutil
 
