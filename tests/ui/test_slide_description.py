@@ -105,6 +105,8 @@ def test_cancel_then_describe_heat_map_and_go_to_region(qtbot, setup, screenshot
     x, y, w, h = viewer.visible_rect()
     bx, by, bw, bh = region["box"]
     assert x <= bx + bw / 2 <= x + w and y <= by + bh / 2 <= y + h
+    qtbot.waitUntil(viewer.is_idle, timeout=20000)
+    container.grab().save(str(screenshots / "slide_description_region.png"))
 
     # reopening the slide shows the saved description without running the model
     panel.set_document(viewer.slide)
