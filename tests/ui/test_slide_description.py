@@ -112,3 +112,10 @@ def test_cancel_then_describe_heat_map_and_go_to_region(qtbot, setup, screenshot
     panel.set_document(viewer.slide)
     qtbot.waitUntil(lambda: not panel.handle.is_running, timeout=20000)
     assert panel.regions.count() == 4 and panel.payload["status"] == "saved"
+
+    # fewer regions from the panel's own control: the scores come from the cache, only the reading is redone
+    assert panel.top_k.value() == 4 and panel.magnification.currentData() == 20.0
+    panel.top_k.setValue(2)
+    seen = _run(qtbot, panel)
+    assert panel.regions.count() == 2 and panel.payload["result"]["settings"]["top_k"] == 2
+    assert all(done == total for stage, done, total in seen if stage == "tiles scored")  # nothing left to score

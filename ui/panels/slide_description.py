@@ -22,6 +22,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QUrl
 from PySide6.QtGui import QBrush, QColor, QFont, QPen, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QGraphicsItem,
     QGraphicsPixmapItem,
     QGraphicsRectItem,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QTextBrowser,
     QVBoxLayout,
@@ -43,6 +45,7 @@ from ui.viewer.qimage import pil_to_qimage
 __all__ = ["SlideDescriptionPanel", "SlideOverlay", "describe_payload"]
 
 DRAFT_LABEL = "AI DRAFT — not reviewed"
+MAGNIFICATIONS = (5.0, 10.0, 20.0, 40.0)
 OVERLAY_SIDE = 1024  # heat-map layer resolution (longest side), like the viewer's thumbnail
 BOX_COLOUR = QColor(230, 30, 30)
 
@@ -134,6 +137,19 @@ class SlideDescriptionPanel(QWidget):
         self.describe_button.setToolTip("Score the tissue against the overview, read the top regions and write a "
                                         "description that cites them (AI draft)")
         self.cancel_button = QPushButton("Cancel")
+        from medapp.slide_level.settings import SlideLevelSettings
+
+        defaults = settings or SlideLevelSettings()
+        self.top_k = QSpinBox()
+        self.top_k.setRange(1, 32)
+        self.top_k.setValue(defaults.top_k)
+        self.top_k.setPrefix("regions ")
+        self.top_k.setToolTip("How many regions are read in full")
+        self.magnification = QComboBox()
+        for mag in sorted(set(MAGNIFICATIONS) | {float(defaults.magnification)}):
+            self.magnification.addItem(f"{mag:g}×", mag)
+        self.magnification.setCurrentIndex(self.magnification.findData(float(defaults.magnification)))
+        self.magnification.setToolTip("Objective magnification the candidate tiles are read at")
         self.heat_toggle = QCheckBox("Heat map")
         self.heat_toggle.setChecked(True)
         self.progress = QProgressBar()
@@ -149,6 +165,8 @@ class SlideDescriptionPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.describe_button)
         buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.top_k)
+        buttons.addWidget(self.magnification)
         buttons.addStretch(1)
         buttons.addWidget(self.heat_toggle)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -172,6 +190,8 @@ class SlideDescriptionPanel(QWidget):
     def _sync(self) -> None:
         running = self.handle is not None and self.handle.is_running
         self.describe_button.setEnabled(self.slide is not None and not running)
+        self.top_k.setEnabled(not running)
+        self.magnification.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.heat_toggle.setEnabled(self.payload is not None)
 
@@ -204,23 +224,25 @@ class SlideDescriptionPanel(QWidget):
             self.stage.setText("Cancelling… (finished steps are kept; Describe continues from them)")
 
     def _start(self, *, load_only: bool) -> None:
+        from medapp.slide_level.settings import SlideLevelSettings
+
         path = Path(self.slide.path)
-        settings = self.settings
+        settings = (self.settings or SlideLevelSettings()).updated(
+            top_k=self.top_k.value(), magnification=float(self.magnification.currentData()))
         audit = getattr(self.context, "audit", None)
         loader_of = getattr(self.bridge, "_engine_loader", None)  # the bridge's own "load on first use" rule
         loader = loader_of() if callable(loader_of) else None
 
         def job(on_token: Any, progress: Any, cancel: Any) -> dict[str, Any] | None:
             from medapp.slide_level.job import default_output_folder, describe_slide
-            from medapp.slide_level.settings import SlideLevelSettings
 
             folder = default_output_folder(path)
             if load_only:
                 payload = describe_payload(folder, "saved")
             else:
                 engine = self.bridge.engine(loader)
-                outcome = describe_slide(engine, path, folder, settings=settings or SlideLevelSettings(),
-                                         on_progress=progress, cancel=cancel, audit=audit)
+                outcome = describe_slide(engine, path, folder, settings=settings, on_progress=progress, cancel=cancel,
+                                         audit=audit)
                 payload = describe_payload(folder, outcome.status)
             return None if payload is None else {**payload, "slide_path": path}
 
