@@ -453,6 +453,54 @@ class DragonflyEngine:
             on_token=None, cancel=cancel,
         )
 
+    # ------------------------------------------------------------------------------------------------ embeddings
+    def crop_pixels(self, images: Sequence[Any]) -> Any:
+        """float32 `(n, 3, S, S)`: each image as ONE model crop, exactly as the processor makes its global crop.
+
+        Same conversion (`to_rgb`), the same Pillow BICUBIC stretch to `S × S` and the same bit-exact normaliser as
+        `processor.image_patches` uses for crop 0, so a tile's embedding here equals the global-crop embedding the
+        full pipeline would compute for it.
+        """
+        import numpy as np
+        from PIL import Image
+
+        from models._pixels import to_rgb
+
+        side = int(self.processor.layout.crop_size)
+        out = np.empty((len(images), 3, side, side), dtype=np.float32)
+        for i, image in enumerate(images):
+            try:
+                rgb = to_rgb(image, f"images[{i}]")
+            except ValueError as exc:
+                raise ModelError(str(exc)) from exc
+            crop = np.asarray(rgb.resize((side, side), Image.Resampling.BICUBIC))
+            self.processor.normalizer.crops(crop[None], out[i : i + 1])
+        return out
+
+    def mean_embeddings(self, images: Sequence[Any], batch_size: int = 8) -> Any:
+        """`(n, D)` float32 numpy: the mean over tokens (CLS included) of each image's projected single crop.
+
+        This is the summary vector Dragonfly v1's zoom-in rule compares (`zoom_select`: CLIP `hidden_states[-2]`
+        → `vision_embed_tokens` → mean over the crop's tokens); slide-level selection scores tiles against a slide
+        overview with it. `batch_size` crops go through the vision tower per call, so the cost per tile is one
+        crop's worth of tower work and the batch amortises the per-call overhead.
+        """
+        import numpy as np
+        import torch
+
+        if batch_size < 1:
+            raise ModelError(f"batch_size must be at least 1, got {batch_size}")
+        chunks: list[np.ndarray] = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                pixels = torch.from_numpy(self.crop_pixels(images[start : start + batch_size]))
+                projected = self.model.encode_crops(pixels)  # (b, tokens, D)
+                chunks.append(projected.float().mean(dim=1).cpu().numpy())
+        if not chunks:
+            hidden = int(self.model.config.text_config.hidden_size)
+            return np.zeros((0, hidden), dtype=np.float32)
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
     # ------------------------------------------------------------------------------------------------ decoding
     def _decode_loop(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, extra: dict[str, Any], *,

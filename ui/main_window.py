@@ -140,6 +140,14 @@ class MainWindow(QMainWindow):
             self.panels.addTab(self.report_panel, "Report")
         except ImportError as exc:
             log.info("report panel unavailable: %s", exc)
+        try:  # slide-level description (issue #14): its own module, follows the document on screen
+            from ui.panels.slide_description import SlideDescriptionPanel
+
+            self.slide_panel = SlideDescriptionPanel(self.context, self._bridge, self.slide_viewer)
+            self.panels.addTab(self.slide_panel, "Slide")
+            self.document_shown.connect(self.slide_panel.set_document)
+        except ImportError as exc:
+            log.info("slide description panel unavailable: %s", exc)
 
     def _action(
         self, text: str, slot: Callable[..., Any], shortcut: str | QKeySequence | None = None, *, checkable: bool = False,

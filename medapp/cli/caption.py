@@ -36,11 +36,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--prompt", metavar="TEXT", help="instruction sent with every image (default: the "
                         "Dragonfly-Med captioning prompt)")
     add_model_args(parser)
+    from medapp.cli.caption_slides import add_slide_level_args
+
+    add_slide_level_args(parser)  # --slide-level: whole-slide descriptions (medapp.slide_level)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    if getattr(args, "slide_level", False):
+        from medapp.cli.caption_slides import run_slide_level
+
+        return run_slide_level(args)
 
     from medapp.cli._common import audit_log, load_settings, model_holder, user_text
     from medapp.jobs.caption_folder import CaptionRequest, caption_folder
