@@ -103,7 +103,6 @@ def main() -> None:
               f"{int((mask > 0).sum())} of {mask.size} level-0 tiles tissue) in {wrote:.1f} s")
 
         from dicom_io.slide import Slide
-
         from medapp.slide_level.candidates import candidate_grid, read_tile
 
         slide = Slide(path)

@@ -56,7 +56,6 @@ def _settings(args: argparse.Namespace) -> Any:
 def _preflight(path: Path, magnification: float) -> None:
     """A slide's magnification problems (none stated, or less than asked for) as a `UserError` naming the file."""
     from dicom_io.slide import Slide
-
     from medapp.errors import UserError
     from medapp.slide_level.candidates import base_magnification
 

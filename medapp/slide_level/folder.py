@@ -73,9 +73,16 @@ def describe_slides(
                 continue
             seen_folders.add(parent)
         try:
+            per_slide = None
+            if on_progress is not None:
+                report = on_progress
+
+                def per_slide(p: Any, k: str = key) -> None:
+                    report(k, p)
+
             outcome = describe_slide(
                 engine, path, output_folder(outdir, key), settings=settings, scorer=scorer, file_key=key,
-                on_progress=(lambda p, k=key: on_progress(k, p)) if on_progress else None, cancel=cancel, audit=audit,
+                on_progress=per_slide, cancel=cancel, audit=audit,
             )
         except (UserError, InputError) as exc:
             message = _error_text(exc, path, key)

@@ -83,13 +83,12 @@ def _identity(fingerprint: str, model_sha: str | None, scorer: str, settings: Sl
             "settings_sha256": settings.settings_sha256}
 
 
-def _same_identity(data: dict[str, Any] | None, identity: dict[str, Any]) -> bool:
+def _same_identity(data: dict[str, Any], identity: dict[str, Any]) -> bool:
     return bool(data) and data.get("identity") == identity
 
 
 def _open_slide(path: Path) -> Any:
     from dicom_io.slide import Slide
-
     from medapp.view import open_cached
 
     opened = open_cached(path)
@@ -122,12 +121,11 @@ def describe_slide(
     `scorer` replaces the model's dot-product scorer (`scoring.Scorer`); `file_key` is the name written into
     slide.json (default: the file name). `on_progress(Progress)` gets `item` = one of the STAGE_* names.
     """
-    from reports.atomic import atomic_write_json
-
     from medapp.hashing import slide_fingerprint
     from medapp.slide_level.candidates import candidate_grid
     from medapp.slide_level.scoring import EmbeddingScorer, ScoreCache, cache_key, score_candidates, scorer_id
     from medapp.slide_level.select import select_regions
+    from reports.atomic import atomic_write_json
 
     settings = settings or SlideLevelSettings()
     started = time.monotonic()
@@ -137,7 +135,7 @@ def describe_slide(
     info = engine.info
     scorer = scorer if scorer is not None else EmbeddingScorer(engine, settings.score_batch_size)
     identity = _identity(fingerprint, info.checkpoint_sha256, scorer_id(scorer), settings)
-    previous = load_result(folder)
+    previous = load_result(folder) or {}
     if _same_identity(previous, identity) and previous.get("complete"):
         return SlideOutcome(folder, "skipped", regions=len(previous.get("regions", [])),
                             seconds=time.monotonic() - started)
@@ -227,9 +225,8 @@ def _caption_regions(engine: Any, slide: Any, folder: Path, state: dict[str, Any
     sends, so it gets the same captions. Each batch is audited, then written into slide.json (`complete: false`).
     Returns (how many were captioned now, whether all are done); on cancel the unfinished batch is redone on resume.
     """
-    from reports.atomic import atomic_write_json
-
     from medapp.hashing import image_sha256
+    from reports.atomic import atomic_write_json
 
     regions = state["regions"]
     size = settings.caption_batch_size

@@ -37,10 +37,9 @@ def write_outputs(slide: Any, folder: Path, state: dict[str, Any], overview: Any
     """heatmap.png and slide.pdf from the finished state (plain data to reports/)."""
     import io
 
+    from medapp.slide_level.heatmap import draw_region_boxes, heatmap_image
     from reports.atomic import atomic_write_bytes
     from reports.slide_pdf import SlideDocument, SlideRegionEntry, render_slide_pdf
-
-    from medapp.slide_level.heatmap import draw_region_boxes, heatmap_image
 
     _cache, scores, candidates = cache_scores
     size0 = tuple(slide.level_dimensions[0])

@@ -27,10 +27,10 @@ def select_regions(centres: np.ndarray, scores: np.ndarray, k: int, min_distance
     if centres.shape[0] != scores.shape[0]:
         raise ValueError(f"{centres.shape[0]} centres but {scores.shape[0]} scores")
     order = np.lexsort((np.arange(len(scores)), -np.nan_to_num(scores, nan=-np.inf)))
-    order = [int(i) for i in order if np.isfinite(scores[i])]
+    ranked = [int(i) for i in order if np.isfinite(scores[i])]
     picks: list[int] = []
     limit = float(min_distance) ** 2
-    for i in order:
+    for i in ranked:
         if len(picks) >= k:
             break
         if picks:

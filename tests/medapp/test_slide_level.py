@@ -81,7 +81,6 @@ def test_grid_is_one_model_crop_at_the_magnification_read_from_the_right_level(s
 
 def test_candidates_are_tissue_inside_the_slide_and_streamed_lazily(slide):
     from dicom_io.tissue import tissue_mask
-
     from medapp.slide_level.candidates import candidate_grid, stream_tiles
 
     grid, cands = candidate_grid(slide, 20, 336, tissue_fraction=0.5)
@@ -243,7 +242,6 @@ def test_settings_identity_follows_every_prompt_and_number():
 def test_label_and_macro_images_never_reach_the_candidates(svs_slide):
     """The SVS fixture's label and macro are pure green; no candidate tile or overview may contain that colour."""
     from dicom_io.slide import Slide
-
     from medapp.slide_level.candidates import candidate_grid, stream_tiles
 
     with Slide(svs_slide) as slide:
