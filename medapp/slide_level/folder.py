@@ -75,9 +75,7 @@ def describe_slides(
         try:
             per_slide = None
             if on_progress is not None:
-                report = on_progress
-
-                def per_slide(p: Any, k: str = key) -> None:
+                def per_slide(p: Any, k: str = key, report: Callable[..., Any] = on_progress) -> None:
                     report(k, p)
 
             outcome = describe_slide(
