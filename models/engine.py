@@ -466,7 +466,7 @@ class DragonflyEngine:
 
         from models._pixels import to_rgb
 
-        side = int(self.processor.layout.crop_size)
+        side = int(self.processor.variant_spec.crop_size)
         out = np.empty((len(images), 3, side, side), dtype=np.float32)
         for i, image in enumerate(images):
             try:
@@ -556,7 +556,7 @@ class DragonflyEngine:
             if not 0 < top_p <= 1:
                 raise ModelError(f"top_p must be in (0, 1], got {top_p}")
             options.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
-        if decoder is not None:
+        if on_token is not None:
             if input_ids.shape[0] != 1:
                 raise ModelError("streaming needs a batch of one")
             options["streamer"] = _Streamer()

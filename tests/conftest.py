@@ -46,11 +46,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _restore_torch_threads() -> Iterator[None]:
     """A test that changes torch's intra-op thread count gets it put back when it ends, so no test's speed depends on
     which tests ran before it. Looks only when torch is already imported (importing it here would slow every test)."""
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
+    get = getattr(sys.modules.get("torch"), "get_num_threads", None)
+    before = get() if get is not None else None
     yield
-    torch = sys.modules.get("torch")
-    if torch is not None and before is not None and torch.get_num_threads() != before:
+    torch = sys.modules.get("torch")  # may be a test's stand-in module until monkeypatch restores the real one
+    get = getattr(torch, "get_num_threads", None)
+    if get is not None and before is not None and get() != before:
         torch.set_num_threads(before)
 
 

@@ -248,7 +248,7 @@ class AppContext(QObject):
         self.workspace.session = session
 
     # --- the current model input -------------------------------------------------------------------------------
-    def set_input_provider(self, provider: Callable[[], ModelInput | None] | None) -> None:
+    def set_input_provider(self, provider: Callable[..., ModelInput | None] | None) -> None:
         """The active viewer registers how to build the current ModelInput (None: nothing to send)."""
         self._provider = provider
         self.notify_input_changed()
@@ -273,12 +273,7 @@ class AppContext(QObject):
         """
         if self._provider is None:
             return None
-        if use_region:
-            return self._provider()
-        try:
-            return self._provider(use_region=False)
-        except TypeError:  # a provider without regions
-            return self._provider()
+        return self._provider(use_region=use_region)
 
     # --- settings and documents -----------------------------------------------------------------------------------
     def set_settings(self, settings: Any) -> None:

@@ -118,36 +118,24 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_panels(self) -> None:
-        """The Ask and Report panels (built by their own module); absent modules simply leave their tab out."""
-        try:
-            from ui.model_bridge import ModelBridge
+        """The Ask, Report and Slide panels, each built by its own module (imported here: the window opens first).
 
-            self._bridge = ModelBridge(self.context)
-        except ImportError as exc:
-            log.info("model bridge unavailable: %s", exc)
-            return
-        try:
-            from ui.panels.chat import ChatPanel
+        Every panel is part of the app: a missing module is a broken install and fails loudly, never a silent gap.
+        """
+        from ui.model_bridge import ModelBridge
+        from ui.panels.chat import ChatPanel
+        from ui.panels.report import ReportPanel
+        from ui.panels.slide_description import SlideDescriptionPanel
 
-            self.chat_panel = ChatPanel(self.context, self._bridge)
-            self.panels.addTab(self.chat_panel, "Ask")
-        except ImportError as exc:
-            log.info("chat panel unavailable: %s", exc)
-        try:
-            from ui.panels.report import ReportPanel
-
-            self.report_panel = ReportPanel(self.context, self._bridge)
-            self.panels.addTab(self.report_panel, "Report")
-        except ImportError as exc:
-            log.info("report panel unavailable: %s", exc)
-        try:  # slide-level description (issue #14): its own module, follows the document on screen
-            from ui.panels.slide_description import SlideDescriptionPanel
-
-            self.slide_panel = SlideDescriptionPanel(self.context, self._bridge, self.slide_viewer)
-            self.panels.addTab(self.slide_panel, "Slide")
-            self.document_shown.connect(self.slide_panel.set_document)
-        except ImportError as exc:
-            log.info("slide description panel unavailable: %s", exc)
+        self._bridge = ModelBridge(self.context)
+        self.chat_panel = ChatPanel(self.context, self._bridge)
+        self.panels.addTab(self.chat_panel, "Ask")
+        self.report_panel = ReportPanel(self.context, self._bridge)
+        self.panels.addTab(self.report_panel, "Report")
+        # slide-level description: follows the document on screen
+        self.slide_panel = SlideDescriptionPanel(self.context, self._bridge, self.slide_viewer)
+        self.panels.addTab(self.slide_panel, "Slide")
+        self.document_shown.connect(self.slide_panel.set_document)
 
     def _action(
         self, text: str, slot: Callable[..., Any], shortcut: str | QKeySequence | None = None, *, checkable: bool = False,
@@ -575,16 +563,13 @@ class MainWindow(QMainWindow):
     # --- dialogs --------------------------------------------------------------------------------------------------
     @staticmethod
     def _dialog_class(name: str) -> Any:
-        try:
-            if name == "batch":
-                from ui.dialogs.batch import BatchCaptionDialog
+        if name == "batch":
+            from ui.dialogs.batch import BatchCaptionDialog
 
-                return BatchCaptionDialog
-            from ui.dialogs.settings import SettingsDialog
+            return BatchCaptionDialog
+        from ui.dialogs.settings import SettingsDialog
 
-            return SettingsDialog
-        except ImportError:
-            return None
+        return SettingsDialog
 
     def open_batch_dialog(self) -> None:
         cls = self._dialog_class("batch")

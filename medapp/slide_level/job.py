@@ -142,7 +142,7 @@ def describe_slide(
     folder.mkdir(parents=True, exist_ok=True)
 
     # 1-2: candidates and scores
-    crop_px = int(engine.processor.layout.crop_size)
+    crop_px = int(engine.processor.variant_spec.crop_size)
     grid, candidates = candidate_grid(slide, settings.magnification, crop_px, tissue_fraction=settings.tissue_fraction)
     if not candidates:
         raise UserError(f"{slide.path}: no tissue found at {settings.magnification:g}x (every tile is mostly glass)")

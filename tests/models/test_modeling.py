@@ -135,7 +135,7 @@ def test_cache_under_either_name_continues_positions(
 
     model, proc = dragonfly_models["v2"], dragonfly_processors["v2"]
     batch = proc(text=[PROMPT], images=[_image(golden_dir, "pub_512x512")], return_tensors="pt", is_generate=True)
-    split = proc.layout.block_len
+    split = image_block_len(proc.variant_spec)
     ids, idx = batch["input_ids"], batch["image_patches_indices"]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)  # our forward hands the cache on under the installed name

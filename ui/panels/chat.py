@@ -13,7 +13,6 @@ so a screenshot of the panel can never pass for a clinician's words.
 from __future__ import annotations
 
 import html
-import inspect
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -136,13 +135,6 @@ class ChatPanel(QWidget):
         layout.addWidget(self.status)
 
     # -- input and history -------------------------------------------------------------------------------------
-    def _can_choose_region(self) -> bool:
-        """True when the context can give the whole view while an ROI is drawn (`use_region=False`)."""
-        try:
-            return "use_region" in inspect.signature(self._ctx.current_model_input).parameters
-        except (TypeError, ValueError):
-            return False
-
     def _current_input(self) -> Any:
         """The context's current input; with "Ask about region" unticked, the whole view instead of the ROI."""
         if self.region_check.isEnabled() and not self.region_check.isChecked():
@@ -154,7 +146,7 @@ class ChatPanel(QWidget):
         and show the history of that image (unless an answer is still streaming into the transcript)."""
         roi_input = self._ctx.current_model_input()
         has_region = roi_input is not None and getattr(roi_input, "region", None) is not None
-        choosable = has_region and self._can_choose_region()
+        choosable = has_region  # every input provider can give the whole view instead (`use_region=False`)
         if choosable != self.region_check.isEnabled() or has_region != self.region_check.isChecked() and not choosable:
             self.region_check.blockSignals(True)
             self.region_check.setEnabled(choosable)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from cachetools import LRUCache
 from PySide6.QtGui import QImage
 
 from ui.viewer.qimage import pil_to_qimage
@@ -66,7 +66,7 @@ class TileCache:
         if max_tiles < 1:
             raise ValueError("max_tiles must be at least 1")
         self.max_tiles = max_tiles
-        self._tiles: OrderedDict[TileKey, QImage] = OrderedDict()
+        self._tiles: LRUCache[TileKey, QImage] = LRUCache(maxsize=max_tiles)
         self.hits = 0
         self.misses = 0
 
@@ -77,19 +77,15 @@ class TileCache:
         return key in self._tiles
 
     def get(self, key: TileKey) -> QImage | None:
-        image = self._tiles.get(key)
+        image = self._tiles.get(key)  # a hit counts as a use (LRU order)
         if image is None:
             self.misses += 1
             return None
-        self._tiles.move_to_end(key)
         self.hits += 1
         return image
 
     def put(self, key: TileKey, image: QImage) -> None:
-        self._tiles[key] = image
-        self._tiles.move_to_end(key)
-        while len(self._tiles) > self.max_tiles:
-            self._tiles.popitem(last=False)
+        self._tiles[key] = image  # evicts the least recently used tile beyond max_tiles
 
     def clear(self) -> None:
         self._tiles.clear()
