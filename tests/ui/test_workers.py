@@ -112,7 +112,7 @@ def test_context_model_input_and_model_holder(qtbot, app_context):
 
     assert app_context.current_model_input() is None
     with qtbot.waitSignal(app_context.current_input_changed, timeout=2000):
-        app_context.set_input_provider(lambda: ModelInput(render, description="test", source=None))
+        app_context.set_input_provider(lambda use_region=True: ModelInput(render, description="test", source=None))
 
     mi = app_context.current_model_input()
     assert calls == []  # nothing rendered until asked
