@@ -65,6 +65,7 @@ class Engine(Protocol):
         top_p: float = ...,
         on_token: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
+        timings: Any = None,
     ) -> GenerationLike: ...
 
     def caption_batch(

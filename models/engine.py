@@ -18,6 +18,9 @@ Why it is shaped like this:
   ``<|end_of_text|>``).
 * **One generation at a time.** A re-entrant lock serialises `encode`, `generate` and `caption_batch`: the model and
   the caches are shared, and a 16 GB model has no room for two concurrent runs anyway.
+* **Timings on request.** `generate(..., timings=Timings())` fills a `Timings` with where the time to the first
+  token went (preprocess, CLIP, image-block prefill, prompt prefill, first token; `time.perf_counter`). Without it
+  no clock is read, no hook is installed and no streamer is added.
 * The cache is keyed by the SHA-256 of the image's pixels (mode, size and bytes), so the same picture sent twice — or
   re-rendered identically — is recognised, and a changed window/level or region is a new image.
 """
@@ -25,11 +28,13 @@ Why it is shaped like this:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +45,59 @@ from models.errors import ModelError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["DragonflyEngine", "EngineInfo", "Generation", "IncrementalDecoder", "image_key"]
+__all__ = ["DragonflyEngine", "EngineInfo", "Generation", "IncrementalDecoder", "Timings", "image_key"]
 
 EOT_TOKEN = "<|eot_id|>"
 END_OF_TEXT_TOKEN = "<|end_of_text|>"
 BOS_TOKEN = "<|begin_of_text|>"
+
+
+@dataclass
+class Timings:
+    """Where the time to the first token went, in seconds: filled by `generate(..., timings=...)`.
+
+    Why these five: they are the places a first answer can be made faster, each by a different means — the pixel
+    path (preprocess), the vision tower (clip), the image block's KV cache (image_prefill; skipped for an image
+    already encoded), the chat prompt's forward (prompt_prefill) and decoding the first token (first_token).
+
+    Attributes:
+        preprocess: hashing the image, the processor (pixels and token ids), tokenising the chat prompt.
+        clip: the vision tower and projection (`get_image_features`).
+        image_prefill: the forward over the image token block that fills its KV cache.
+        prompt_prefill: from handing the prompt to `generate` to the end of its first forward (setup included).
+        first_token: from the end of that forward to the first new token reaching the streamer.
+        total: from entering `generate` to the first token (≥ the sum of the stages; the gap is bookkeeping).
+        cached_image: the image's encoding came from the cache (then clip and image_prefill are 0).
+    """
+
+    preprocess: float = 0.0
+    clip: float = 0.0
+    image_prefill: float = 0.0
+    prompt_prefill: float = 0.0
+    first_token: float = 0.0
+    total: float = 0.0
+    cached_image: bool = False
+    _marks: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    STAGES = ("preprocess", "clip", "image_prefill", "prompt_prefill", "first_token")
+
+    def reset(self) -> None:
+        """Zero every field (a `Timings` may be reused across questions)."""
+        for name in (*self.STAGES, "total"):
+            setattr(self, name, 0.0)
+        self.cached_image = False
+        self._marks.clear()
+
+    def stages(self) -> dict[str, float]:
+        """The five stages in order, name → seconds."""
+        return {name: getattr(self, name) for name in self.STAGES}
+
+    def summary(self) -> str:
+        """One line for a terminal: each stage in ms, their sum and the total."""
+        parts = "  ".join(f"{name.replace('_', ' ')} {secs * 1000:.1f}" for name, secs in self.stages().items())
+        cached = " (image encoding cached)" if self.cached_image else ""
+        return (f"time to first token (ms): {parts}  = {sum(self.stages().values()) * 1000:.1f} of "
+                f"{self.total * 1000:.1f} total{cached}")
 
 
 @dataclass(frozen=True)
@@ -52,11 +105,13 @@ class Generation:
     """One answer: its text, the generated token ids (stop token excluded) and why it stopped.
 
     stop_reason: "eos" (the model ended its turn), "max_new_tokens" (length limit) or "cancelled".
+    timings: the `Timings` passed to `generate`, filled (None when none was requested).
     """
 
     text: str
     token_ids: tuple[int, ...]
     stop_reason: str
+    timings: Timings | None = None
 
 
 @dataclass(frozen=True)
@@ -222,7 +277,7 @@ class DragonflyEngine:
         with self._lock:
             return self._encoded(image).key
 
-    def _encoded(self, image: Any) -> _Encoded:
+    def _encoded(self, image: Any, timings: Timings | None = None) -> _Encoded:
         import torch
         from transformers import DynamicCache
 
@@ -237,6 +292,8 @@ class DragonflyEngine:
         key = image_key(image)
         hit = self._cache.get(key)
         if hit is not None:
+            if timings is not None:
+                timings.cached_image = True
             return hit
         try:
             batch = self.processor(text=[""], images=[image], return_tensors="pt", is_generate=True)
@@ -249,8 +306,11 @@ class DragonflyEngine:
         p = int(bos[0, 0])
         block_ids = ids[:p].unsqueeze(0).to(self.device)
         block_indices = batch["image_patches_indices"][0, :p].unsqueeze(0).to(self.device)
+        pixels = batch["image_patches"][0].to(self.device)
+        mark = _stage(timings, "preprocess")
         with torch.inference_mode():
-            features = self.model.get_image_features([batch["image_patches"][0].to(self.device)])[0]
+            features = self.model.get_image_features([pixels])[0]
+            mark = _stage(timings, "clip", mark, sync=self.device)
             out = self.model(
                 input_ids=block_ids,
                 attention_mask=torch.ones_like(block_ids),
@@ -260,6 +320,7 @@ class DragonflyEngine:
                 use_cache=True,
                 logits_to_keep=1,
             )
+            _stage(timings, "image_prefill", mark, sync=self.device)
         entry = _Encoded(key, block_ids, block_indices, features, output_cache(out))
         self._cache[key] = entry  # evicts the least recently used image beyond max_cached_images
         return entry
@@ -310,11 +371,14 @@ class DragonflyEngine:
         on_token: Callable[[str], None] | None = None,
         cancel: threading.Event | None = None,
         use_prefix_cache: bool = True,
+        timings: Timings | None = None,
     ) -> Generation:
         """Answer `question` about `image` (or the key `encode` returned) after the earlier `(question, answer)` `turns`.
 
         `on_token(piece)` receives text pieces as they are decoded; setting `cancel` stops within one token.
-        `use_prefix_cache=False` prefills the whole sequence (image block included) — the reference path.
+        `use_prefix_cache=False` prefills the whole sequence (image block included) — the reference path (its
+        prompt_prefill then covers the image block too). `timings`, when given, is filled (see `Timings`) and
+        returned on the `Generation`.
         """
         import torch
 
@@ -323,8 +387,13 @@ class DragonflyEngine:
         if max_new_tokens < 1:
             raise ModelError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         with self._lock:
-            enc = self._encoded(image)
+            if timings is not None:
+                timings.reset()
+                timings._marks["start"] = timings._marks["last"] = time.perf_counter()
+            enc = self._encoded(image, timings)
+            _stage(timings, "preprocess")  # a cached image: its hashing; else the bookkeeping after the prefill
             text_ids = self.prompt_ids(turns, question, max_new_tokens, enc.block_ids.shape[1])
+            _stage(timings, "preprocess")
             input_ids = torch.cat([enc.block_ids, text_ids], dim=1)
             extra: dict[str, Any] = {}
             if use_prefix_cache:
@@ -333,10 +402,14 @@ class DragonflyEngine:
                 pad = torch.full((1, text_ids.shape[1]), -1, dtype=torch.long, device=self.device)
                 extra["image_patches_indices"] = torch.cat([enc.block_indices, pad], dim=1)
                 extra["image_features"] = [enc.features]
-            return self._decode_loop(
+            generation = self._decode_loop(
                 input_ids, torch.ones_like(input_ids), extra, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                temperature=temperature, top_p=top_p, seed=seed, on_token=on_token, cancel=cancel,
+                temperature=temperature, top_p=top_p, seed=seed, on_token=on_token, cancel=cancel, timings=timings,
             )[0]
+        if timings is not None:
+            timings._marks.clear()
+            return dataclasses.replace(generation, timings=timings)
+        return generation
 
     def stream(self, image: Any, turns: Sequence[Sequence[str]] | None, question: str, **kwargs: Any) -> Iterator[str]:
         """`generate` as an iterator of text pieces; closing the iterator early cancels the generation.
@@ -505,7 +578,7 @@ class DragonflyEngine:
     def _decode_loop(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, extra: dict[str, Any], *,
         max_new_tokens: int, do_sample: bool, temperature: float, top_p: float, seed: int | None,
-        on_token: Callable[[str], None] | None, cancel: threading.Event | None,
+        on_token: Callable[[str], None] | None, cancel: threading.Event | None, timings: Timings | None = None,
     ) -> list[Generation]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -525,6 +598,10 @@ class DragonflyEngine:
                 if not self.prompt_seen:
                     self.prompt_seen = True
                     return
+                if timings is not None and "first" not in timings._marks:
+                    _first_token(timings)
+                if on_token is None:  # installed only to time the first token
+                    return
                 for token in value.reshape(-1).tolist():
                     if streamed_done[0] or token in stop_ids:
                         streamed_done[0] = True
@@ -534,6 +611,8 @@ class DragonflyEngine:
                         on_token(piece)
 
             def end(self) -> None:
+                if on_token is None:
+                    return
                 piece = decoder.flush()
                 if piece and on_token is not None:
                     on_token(piece)
@@ -556,15 +635,20 @@ class DragonflyEngine:
             if not 0 < top_p <= 1:
                 raise ModelError(f"top_p must be in (0, 1], got {top_p}")
             options.update(temperature=float(temperature), top_p=float(top_p), top_k=0)
-        if on_token is not None:
+        if on_token is not None or timings is not None:  # the streamer also times the first token
             if input_ids.shape[0] != 1:
                 raise ModelError("streaming needs a batch of one")
             options["streamer"] = _Streamer()
+        hooks = _prefill_hooks(self.model, timings, self.device) if timings is not None else []
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.inference_mode(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(int(seed))
-            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **options, **extra)
+        try:
+            with torch.inference_mode(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+                if seed is not None:
+                    torch.manual_seed(int(seed))
+                output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **options, **extra)
+        finally:
+            for hook in hooks:
+                hook.remove()
         new_tokens = output[:, input_ids.shape[1] :].tolist()
         cancelled = cancel is not None and cancel.is_set()
         generations = []
@@ -578,3 +662,48 @@ class DragonflyEngine:
             text = self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
             generations.append(Generation(text=text, token_ids=tuple(ids), stop_reason=reason))
         return generations
+
+
+# ---------------------------------------------------------------------------------------------------- timings
+def _sync(device: Any) -> None:
+    """Wait for queued GPU work, so a stage's time is its own and not the next stage's (no-op on CPU)."""
+    if device is not None and getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def _stage(timings: Timings | None, name: str, since: float | None = None, *, sync: Any = None) -> float:
+    """Add the time since `since` (default: the last mark) to stage `name`; returns the new mark (0.0 if not timing)."""
+    if timings is None:
+        return 0.0
+    _sync(sync)
+    now = time.perf_counter()
+    start = timings._marks.get("last", now) if since is None else since
+    setattr(timings, name, getattr(timings, name) + (now - start))
+    timings._marks["last"] = now
+    return now
+
+
+def _prefill_hooks(model: Any, timings: Timings, device: Any) -> list[Any]:
+    """Forward hooks that time `generate`'s first forward: prompt_prefill ends when that forward returns."""
+
+    def after(module: Any, args: Any, output: Any) -> None:
+        if "prefill_end" not in timings._marks:
+            _sync(device)
+            now = time.perf_counter()
+            timings.prompt_prefill += now - timings._marks.get("last", now)
+            timings._marks["prefill_end"] = timings._marks["last"] = now
+
+    return [model.register_forward_hook(after)]
+
+
+def _first_token(timings: Timings) -> None:
+    """Called by the streamer when the first new token arrives: closes first_token and the total."""
+    now = time.perf_counter()
+    timings._marks["first"] = now
+    if "prefill_end" in timings._marks:
+        timings.first_token += now - timings._marks["prefill_end"]
+    else:  # no forward hook fired (a model whose generate bypasses __call__): the whole span counts as prefill
+        timings.prompt_prefill += now - timings._marks.get("last", now)
+    timings.total = now - timings._marks.get("start", now)

@@ -36,6 +36,7 @@ class Answer:
     # What the sanitiser did to the question or history ("the question: 1 character(s) that were not valid UTF-8
     # replaced by ..."), for the caller to show; empty when the text came through unchanged.
     notices: tuple[str, ...] = ()
+    timings: Any = None  # the engine's `models.engine.Timings` when the caller asked for them, else None
 
     @property
     def cancelled(self) -> bool:
@@ -54,6 +55,7 @@ def ask(
     settings: GenerationSettings | None = None,
     audit: AuditSink | None = None,
     source_sha256: str | None = None,
+    timings: Any = None,
 ) -> Answer:
     """Stream an answer to `question` about `view_or_image` (a PIL image or a `medapp.view.ViewState`).
 
@@ -62,7 +64,8 @@ def ask(
     with the image hash, `source_sha256` (the file's hash, if known) and the model's checkpoint hash.
     Generation limits come from `limits`, else from `settings.generation()`, else the defaults. The question and
     the earlier turns pass through `medapp.text.clean_text` (the tokenizer raises on surrogates); what it changed is
-    in `Answer.notices`.
+    in `Answer.notices`. `timings` (a `models.engine.Timings`) is handed to the engine, which fills it with the
+    time-to-first-token breakdown.
     """
     cleaned = clean_text(question)
     question = cleaned.text.strip()
@@ -89,6 +92,7 @@ def ask(
         question,
         on_token=on_token,
         cancel=cancel,
+        timings=timings,
         **limits.engine_kwargs(),
     )
     answer = Answer(
@@ -98,6 +102,7 @@ def ask(
         n_tokens=len(generation.token_ids),
         seconds=time.monotonic() - started,
         notices=tuple(dict.fromkeys(notices)),
+        timings=timings,
     )
     if audit is not None:
         audit.record(
