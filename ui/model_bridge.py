@@ -174,7 +174,7 @@ class ModelBridge(QObject):
     def busy(self) -> bool:
         return any(h.is_running for h in self._live)
 
-    def _engine_loader(self) -> Callable[[], Any] | None:
+    def engine_loader(self) -> Callable[[], Any] | None:
         """How a job may load the engine if none is loaded (resolved on the UI thread, where the context's holder
         lives): the `load_engine` given to the bridge, else the context's core holder (`ctx.model.core().get`,
         `medapp.model_holder.ModelHolder` built from the settings; it loads once however many callers)."""
@@ -188,7 +188,7 @@ class ModelBridge(QObject):
 
     def engine(self, loader: Callable[[], Any] | None = None) -> Any:
         """The loaded engine (called inside jobs, on the worker thread). When none is loaded yet, the first job
-        loads it here with `loader` (from `_engine_loader`), off the UI thread, and hands it to the context;
+        loads it here with `loader` (from `engine_loader`), off the UI thread, and hands it to the context;
         without a loader `ModelNotReady` says what to do. A missing model raises the core's `ModelNotFoundError`,
         whose message says what to download and where to put it."""
         holder = getattr(self._ctx, "model", None)
@@ -238,7 +238,7 @@ class ModelBridge(QObject):
         `("input", image, thumbnail)` once the exact model input is rendered (in the worker, like everything slow).
         """
         label = self.model_label()
-        loader = self._engine_loader()
+        loader = self.engine_loader()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> tuple[str, ChatTurn]:
             image = model_input.image  # renders here, off the UI thread
@@ -259,7 +259,7 @@ class ModelBridge(QObject):
     def draft_report(self, model_input: Any, indication: str) -> JobHandle:
         """A job drafting a `reports.Report` about `model_input` (`medapp.assistant.draft_about`); tokens stream.
         A stopped draft is not applied by the panel (it would replace the report with a fragment)."""
-        loader = self._engine_loader()
+        loader = self.engine_loader()
         settings, audit = self._settings(), getattr(self._ctx, "audit", None)
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
@@ -272,7 +272,7 @@ class ModelBridge(QObject):
         """A job returning fresh text for section `key` only (`medapp.assistant.regenerate_section_text`). The
         panel applies it to the report as it is when the job ends, so edits made meanwhile to other sections
         survive."""
-        loader = self._engine_loader()
+        loader = self.engine_loader()
         settings = self._settings()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> str:
@@ -325,7 +325,7 @@ class ModelBridge(QObject):
         before the sheet is drawn. Result: the core's `CaptionSummary`."""
         settings = self._settings()
         audit = getattr(self._ctx, "audit", None)
-        loader = self._engine_loader()
+        loader = self.engine_loader()
 
         def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> Any:
             from medapp.jobs.caption_folder import CaptionRequest, caption_folder

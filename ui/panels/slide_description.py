@@ -230,8 +230,7 @@ class SlideDescriptionPanel(QWidget):
         settings = (self.settings or SlideLevelSettings()).updated(
             top_k=self.top_k.value(), magnification=float(self.magnification.currentData()))
         audit = getattr(self.context, "audit", None)
-        loader_of = getattr(self.bridge, "_engine_loader", None)  # the bridge's own "load on first use" rule
-        loader = loader_of() if callable(loader_of) else None
+        loader = self.bridge.engine_loader()  # the bridge's own "load on first use" rule
 
         def job(on_token: Any, progress: Any, cancel: Any) -> dict[str, Any] | None:
             from medapp.slide_level.job import default_output_folder, describe_slide
