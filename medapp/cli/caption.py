@@ -9,10 +9,12 @@ included) and 2 only for problems with the command itself.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
+from medapp.cli._caption_ray import add_ray_arg
 from medapp.cli._common import add_model_args, non_negative_int, positive_int
 
 
@@ -40,6 +42,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--prompt", metavar="TEXT", help="instruction sent with every image (default: the "
                         "Dragonfly-Med captioning prompt)")
     add_model_args(parser)
+    add_ray_arg(parser)
     parser.set_defaults(handler=run)
 
 
@@ -59,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         if not out.parent.is_dir():
             raise UserError(f"{out}: the folder {out.parent} does not exist")
     check_outputs(outputs, [args.folder])  # not an input, not inside DIR, not one file twice: before any write
+    if args.ray is not None:
+        from medapp.cli._caption_ray import check_ray_args, ray_runner
+
+        check_ray_args(args)
     if not args.resume:
         for out in (args.output, args.jsonl):
             if out is not None and out.exists() and out.stat().st_size > 0:
@@ -77,15 +84,16 @@ def run(args: argparse.Namespace) -> int:
             # nothing left (a finished run resumed): do not spend a minute loading the model for no rows
             summary = CaptionSummary(total=len(items), skipped=len(items))
         else:
-            engine = model_holder(args, settings).get()
+            # --ray: the actors load the model from its folder; without it, this process loads it
+            runner = ray_runner(args, settings) if args.ray is not None else functools.partial(
+                caption_batch, model_holder(args, settings).get())
             with tqdm(total=len(items), desc="captioning", unit="img", file=sys.stderr) as bar:
                 def on_progress(p: Any) -> None:
                     bar.total = p.total
                     bar.n = p.done
                     bar.refresh()
 
-                summary = caption_batch(
-                    engine,
+                summary = runner(
                     items,
                     writer,
                     prompt=args.prompt or CAPTION_PROMPT,

@@ -1,0 +1,262 @@
+"""`caption_batch` on a Ray cluster: the same items, rows, resume and audit entries, the work spread over actors.
+
+Pipeline (Ray Data, streaming):
+
+    driver: list_items -> resume filter -> from_items(index, path, key)        paths only, one block per batch
+    CPU tasks: map_batches(render_batch)        read + render + hash (+ thumbnail), bounded concurrency, retried
+    actors: map_batches(Captioner)              one engine per actor, `num_gpus=1` each on GPU clusters
+    driver: iter_batches -> audit entry -> CaptionWriter.add per row           the only writer, deduplicated by key
+
+Why it is shaped this way:
+
+* **One writer.** Every row is written on the driver by the caller's `reports.captions.CaptionWriter`, so the CSV,
+  the JSONL, resume (`done_keys`) and the contact sheet work exactly as in the single-process job. A retried
+  block could in principle deliver an item twice; the driver writes each (file, region) key once and drops any
+  repeat, so a killed actor never duplicates a row.
+* **Faults.** Render tasks are retried (`max_retries`), actors restarted (`max_restarts`) and their unfinished
+  blocks resubmitted (`max_task_retries`); a row is only written once its block has come back, so nothing is
+  lost either. A bad input never raises on a worker: it comes back as the row's error text (`render_item`).
+* **Memory stays flat.** The driver ships paths, never pixels; render tasks run `render_tasks` at a time and
+  each actor holds at most two blocks in flight, on top of Ray Data's own streaming backpressure.
+* **Audit per batch.** The driver groups returned rows into batches of `batch_size` and records one "caption"
+  entry per batch before writing its rows, with the same details as `caption_batch`.
+* **Sizing.** GPU clusters get one actor per GPU; CPU-only ones one actor per node (torch already uses all of a
+  node's cores, a second copy of the model only doubles memory), each pinned to the node's CPUs but half of one,
+  which is left for rendering. `actors` overrides the count (tests, the bench).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medapp.cluster import require_ray
+from medapp.errors import UserError
+from medapp.jobs.caption import CAPTION_PROMPT, CaptionItem, CaptionSummary, list_items
+from medapp.jobs.progress import EtaClock, Progress, ProgressCallback
+
+__all__ = ["RayPlan", "plan_actors", "caption_batch_ray"]
+
+RENDER_CPUS = 0.5  # per render task: reading and rendering is light next to generation
+IN_FLIGHT_PER_ACTOR = 2  # one block generating, one waiting: the actor never idles, memory stays bounded
+
+
+@dataclass(frozen=True)
+class RayPlan:
+    """Where the work goes: the actor pool and the render tasks' share of the cluster."""
+
+    actors: int
+    device: str  # "cuda" | "cpu"
+    actor_cpus: float
+    actor_gpus: float
+    threads: int | None  # torch threads per CPU actor (None: leave it to torch)
+    render_tasks: int
+
+
+def plan_actors(shape: Any, *, device: str = "auto", actors: int | None = None) -> RayPlan:
+    """Size the actor pool for a `medapp.cluster.runtime.ClusterShape` (see the module docstring for why)."""
+    if actors is not None and actors < 1:
+        raise UserError(f"the number of Ray actors must be at least 1, got {actors}")
+    if device in ("cuda", "auto") and shape.gpus >= 1:
+        n = actors or int(shape.gpus)
+        if n > shape.gpus:
+            raise UserError(f"{n} GPU actors asked for, but the Ray cluster has {int(shape.gpus)} GPU(s)")
+        render = max(1, int((shape.cpus - n) / RENDER_CPUS))
+        return RayPlan(n, "cuda", 1.0 if shape.cpus >= n + RENDER_CPUS else 0.0, 1.0, None, render)
+    if device == "cuda":
+        raise UserError("--device cuda: the Ray cluster has no GPUs (use --device cpu or auto)")
+    if device not in ("cpu", "auto"):
+        raise UserError(f"device {device!r} cannot run on Ray (use auto, cuda or cpu)")
+    n = actors or shape.nodes
+    per_actor = min(max(shape.min_node_cpus - RENDER_CPUS, 0.25), max((shape.cpus - RENDER_CPUS) / n, 0.25))
+    render = max(1, int((shape.cpus - per_actor * n) / RENDER_CPUS))
+    return RayPlan(n, "cpu", per_actor, 0.0, max(1, round(per_actor)), render)
+
+
+def caption_batch_ray(
+    source: str | Path | Sequence[str | Path] | Sequence[CaptionItem],
+    writer: Any,
+    *,
+    model_dir: str | Path,
+    device: str = "auto",
+    quant: str = "none",
+    dtype: str | None = None,
+    address: str | None = None,
+    actors: int | None = None,
+    prompt: str = CAPTION_PROMPT,
+    batch_size: int = 4,
+    max_new_tokens: int = 128,
+    tissue_tiles: int = 4,
+    tile_px: int = 512,
+    resume: bool = True,
+    retry_errors: bool = False,
+    thumbnails: dict[tuple[str, str], Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_error: Callable[[str, str], None] | None = None,
+    cancel: threading.Event | None = None,
+    audit: Any = None,
+    max_retries: int = 3,
+    captioner: type | None = None,
+    ray_init: dict[str, Any] | None = None,
+) -> CaptionSummary:
+    """Caption every item of `source` into `writer` on Ray; arguments and result as `caption_batch`.
+
+    `model_dir` is a checkpoint folder at the same path on every node (it is read by each actor; the weights never
+    travel through Ray). `address` None starts a local Ray for this call (loopback only; `ray_init` passes
+    `num_cpus`, `object_store_memory`, `temp_dir`); an address joins an existing cluster. If Ray is already
+    initialised in this process, that session is used. `captioner` replaces the actor class (a subclass of
+    `medapp.cluster.stages.Captioner`; the fault tests use it). `cancel` stops after the batch being written:
+    rows not yet written are redone by a resume."""
+    require_ray()
+    if batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {batch_size}")
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise UserError("the caption prompt is empty")
+    started = time.monotonic()
+    given = list(source) if not isinstance(source, (str, os.PathLike)) else None
+    if given and all(isinstance(it, CaptionItem) for it in given):
+        items: list[CaptionItem] = given  # type: ignore[assignment]
+    else:
+        items = list_items(source, tissue_tiles=tissue_tiles, tile_px=tile_px)  # type: ignore[arg-type]
+    summary = CaptionSummary(total=len(items))
+    done_keys = set(writer.done_keys(include_errors=not retry_errors)) if resume else set()
+    todo = [it for it in items if it.key not in done_keys]
+    summary.skipped = len(items) - len(todo)
+    if not todo:
+        summary.seconds = time.monotonic() - started
+        return summary
+    model_dir = Path(os.path.abspath(model_dir))
+    if address is None and not model_dir.is_dir():
+        raise UserError(f"{model_dir}: model folder not found")
+
+    from medapp.cluster.runtime import ray_session
+
+    with ray_session(address, **(ray_init or {})) as shape:
+        plan = plan_actors(shape, device=device, actors=actors)
+        dataset = _pipeline(todo, plan, model_dir=model_dir, quant=quant, dtype=dtype, prompt=prompt,
+                            batch_size=batch_size, max_new_tokens=max_new_tokens, thumbnails=thumbnails is not None,
+                            max_retries=max_retries, captioner=captioner)
+        _drain(dataset, todo, writer, summary, batch_size=batch_size, thumbnails=thumbnails, on_progress=on_progress,
+               on_error=on_error, cancel=cancel, audit=audit, written=set(done_keys))
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _pipeline(todo: list[CaptionItem], plan: RayPlan, *, model_dir: Path, quant: str, dtype: str | None,
+              prompt: str, batch_size: int, max_new_tokens: int, thumbnails: bool, max_retries: int,
+              captioner: type | None) -> Any:
+    """The lazy Ray Dataset from item records to captioned rows (nothing runs until the driver iterates)."""
+    import ray.data
+
+    from medapp.cluster.stages import Captioner, item_record, render_batch
+
+    records = [item_record(i, it) for i, it in enumerate(todo)]
+    dataset = ray.data.from_items(records, override_num_blocks=max(1, math.ceil(len(records) / batch_size)))
+    dataset = dataset.map_batches(
+        render_batch, fn_kwargs={"thumbnails": thumbnails}, batch_size=batch_size, batch_format="pyarrow",
+        num_cpus=RENDER_CPUS, concurrency=plan.render_tasks, max_retries=max_retries,
+    )
+    return dataset.map_batches(
+        captioner or Captioner,
+        fn_constructor_kwargs={"model_dir": str(model_dir), "device": plan.device, "quant": quant, "dtype": dtype,
+                               "prompt": prompt, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
+                               "threads": plan.threads},
+        batch_size=batch_size, batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=IN_FLIGHT_PER_ACTOR),
+        num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None,
+        max_restarts=max_retries, max_task_retries=max_retries,
+    )
+
+
+def _drain(dataset: Any, todo: list[CaptionItem], writer: Any, summary: CaptionSummary, *, batch_size: int,
+           thumbnails: dict[tuple[str, str], Any] | None, on_progress: ProgressCallback | None,
+           on_error: Callable[[str, str], None] | None, cancel: threading.Event | None, audit: Any,
+           written: set[tuple[str, str]]) -> None:
+    """Pull captioned rows off the cluster and write them, one audited batch at a time, each key once."""
+    clock = EtaClock(len(todo))
+    first_entry = True
+    for table in _batches(dataset, batch_size):
+        if cancel is not None and cancel.is_set():
+            summary.cancelled = True
+            break
+        batch_started = time.monotonic()
+        rows = []
+        for row in table.to_pylist():
+            item = todo[row["idx"]]
+            if item.key in written:  # a retried block delivered it again: the first copy stands
+                continue
+            written.add(item.key)
+            rows.append((item, row))
+        finished = [(item, row) for item, row in rows if not row["error"]]
+        failed = [(item, row) for item, row in rows if row["error"]]
+        if audit is not None and rows:
+            audit.record(  # before the rows, as in caption_batch (fail closed)
+                "caption",
+                inputs=[row["input_sha256"] for _, row in finished],
+                model_sha256=rows[0][1]["model_sha256"] or None,
+                n_inputs=len(rows),
+                n_done=len(finished),
+                n_failed=len(failed),
+                n_skipped=summary.skipped if first_entry else None,
+                cancelled=False,
+                batch_size=batch_size,
+                resumed=summary.skipped > 0,
+                seconds=round(time.monotonic() - batch_started, 3),
+            )
+            first_entry = False
+        for item, row in rows:
+            if row["error"]:
+                writer.add(item.file, region=item.region, model=row["model"], error=row["error"])
+                summary.failed += 1
+                summary.errors.append((item.file, row["error"]))
+                if on_error is not None:
+                    on_error(item.file, row["error"])
+                continue
+            writer.add(item.file, row["caption"], region=item.region, model=row["model"],
+                       input_sha256=row["input_sha256"])
+            if thumbnails is not None and row["thumb"]:
+                thumbnails[item.key] = _image(row["thumb"])
+            summary.done += 1
+        if on_progress is not None and rows:
+            done = summary.done + summary.failed
+            on_progress(Progress(done, len(todo), clock.eta(done), rows[-1][0].file, summary.failed))
+
+
+def _batches(dataset: Any, batch_size: int) -> Any:
+    """The dataset's output as pyarrow tables of `batch_size` rows; a failed pipeline becomes one clear error.
+
+    Ray wraps a worker's exception in its own (with a remote traceback); the user gets the cause's first line."""
+    import ray.exceptions
+
+    iterator = iter(dataset.iter_batches(batch_size=batch_size, batch_format="pyarrow", prefetch_batches=1))
+    while True:
+        try:
+            table = next(iterator)
+        except StopIteration:
+            return
+        except ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            from models.errors import ModelError
+
+            if isinstance(cause, (ModelError, UserError)):
+                raise cause from None
+            lines = str(cause).strip().splitlines()
+            raise UserError(f"the Ray pipeline failed: {lines[-1] if lines else type(cause).__name__}") from None
+        yield table
+
+
+def _image(png: bytes) -> Any:
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    image.load()
+    return image

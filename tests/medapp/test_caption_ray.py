@@ -1,0 +1,177 @@
+"""`medapp caption --ray`: the Ray Data pipeline gives the single-process rows, survives a killed actor, stays local.
+
+One small local Ray (2 CPUs, ~200 MB object store, loopback only, its own temp folder) serves the whole module and
+is stopped at its end; the machine is shared, so nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray.data", reason="the cluster extra (medapp[cluster]) is not installed")
+
+from medapp.cli import main  # noqa: E402
+from medapp.jobs.caption import caption_batch, list_items  # noqa: E402
+from reports.captions import CaptionWriter, read_caption_rows, read_jsonl_rows  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A private Ray for this module, started through the app's own `ray_session` (so its set-up is tested)."""
+    from medapp.cluster.runtime import ray_session
+
+    temp = tempfile.mkdtemp(prefix="mray")  # short: Ray's socket paths must stay under ~100 characters
+    with ray_session(None, num_cpus=2, object_store_memory=200 * 2**20, temp_dir=temp) as shape:
+        yield shape, Path(temp)
+
+
+def _table(rows) -> dict[tuple[str, str], tuple[str, str, str, str]]:
+    return {r.key: (r.caption, r.input_sha256, r.model, r.error) for r in rows}
+
+
+def test_local_ray_is_private(ray_local) -> None:
+    """The local cluster lives on 127.0.0.1 only and was sized as asked."""
+    import ray
+
+    shape, _ = ray_local
+    assert (shape.cpus, shape.gpus, shape.nodes) == (2.0, 0.0, 1)
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+
+
+def test_rows_equal_single_process(ray_local, tiny_engine, v2_checkpoint: Path, mixed_folder: Path,
+                                   tmp_path: Path) -> None:
+    """Same folder, same keys, same captions, same hashes and the same error row, with two CPU actors."""
+    from medapp.audit import AuditLog
+    from medapp.jobs.caption_ray import caption_batch_ray
+
+    items = list_items(mixed_folder, tissue_tiles=2)
+    with CaptionWriter(tmp_path / "one.csv") as writer:
+        caption_batch(tiny_engine, items, writer, batch_size=2, max_new_tokens=4)
+    single = read_caption_rows(tmp_path / "one.csv")
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    thumbs: dict = {}
+    progress = []
+    with CaptionWriter(tmp_path / "ray.csv", tmp_path / "ray.jsonl") as writer:
+        summary = caption_batch_ray(items, writer, model_dir=v2_checkpoint, device="cpu", actors=2, batch_size=2,
+                                    max_new_tokens=4, audit=log, thumbnails=thumbs, on_progress=progress.append)
+    rows = read_caption_rows(tmp_path / "ray.csv")
+    assert len(rows) == len(items) == 8 and len({r.key for r in rows}) == 8
+    assert _table(rows) == _table(single)
+    assert [r.file for r in rows if r.error] == ["broken.dcm"]
+    assert read_jsonl_rows(tmp_path / "ray.jsonl") == rows
+    assert (summary.done, summary.failed, summary.skipped, summary.cancelled) == (7, 1, 0, False)
+    assert set(thumbs) == {r.key for r in rows if not r.error}
+    assert progress[-1].done == progress[-1].total == 8
+
+    entries = [json.loads(x) for x in log.path.read_text().splitlines()]
+    assert entries and {e["event"] for e in entries} == {"caption"}
+    assert sum(e["details"]["n_done"] for e in entries) == 7 and sum(e["details"]["n_failed"] for e in entries) == 1
+    assert sorted(h for e in entries for h in e["inputs"]) == sorted(r.input_sha256 for r in rows if not r.error)
+    assert all(e["details"]["n_inputs"] <= 2 for e in entries)
+    assert "broken" not in log.path.read_text()
+
+    # resume: nothing left, so no row is added and no cluster work is started
+    with CaptionWriter(tmp_path / "ray.csv") as writer:
+        again = caption_batch_ray(items, writer, model_dir=v2_checkpoint, device="cpu", actors=2, batch_size=2)
+    assert (again.skipped, again.done, again.failed) == (8, 0, 0)
+    assert read_caption_rows(tmp_path / "ray.csv") == rows
+
+
+def test_killed_actor_loses_and_duplicates_nothing(ray_local, v2_checkpoint: Path, mixed_folder: Path,
+                                                   tmp_path: Path) -> None:
+    """An actor dies (os._exit) on its second block; Ray restarts it and resubmits the lost blocks, and the table
+    ends with exactly one row per item. A marker file makes only one actor, once, die; pid files prove it did."""
+    from medapp.cluster.stages import Captioner
+    from medapp.jobs.caption_ray import caption_batch_ray
+
+    marker, pids = tmp_path / "die-once", tmp_path / "pids"
+    marker.touch()
+    pids.mkdir()
+
+    class DyingCaptioner(Captioner):  # defined here, so Ray ships it by value to the workers
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            (pids / str(os.getpid())).touch()
+            self.calls = 0
+
+        def __call__(self, batch):
+            self.calls += 1
+            if self.calls == 2:
+                try:
+                    marker.unlink()  # only the actor that removes the marker dies, and only once
+                except FileNotFoundError:
+                    pass
+                else:
+                    os._exit(1)
+            return super().__call__(batch)
+
+    items = list_items(mixed_folder, tissue_tiles=2)
+    with CaptionWriter(tmp_path / "c.csv") as writer:
+        summary = caption_batch_ray(items, writer, model_dir=v2_checkpoint, device="cpu", actors=2, batch_size=1,
+                                    max_new_tokens=3, captioner=DyingCaptioner)
+    rows = read_caption_rows(tmp_path / "c.csv")
+    assert not marker.exists(), "no actor was killed: the test did not test anything"
+    assert len(list(pids.iterdir())) >= 3  # two actors plus the restarted one
+    assert sorted(r.key for r in rows) == sorted(it.key for it in items)  # every item once: none lost, none twice
+    assert (summary.done, summary.failed) == (7, 1)
+
+
+def test_cli_ray_writes_the_same_outputs(ray_local, v2_checkpoint: Path, mixed_folder: Path, tmp_path: Path, capsys,
+                                         monkeypatch) -> None:
+    """`medapp caption DIR --ray`: CSV, JSONL and contact sheet, the model loaded by the actors only (not by this
+    process); file names stay out of Ray's logs."""
+    from pypdf import PdfReader
+
+    from medapp.model_holder import ModelHolder
+
+    monkeypatch.setattr(ModelHolder, "get", lambda self: pytest.fail("the driver loaded the model"))
+
+    csv_path, jsonl, sheet = tmp_path / "c.csv", tmp_path / "c.jsonl", tmp_path / "sheet.pdf"
+    argv = ["caption", str(mixed_folder), "-o", str(csv_path), "--jsonl", str(jsonl), "--sheet", str(sheet),
+            "--tiles", "2", "--batch-size", "3", "--max-new-tokens", "4", "--model", str(v2_checkpoint),
+            "--device", "cpu", "--ray"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    rows = read_caption_rows(csv_path)
+    assert len(rows) == 8 and len(read_jsonl_rows(jsonl)) == 8
+    assert "captioned 7, failed 1" in captured.out and "skipped broken.dcm: " in captured.err
+    assert len(PdfReader(sheet).pages) >= 1
+    assert main([*argv[:-1], "--resume", "--ray"]) == 0
+    assert read_caption_rows(csv_path) == rows
+
+    _, temp = ray_local
+    for log in (p for p in temp.rglob("*") if p.is_file() and p.suffix in (".log", ".out", ".err", ".txt")):
+        text = log.read_text(errors="replace")
+        assert str(mixed_folder) not in text and "broken.dcm" not in text, f"a file name leaked into {log.name}"
+
+
+def test_ray_address_that_is_a_folder_is_refused(mixed_folder: Path, tmp_path: Path, capsys) -> None:
+    assert main(["caption", "-o", str(tmp_path / "c.csv"), "--ray", str(mixed_folder), str(mixed_folder)]) == 2
+    assert "--ray" in capsys.readouterr().err
+
+
+def test_without_ray_the_flag_says_what_to_install(mixed_folder: Path, tmp_path: Path, capsys,
+                                                   monkeypatch) -> None:
+    for name in ("ray", "ray.data"):
+        monkeypatch.setitem(sys.modules, name, None)  # import ray -> ImportError, as on a machine without the extra
+    assert main(["caption", str(mixed_folder), "-o", str(tmp_path / "c.csv"), "--ray"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "medapp: --ray needs Ray Data, which is not installed; install it with: pip install 'medapp[cluster]'"
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_import_medapp_does_not_import_ray() -> None:
+    code = ("import sys, medapp, medapp.cli, medapp.cluster, medapp.cluster.runtime, medapp.cluster.stages, "
+            "medapp.jobs.caption_ray; print(' '.join(m for m in ('ray', 'torch', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
