@@ -31,6 +31,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,20 +160,25 @@ def _pipeline(todo: list[CaptionItem], plan: RayPlan, *, model_dir: Path, quant:
 
     records = [item_record(i, it) for i, it in enumerate(todo)]
     dataset = ray.data.from_items(records, override_num_blocks=max(1, math.ceil(len(records) / batch_size)))
-    dataset = dataset.map_batches(
-        render_batch, fn_kwargs={"thumbnails": thumbnails}, batch_size=batch_size, batch_format="pyarrow",
-        num_cpus=RENDER_CPUS, concurrency=plan.render_tasks, max_retries=max_retries,
-    )
-    return dataset.map_batches(
-        captioner or Captioner,
-        fn_constructor_kwargs={"model_dir": str(model_dir), "device": plan.device, "quant": quant, "dtype": dtype,
-                               "prompt": prompt, "max_new_tokens": max_new_tokens, "batch_size": batch_size,
-                               "threads": plan.threads},
-        batch_size=batch_size, batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=IN_FLIGHT_PER_ACTOR),
-        num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None,
-        max_restarts=max_retries, max_task_retries=max_retries,
-    )
+    with warnings.catch_warnings():
+        # Bounded retries are passed as Ray remote arguments, which Ray 2.60 deprecates (removal announced for
+        # 2.64, hence the extra's upper bound). Ray Data's own default is to retry without limit: a file that
+        # crashes its decoder on every attempt would then hang the job instead of failing it.
+        warnings.filterwarnings("ignore", message=r"`ray_remote_args` is deprecated", category=Warning)
+        dataset = dataset.map_batches(
+            render_batch, fn_kwargs={"thumbnails": thumbnails}, batch_size=batch_size, batch_format="pyarrow",
+            num_cpus=RENDER_CPUS, concurrency=plan.render_tasks, max_retries=max_retries,
+        )
+        return dataset.map_batches(
+            captioner or Captioner,
+            fn_constructor_kwargs={"model_dir": str(model_dir), "device": plan.device, "quant": quant,
+                                   "dtype": dtype, "prompt": prompt, "max_new_tokens": max_new_tokens,
+                                   "batch_size": batch_size, "threads": plan.threads},
+            batch_size=batch_size, batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=IN_FLIGHT_PER_ACTOR),
+            num_cpus=plan.actor_cpus, num_gpus=plan.actor_gpus or None,
+            max_restarts=max_retries, max_task_retries=max_retries,
+        )
 
 
 def _drain(dataset: Any, todo: list[CaptionItem], writer: Any, summary: CaptionSummary, *, batch_size: int,
