@@ -167,7 +167,7 @@ def _pipeline(todo: list[CaptionItem], plan: RayPlan, *, model_dir: Path, quant:
         warnings.filterwarnings("ignore", message=r"`ray_remote_args` is deprecated", category=Warning)
         dataset = dataset.map_batches(
             render_batch, fn_kwargs={"thumbnails": thumbnails}, batch_size=batch_size, batch_format="pyarrow",
-            num_cpus=RENDER_CPUS, concurrency=plan.render_tasks, max_retries=max_retries,
+            num_cpus=RENDER_CPUS, compute=ray.data.TaskPoolStrategy(size=plan.render_tasks), max_retries=max_retries,
         )
         return dataset.map_batches(
             captioner or Captioner,
