@@ -43,10 +43,12 @@ def schemas() -> tuple[Any, Any, Any]:
 
 
 def item_record(idx: int, item: Any) -> dict[str, Any]:
-    """The driver's description of one `CaptionItem`: what a render task needs to find and render it."""
+    """The driver's description of one `CaptionItem`: what a render task needs to find and render it.
+
+    The path is made absolute here: workers do not share the driver's working folder."""
     return {
         "idx": idx,
-        "path": os.fspath(item.path),
+        "path": os.path.abspath(item.path),
         "file": item.file,
         "kind": item.kind,
         "region": item.region,

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,9 @@ from medapp.jobs.progress import EtaClock, Progress, ProgressCallback
 __all__ = ["RayPlan", "plan_actors", "caption_batch_ray"]
 
 RENDER_CPUS = 0.5  # per render task: reading and rendering is light next to generation
-IN_FLIGHT_PER_ACTOR = 2  # one block generating, one waiting: the actor never idles, memory stays bounded
+MAX_BLOCKS = 20_000  # a 1M-item archive: blocks of 50 paths, still streamed batch by batch
+IN_FLIGHT_PER_ACTOR = 2
+STALL_S = 1800.0  # no batch back for this long: fail with --resume advice (an 8B model loads in minutes, not 30)  # one block generating, one waiting: the actor never idles, memory stays bounded
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,9 @@ def caption_batch_ray(
     cancel: threading.Event | None = None,
     audit: Any = None,
     max_retries: int = 3,
+    stall_s: float = STALL_S,
     captioner: type | None = None,
+    renderer: Callable[..., Any] | None = None,
     ray_init: dict[str, Any] | None = None,
 ) -> CaptionSummary:
     """Caption every item of `source` into `writer` on Ray; arguments and result as `caption_batch`.
@@ -111,9 +116,11 @@ def caption_batch_ray(
     `model_dir` is a checkpoint folder at the same path on every node (it is read by each actor; the weights never
     travel through Ray). `address` None starts a local Ray for this call (loopback only; `ray_init` passes
     `num_cpus`, `object_store_memory`, `temp_dir`); an address joins an existing cluster. If Ray is already
-    initialised in this process, that session is used. `captioner` replaces the actor class (a subclass of
-    `medapp.cluster.stages.Captioner`; the fault tests use it). `cancel` stops after the batch being written:
-    rows not yet written are redone by a resume."""
+    initialised in this process, that session is used. `captioner` and `renderer` replace the actor class (a
+    subclass of `medapp.cluster.stages.Captioner`) and the render function (wrapping `render_batch`): the fault
+    tests kill workers through them. `cancel` stops after the batch being written:
+    rows not yet written are redone by a resume. `stall_s`: give up (`UserError`) when no batch comes back for this
+    long."""
     require_ray()
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
@@ -143,30 +150,32 @@ def caption_batch_ray(
         plan = plan_actors(shape, device=device, actors=actors)
         dataset = _pipeline(todo, plan, model_dir=model_dir, quant=quant, dtype=dtype, prompt=prompt,
                             batch_size=batch_size, max_new_tokens=max_new_tokens, thumbnails=thumbnails is not None,
-                            max_retries=max_retries, captioner=captioner)
+                            max_retries=max_retries, captioner=captioner, renderer=renderer)
         _drain(dataset, todo, writer, summary, batch_size=batch_size, thumbnails=thumbnails, on_progress=on_progress,
-               on_error=on_error, cancel=cancel, audit=audit, written=set(done_keys))
+               on_error=on_error, cancel=cancel, audit=audit, written=set(done_keys), stall_s=stall_s)
     summary.seconds = time.monotonic() - started
     return summary
 
 
 def _pipeline(todo: list[CaptionItem], plan: RayPlan, *, model_dir: Path, quant: str, dtype: str | None,
               prompt: str, batch_size: int, max_new_tokens: int, thumbnails: bool, max_retries: int,
-              captioner: type | None) -> Any:
+              captioner: type | None, renderer: Callable[..., Any] | None) -> Any:
     """The lazy Ray Dataset from item records to captioned rows (nothing runs until the driver iterates)."""
     import ray.data
 
     from medapp.cluster.stages import Captioner, item_record, render_batch
 
     records = [item_record(i, it) for i, it in enumerate(todo)]
-    dataset = ray.data.from_items(records, override_num_blocks=max(1, math.ceil(len(records) / batch_size)))
+    # one block per batch (a killed actor redoes one batch), but not more blocks than Ray handles comfortably
+    blocks = min(MAX_BLOCKS, max(1, math.ceil(len(records) / batch_size)))
+    dataset = ray.data.from_items(records, override_num_blocks=blocks)
     with warnings.catch_warnings():
         # Bounded retries are passed as Ray remote arguments, which Ray 2.60 deprecates (removal announced for
         # 2.64, hence the extra's upper bound). Ray Data's own default is to retry without limit: a file that
         # crashes its decoder on every attempt would then hang the job instead of failing it.
         warnings.filterwarnings("ignore", message=r"`ray_remote_args` is deprecated", category=Warning)
         dataset = dataset.map_batches(
-            render_batch, fn_kwargs={"thumbnails": thumbnails}, batch_size=batch_size, batch_format="pyarrow",
+            renderer or render_batch, fn_kwargs={"thumbnails": thumbnails}, batch_size=batch_size, batch_format="pyarrow",
             num_cpus=RENDER_CPUS, compute=ray.data.TaskPoolStrategy(size=plan.render_tasks), max_retries=max_retries,
         )
         return dataset.map_batches(
@@ -184,11 +193,11 @@ def _pipeline(todo: list[CaptionItem], plan: RayPlan, *, model_dir: Path, quant:
 def _drain(dataset: Any, todo: list[CaptionItem], writer: Any, summary: CaptionSummary, *, batch_size: int,
            thumbnails: dict[tuple[str, str], Any] | None, on_progress: ProgressCallback | None,
            on_error: Callable[[str, str], None] | None, cancel: threading.Event | None, audit: Any,
-           written: set[tuple[str, str]]) -> None:
+           written: set[tuple[str, str]], stall_s: float) -> None:
     """Pull captioned rows off the cluster and write them, one audited batch at a time, each key once."""
     clock = EtaClock(len(todo))
     first_entry = True
-    for table in _batches(dataset, batch_size):
+    for table in _batches(dataset, batch_size, stall_s):
         if cancel is not None and cancel.is_set():
             summary.cancelled = True
             break
@@ -235,13 +244,14 @@ def _drain(dataset: Any, todo: list[CaptionItem], writer: Any, summary: CaptionS
             on_progress(Progress(done, len(todo), clock.eta(done), rows[-1][0].file, summary.failed))
 
 
-def _batches(dataset: Any, batch_size: int) -> Any:
+def _batches(dataset: Any, batch_size: int, stall_s: float) -> Any:
     """The dataset's output as pyarrow tables of `batch_size` rows; a failed pipeline becomes one clear error.
 
     Ray wraps a worker's exception in its own (with a remote traceback); the user gets the cause's first line."""
     import ray.exceptions
 
-    iterator = iter(dataset.iter_batches(batch_size=batch_size, batch_format="pyarrow", prefetch_batches=1))
+    iterator = watchdog(dataset.iter_batches(batch_size=batch_size, batch_format="pyarrow", prefetch_batches=1),
+                        stall_s)
     while True:
         try:
             table = next(iterator)
@@ -256,6 +266,38 @@ def _batches(dataset: Any, batch_size: int) -> Any:
             lines = str(cause).strip().splitlines()
             raise UserError(f"the Ray pipeline failed: {lines[-1] if lines else type(cause).__name__}") from None
         yield table
+
+
+def watchdog(iterable: Iterable[Any], stall_s: float) -> Iterator[Any]:
+    """`iterable`'s items, or `UserError` when none arrives for `stall_s` seconds.
+
+    Why: Ray Data waits without limit for an actor that cannot come back (seen here when the kernel's OOM killer,
+    which picks Ray workers first, killed actors and their restart hung: ray-project/ray#53727). Rows written so far
+    stay, so the message points to --resume. The iterable is consumed on a daemon thread; on a stall it is left
+    behind (a local Ray is shut down right after, which ends it)."""
+    done = object()
+    results: queue.Queue[Any] = queue.Queue(maxsize=1)
+
+    def pump() -> None:
+        try:
+            for value in iterable:
+                results.put((True, value))
+            results.put((True, done))
+        except BaseException as exc:  # handed to the consumer, raised there
+            results.put((False, exc))
+
+    threading.Thread(target=pump, name="caption-ray-results", daemon=True).start()
+    while True:
+        try:
+            ok, value = results.get(timeout=stall_s)
+        except queue.Empty:
+            raise UserError(f"no captions came back from Ray for {stall_s:.0f} s (actors lost or unschedulable); "
+                            "the rows written so far are kept: rerun with --resume") from None
+        if not ok:
+            raise value
+        if value is done:
+            return
+        yield value
 
 
 def _image(png: bytes) -> Any:

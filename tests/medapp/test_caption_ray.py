@@ -38,6 +38,49 @@ def _table(rows) -> dict[tuple[str, str], tuple[str, str, str, str]]:
     return {r.key: (r.caption, r.input_sha256, r.model, r.error) for r in rows}
 
 
+def test_actor_plan_follows_the_cluster() -> None:
+    """One actor per GPU on GPU clusters, one per node on CPU clusters (leaving room to render), clear errors."""
+    from medapp.cluster.runtime import ClusterShape
+    from medapp.errors import UserError
+    from medapp.jobs.caption_ray import plan_actors
+
+    gpu = plan_actors(ClusterShape(cpus=64, gpus=4, nodes=2, min_node_cpus=32))
+    assert (gpu.actors, gpu.device, gpu.actor_gpus) == (4, "cuda", 1.0)
+    cpu = plan_actors(ClusterShape(cpus=48, gpus=0, nodes=3, min_node_cpus=16))
+    assert (cpu.actors, cpu.device, cpu.actor_gpus, cpu.actor_cpus, cpu.threads) == (3, "cpu", 0.0, 15.5, 16)
+    here = plan_actors(ClusterShape(cpus=2, gpus=0, nodes=1, min_node_cpus=2), actors=2)
+    assert here.actors * here.actor_cpus + here.render_tasks * 0.5 <= 2  # the render stage is never starved
+    assert plan_actors(ClusterShape(cpus=8, gpus=2, nodes=1, min_node_cpus=8), device="cpu").device == "cpu"
+    with pytest.raises(UserError, match="no GPUs"):
+        plan_actors(ClusterShape(cpus=8, gpus=0, nodes=1, min_node_cpus=8), device="cuda")
+    with pytest.raises(UserError, match="2 GPU"):
+        plan_actors(ClusterShape(cpus=8, gpus=2, nodes=1, min_node_cpus=8), actors=3)
+
+
+def test_watchdog_turns_a_stall_into_a_clear_error() -> None:
+    """Ray Data waits forever for an actor whose restart hangs; the driver gives up with --resume advice."""
+    import threading
+
+    from medapp.errors import UserError
+    from medapp.jobs.caption_ray import watchdog
+
+    release = threading.Event()
+
+    def stalls():
+        yield 1
+        release.wait()  # an actor that never comes back
+        yield 2
+
+    it = watchdog(stalls(), stall_s=0.5)
+    assert next(it) == 1
+    with pytest.raises(UserError, match="--resume"):
+        next(it)
+    release.set()
+    assert list(watchdog(iter([1, 2, 3]), stall_s=5)) == [1, 2, 3]
+    with pytest.raises(ZeroDivisionError):  # an error inside the pipeline reaches the caller as itself
+        list(watchdog((1 / 0 for _ in range(1)), stall_s=5))
+
+
 def test_local_ray_is_private(ray_local) -> None:
     """The local cluster lives on 127.0.0.1 only and was sized as asked."""
     import ray
@@ -124,6 +167,32 @@ def test_killed_actor_loses_and_duplicates_nothing(ray_local, v2_checkpoint: Pat
     assert len(list(pids.iterdir())) >= 3  # two actors plus the restarted one
     assert sorted(r.key for r in rows) == sorted(it.key for it in items)  # every item once: none lost, none twice
     assert (summary.done, summary.failed) == (7, 1)
+
+
+def test_killed_render_worker_is_retried(ray_local, v2_checkpoint: Path, mixed_folder: Path, tmp_path: Path) -> None:
+    """A render task's worker process dies on its first block; the task is retried on a fresh worker and every
+    item still gets exactly one row."""
+    from medapp.cluster.stages import render_batch
+    from medapp.jobs.caption_ray import caption_batch_ray
+
+    marker = tmp_path / "die-once"
+    marker.touch()
+
+    def dying_render(batch, **kwargs):
+        try:
+            marker.unlink()
+        except FileNotFoundError:
+            return render_batch(batch, **kwargs)
+        os._exit(1)
+
+    items = list_items(mixed_folder, tissue_tiles=0)
+    with CaptionWriter(tmp_path / "c.csv") as writer:
+        summary = caption_batch_ray(items, writer, model_dir=v2_checkpoint, device="cpu", actors=1, batch_size=2,
+                                    max_new_tokens=3, renderer=dying_render)
+    rows = read_caption_rows(tmp_path / "c.csv")
+    assert not marker.exists(), "no render worker was killed: the test did not test anything"
+    assert sorted(r.key for r in rows) == sorted(it.key for it in items)
+    assert (summary.done, summary.failed) == (5, 1)
 
 
 def test_cli_ray_writes_the_same_outputs(ray_local, v2_checkpoint: Path, mixed_folder: Path, tmp_path: Path, capsys,
