@@ -52,7 +52,19 @@ def _folder(root: Path) -> Path:
     return folder
 
 
-def _run(folder: Path, out: Path, model: Path, actors: int) -> tuple[float, float]:
+def _one_thread() -> type:
+    """The captioning actor pinned to one torch thread (defined here, so Ray ships it by value)."""
+    from medapp.cluster.stages import Captioner
+
+    class OneThreadCaptioner(Captioner):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["threads"] = 1
+            super().__init__(*args, **kwargs)
+
+    return OneThreadCaptioner
+
+
+def _run(folder: Path, out: Path, model: Path, actors: int, captioner: type | None = None) -> tuple[float, float]:
     """(steady images/s, wall seconds) of one `caption_batch_ray` run."""
     from medapp.jobs.caption import list_items
     from medapp.jobs.caption_ray import caption_batch_ray
@@ -63,6 +75,7 @@ def _run(folder: Path, out: Path, model: Path, actors: int) -> tuple[float, floa
     start = time.perf_counter()
     with CaptionWriter(out) as writer:
         caption_batch_ray(items, writer, model_dir=model, device="cpu", actors=actors, batch_size=BATCH,
+                          captioner=captioner,
                           max_new_tokens=NEW_TOKENS, on_progress=lambda p: stamps.append((time.perf_counter(),
                                                                                            p.done)))
     wall = time.perf_counter() - start
@@ -76,14 +89,18 @@ def throughput(model: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="mbench") as tmp:
         folder = _folder(Path(tmp))
         with ray_session(None, num_cpus=2, object_store_memory=200 * 2**20, temp_dir=str(Path(tmp) / "ray")):
-            runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
-            for k, actors in enumerate((1, 2, 2, 1)):  # interleaved, so drift hits both sides alike
-                runs[actors].append(_run(folder, Path(tmp) / f"c{k}.csv", model, actors))
-    (r1, w1), (r2, w2) = (tuple(statistics.median(v) for v in zip(*runs[n], strict=True)) for n in (1, 2))
+            # "1t": one actor pinned to one torch thread, to tell actor scaling from torch's threading on 2 cores
+            runs: dict[str, list[tuple[float, float]]] = {"1": [], "2": [], "1t": []}
+            for k, name in enumerate(("1", "2", "1t", "1t", "2", "1")):  # interleaved: drift hits all alike
+                captioner = _one_thread() if name == "1t" else None
+                runs[name].append(_run(folder, Path(tmp) / f"c{k}.csv", model, int(name[0]), captioner))
+    (r1, w1), (r2, w2), (r1t, w1t) = (tuple(statistics.median(v) for v in zip(*runs[n], strict=True))
+                                      for n in ("1", "2", "1t"))
     print(f"(d) captioning {N_IMAGES} images on a local Ray (2 CPUs), batches of {BATCH}, {NEW_TOKENS} new tokens, "
           f"tiny v2 model, median of 2 runs each (load average now {os.getloadavg()[0]:.1f}):")
     print(f"    1 actor {r1:.2f} img/s (wall {w1:.1f} s), 2 actors {r2:.2f} img/s (wall {w2:.1f} s)  ->  "
           f"{r2 / r1:.2f}x")
+    print(f"    1 actor on 1 torch thread {r1t:.2f} img/s (wall {w1t:.1f} s): 2 actors are {r2 / r1t:.2f}x that")
 
 
 def matmul_flops(a: dict[str, int], *, crops: int, crop_tokens: int, prefill: int, answer: int) -> dict[str, float]:
