@@ -159,8 +159,7 @@ def flops_estimate(model: Path) -> None:
     print("    tiny v2, measured (FlopCounterMode) vs formula: " + ", ".join(
         f"{k} {measured[k]:.3e}/{formula[k]:.3e}" for k in ("vision", "projector", "llm", "lm_head")))
     real = matmul_flops(REAL, **shape)
-    prefill_flops = real["vision"] + real["projector"] + real["attention"] + \
-        2.0 * REAL["llm_layers"] * (2 * REAL["d"] ** 2 + 2 * REAL["d"] * REAL["kv"] + 3 * REAL["d"] * REAL["mlp"]) * prefill
+    prefill_flops = real["vision"] + real["projector"] + real["attention"] + real["llm"] * prefill / (prefill + answer)
     print(f"    Dragonfly-Med v2 8B, same formula: {sum(real.values()):.2e} FLOPs/image (vision {real['vision']:.2e}, "
           f"language model {real['llm']:.2e}, attention {real['attention']:.2e}); prefill {prefill_flops:.2e}")
     for gpu, (peak, bandwidth) in GPUS.items():

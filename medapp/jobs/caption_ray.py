@@ -47,8 +47,8 @@ __all__ = ["RayPlan", "plan_actors", "caption_batch_ray"]
 
 RENDER_CPUS = 0.5  # per render task: reading and rendering is light next to generation
 MAX_BLOCKS = 20_000  # a 1M-item archive: blocks of 50 paths, still streamed batch by batch
-IN_FLIGHT_PER_ACTOR = 2
-STALL_S = 1800.0  # no batch back for this long: fail with --resume advice (an 8B model loads in minutes, not 30)  # one block generating, one waiting: the actor never idles, memory stays bounded
+IN_FLIGHT_PER_ACTOR = 2  # one block generating, one waiting: the actor never idles, memory stays bounded
+STALL_S = 1800.0  # no batch back for this long: fail with --resume advice (an 8B model loads in minutes, not 30)
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,9 @@ def _pipeline(todo: list[CaptionItem], plan: RayPlan, *, model_dir: Path, quant:
         # crashes its decoder on every attempt would then hang the job instead of failing it.
         warnings.filterwarnings("ignore", message=r"`ray_remote_args` is deprecated", category=Warning)
         dataset = dataset.map_batches(
-            renderer or render_batch, fn_kwargs={"thumbnails": thumbnails}, batch_size=batch_size, batch_format="pyarrow",
-            num_cpus=RENDER_CPUS, compute=ray.data.TaskPoolStrategy(size=plan.render_tasks), max_retries=max_retries,
+            renderer or render_batch, fn_kwargs={"thumbnails": thumbnails}, batch_size=batch_size,
+            batch_format="pyarrow", num_cpus=RENDER_CPUS, compute=ray.data.TaskPoolStrategy(size=plan.render_tasks),
+            max_retries=max_retries,
         )
         return dataset.map_batches(
             captioner or Captioner,
