@@ -81,6 +81,34 @@ def test_watchdog_turns_a_stall_into_a_clear_error() -> None:
         list(watchdog((1 / 0 for _ in range(1)), stall_s=5))
 
 
+def test_driver_writes_each_key_once(mixed_folder: Path, tmp_path: Path) -> None:
+    """A retried block that comes back twice (or overlaps a resumed table) never gives a second row for a key."""
+    import pyarrow as pa
+
+    from medapp.cluster.stages import schemas
+    from medapp.jobs.caption import CaptionSummary
+    from medapp.jobs.caption_ray import _drain
+
+    items = list_items(mixed_folder, tissue_tiles=0)
+
+    def row(idx: int) -> dict:
+        return {"idx": idx, "caption": f"caption {idx}", "input_sha256": f"{idx:064x}", "thumb": None, "error": "",
+                "model": "m", "model_sha256": ""}
+
+    class Replayed:  # what a block delivered again after a retry would look like on the driver
+        def iter_batches(self, **kwargs):
+            for idxs in ([0, 1], [1, 2], [0, 3, 4, 5], [5]):
+                yield pa.Table.from_pylist([row(i) for i in idxs], schema=schemas()[2])
+
+    summary = CaptionSummary(total=len(items))
+    with CaptionWriter(tmp_path / "c.csv") as writer:
+        _drain(Replayed(), items, writer, summary, batch_size=2, thumbnails=None, on_progress=None, on_error=None,
+               cancel=None, audit=None, written={items[4].key}, stall_s=30)
+    rows = read_caption_rows(tmp_path / "c.csv")
+    assert [r.key for r in rows] == [items[i].key for i in (0, 1, 2, 3, 5)]  # 4 was already in the table
+    assert summary.done == 5
+
+
 def test_local_ray_is_private(ray_local) -> None:
     """The local cluster lives on 127.0.0.1 only and was sized as asked."""
     import ray
