@@ -267,6 +267,22 @@ def test_without_ray_the_flag_says_what_to_install(mixed_folder: Path, tmp_path:
     assert not (tmp_path / "c.csv").exists()
 
 
+def test_a_fresh_process_starts_ray_on_loopback_and_stops_it(tmp_path: Path) -> None:
+    """What the CLI does in a new process: environment set before Ray's import, 127.0.0.1 only, shut down at the end."""
+    temp = tempfile.mkdtemp(prefix="mray")
+    code = (
+        "import ray\n"  # imported first on purpose: the session must still stay on loopback
+        "from medapp.cluster.runtime import ray_session\n"
+        f"with ray_session(None, num_cpus=1, object_store_memory=100 * 2**20, temp_dir={temp!r}):\n"
+        "    print(sorted({n['NodeManagerAddress'] for n in ray.nodes()}))\n"
+        "print(ray.is_initialized())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["['127.0.0.1']", "False"]
+
+
 def test_import_medapp_does_not_import_ray() -> None:
     code = ("import sys, medapp, medapp.cli, medapp.cluster, medapp.cluster.runtime, medapp.cluster.stages, "
             "medapp.jobs.caption_ray; print(' '.join(m for m in ('ray', 'torch', 'pyarrow') if m in sys.modules))")
