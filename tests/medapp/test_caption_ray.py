@@ -223,6 +223,23 @@ def test_killed_render_worker_is_retried(ray_local, v2_checkpoint: Path, mixed_f
     assert (summary.done, summary.failed) == (5, 1)
 
 
+def test_actors_that_cannot_load_the_model_fail_the_run_clearly(ray_local, mixed_folder: Path, tmp_path: Path) -> None:
+    """A model folder without a model (e.g. not mounted on a node) ends the run with the loader's one-line message."""
+    from models.errors import ModelError
+
+    from medapp.errors import UserError
+    from medapp.jobs.caption_ray import caption_batch_ray
+
+    empty = tmp_path / "no-model"
+    empty.mkdir()
+    items = list_items(mixed_folder, tissue_tiles=0)
+    with CaptionWriter(tmp_path / "c.csv") as writer, pytest.raises((ModelError, UserError)) as caught:
+        caption_batch_ray(items, writer, model_dir=empty, device="cpu", actors=1, batch_size=2, stall_s=240)
+    message = str(caught.value)
+    assert "\n" not in message and "no captions came back" not in message, message
+    assert read_caption_rows(tmp_path / "c.csv") == []
+
+
 def test_cli_ray_writes_the_same_outputs(ray_local, v2_checkpoint: Path, mixed_folder: Path, tmp_path: Path, capsys,
                                          monkeypatch) -> None:
     """`medapp caption DIR --ray`: CSV, JSONL and contact sheet, the model loaded by the actors only (not by this
