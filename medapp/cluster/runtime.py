@@ -13,7 +13,7 @@ running: whoever started it stops it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -43,16 +43,19 @@ def prepare_environment(*, local: bool) -> None:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node IP stays 127.0.0.1 (see the module docstring)
 
 
-def _keep_loopback() -> None:
-    """Make a Ray that was imported before `prepare_environment` ran keep 127.0.0.1 too.
+def _keep_loopback() -> Callable[[], None]:
+    """Make a Ray that was imported before `prepare_environment` ran keep 127.0.0.1 too; returns the undo.
 
     Ray reads ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` into a constant at import; if something imported Ray earlier,
-    that constant is set the same way here. Ray internals can move, so `ray_session` checks the outcome and
-    refuses to run on anything but 127.0.0.1."""
+    that constant is set the same way here, and restored after the session (a later `--ray ADDRESS` in the same
+    process must get a routable address). Ray internals can move, so `ray_session` checks the outcome and refuses
+    to run on anything but 127.0.0.1."""
     from ray._private import ray_constants
 
-    if getattr(ray_constants, "ENABLE_RAY_CLUSTER", False):
+    before = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    if before:
         ray_constants.ENABLE_RAY_CLUSTER = False
+    return lambda: setattr(ray_constants, "ENABLE_RAY_CLUSTER", before) if before is not None else None
 
 
 def cluster_shape() -> ClusterShape:
@@ -86,24 +89,26 @@ def ray_session(
         yield cluster_shape()
         return
     common: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
+    undo = _keep_loopback() if address is None else (lambda: None)
     try:
         if address is None:
-            _keep_loopback()
             ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=num_cpus, num_gpus=num_gpus,
                      object_store_memory=object_store_memory, _temp_dir=temp_dir, **common)
         else:
             ray.init(address=address, **common)
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+        undo()
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise UserError(f"cannot start or reach {where}: {_first_line(exc)}") from None
-    if address is None and {n.get("NodeManagerAddress") for n in ray.nodes()} != {LOOPBACK}:
-        ray.shutdown()  # fail closed: a workstation run never listens on the network
-        raise UserError("the local Ray did not stay on 127.0.0.1; not captioning (pass a cluster address to --ray "
-                        "to run on a cluster on purpose)")
     try:
+        if address is None and {n.get("NodeManagerAddress") for n in ray.nodes()} != {LOOPBACK}:
+            # fail closed: a workstation run never listens on the network
+            raise UserError("the local Ray did not stay on 127.0.0.1; not captioning (pass a cluster address to "
+                            "--ray to run on a cluster on purpose)")
         yield cluster_shape()
     finally:
         ray.shutdown()
+        undo()
 
 
 def _first_line(exc: BaseException) -> str:
