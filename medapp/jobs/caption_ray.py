@@ -14,8 +14,11 @@ Why it is shaped this way:
   block could in principle deliver an item twice; the driver writes each (file, region) key once and drops any
   repeat, so a killed actor never duplicates a row.
 * **Faults.** Render tasks are retried (`max_retries`), actors restarted (`max_restarts`) and their unfinished
-  blocks resubmitted (`max_task_retries`); a row is only written once its block has come back, so nothing is
-  lost either. A bad input never raises on a worker: it comes back as the row's error text (`render_item`).
+  blocks resubmitted (`max_task_retries`); a row is only written once its block has come back. A batch that
+  fails on every retry is dropped by Ray Data (up to `max_failed_blocks`); the driver then writes error rows for
+  its items, so nothing is lost silently. A bad input never raises on a worker: it comes back as the row's error
+  text (`render_item`). A pipeline that stops delivering (an actor restart that never completes) is cut off by
+  `watchdog` after `stall_s`.
 * **Memory stays flat.** The driver ships paths, never pixels; render tasks run `render_tasks` at a time and
   each actor holds at most two blocks in flight, on top of Ray Data's own streaming backpressure.
 * **Audit per batch.** The driver groups returned rows into batches of `batch_size` and records one "caption"
@@ -43,11 +46,15 @@ from medapp.errors import UserError
 from medapp.jobs.caption import CAPTION_PROMPT, CaptionItem, CaptionSummary, list_items
 from medapp.jobs.progress import EtaClock, Progress, ProgressCallback
 
-__all__ = ["RayPlan", "plan_actors", "caption_batch_ray"]
+__all__ = ["RayPlan", "plan_actors", "caption_batch_ray", "watchdog"]
+
+LOST_MESSAGE = ("its batch failed on the Ray workers after every retry (a worker crashed while reading or captioning "
+                "it); --resume --retry-errors tries it again")
 
 RENDER_CPUS = 0.5  # per render task: reading and rendering is light next to generation
 MAX_BLOCKS = 20_000  # a 1M-item archive: blocks of 50 paths, still streamed batch by batch
 IN_FLIGHT_PER_ACTOR = 2  # one block generating, one waiting: the actor never idles, memory stays bounded
+MAX_FAILED_BLOCKS = 10  # batches that may fail after all retries before the whole run fails
 STALL_S = 1800.0  # no batch back for this long: fail with --resume advice (an 8B model loads in minutes, not 30)
 
 
@@ -106,6 +113,7 @@ def caption_batch_ray(
     cancel: threading.Event | None = None,
     audit: Any = None,
     max_retries: int = 3,
+    max_failed_blocks: int = MAX_FAILED_BLOCKS,
     stall_s: float = STALL_S,
     captioner: type | None = None,
     renderer: Callable[..., Any] | None = None,
@@ -120,7 +128,8 @@ def caption_batch_ray(
     subclass of `medapp.cluster.stages.Captioner`) and the render function (wrapping `render_batch`): the fault
     tests kill workers through them. `cancel` stops after the batch being written:
     rows not yet written are redone by a resume. `stall_s`: give up (`UserError`) when no batch comes back for this
-    long."""
+    long. Up to `max_failed_blocks` batches may fail for good (their worker crashed on every retry, e.g. a file that
+    crashes a decoder): their items become error rows and the run goes on; one more fails the run."""
     require_ray()
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
@@ -151,6 +160,7 @@ def caption_batch_ray(
         dataset = _pipeline(todo, plan, model_dir=model_dir, quant=quant, dtype=dtype, prompt=prompt,
                             batch_size=batch_size, max_new_tokens=max_new_tokens, thumbnails=thumbnails is not None,
                             max_retries=max_retries, captioner=captioner, renderer=renderer)
+        dataset.context.max_errored_blocks = max_failed_blocks  # the failed batches' items are found missing below
         _drain(dataset, todo, writer, summary, batch_size=batch_size, thumbnails=thumbnails, on_progress=on_progress,
                on_error=on_error, cancel=cancel, audit=audit, written=set(done_keys), stall_s=stall_s)
     summary.seconds = time.monotonic() - started
@@ -198,6 +208,7 @@ def _drain(dataset: Any, todo: list[CaptionItem], writer: Any, summary: CaptionS
     """Pull captioned rows off the cluster and write them, one audited batch at a time, each key once."""
     clock = EtaClock(len(todo))
     first_entry = True
+    model = ("", "")  # (model id, checkpoint hash) as the actors report them, for rows of batches that never came
     for table in _batches(dataset, batch_size, stall_s):
         if cancel is not None and cancel.is_set():
             summary.cancelled = True
@@ -210,6 +221,8 @@ def _drain(dataset: Any, todo: list[CaptionItem], writer: Any, summary: CaptionS
                 continue
             written.add(item.key)
             rows.append((item, row))
+        if rows:
+            model = (rows[0][1]["model"], rows[0][1]["model_sha256"])
         finished = [(item, row) for item, row in rows if not row["error"]]
         failed = [(item, row) for item, row in rows if row["error"]]
         if audit is not None and rows:
@@ -243,6 +256,34 @@ def _drain(dataset: Any, todo: list[CaptionItem], writer: Any, summary: CaptionS
         if on_progress is not None and rows:
             done = summary.done + summary.failed
             on_progress(Progress(done, len(todo), clock.eta(done), rows[-1][0].file, summary.failed))
+    if not summary.cancelled:
+        _write_lost(todo, writer, summary, batch_size=batch_size, on_error=on_error, audit=audit,
+                    written=written, first_entry=first_entry, model=model)
+
+
+def _write_lost(todo: list[CaptionItem], writer: Any, summary: CaptionSummary, *, batch_size: int,
+                on_error: Callable[[str, str], None] | None, audit: Any, written: set[tuple[str, str]],
+                first_entry: bool, model: tuple[str, str]) -> None:
+    """Error rows for items whose batch never came back (it failed on every retry and Ray Data dropped it).
+
+    Why rows and not silence: "none lost" is the driver's promise, not Ray's. An error row is what a corrupt file
+    gets in the single-process job, so resume skips it and `--retry-errors` tries it again. Every item of such a
+    batch gets the row, since the worker's crash does not say which file caused it."""
+    lost = [it for it in todo if it.key not in written]
+    if not lost:
+        return
+    message = LOST_MESSAGE
+    if audit is not None:
+        audit.record("caption", inputs=[], model_sha256=model[1] or None, n_inputs=len(lost), n_done=0,
+                     n_failed=len(lost), n_skipped=summary.skipped if first_entry else None, cancelled=False,
+                     batch_size=batch_size, resumed=summary.skipped > 0, seconds=0.0)
+    for item in lost:
+        writer.add(item.file, region=item.region, model=model[0], error=message)
+        written.add(item.key)
+        summary.failed += 1
+        summary.errors.append((item.file, message))
+        if on_error is not None:
+            on_error(item.file, message)
 
 
 def _batches(dataset: Any, batch_size: int, stall_s: float) -> Any:

@@ -223,6 +223,29 @@ def test_killed_render_worker_is_retried(ray_local, v2_checkpoint: Path, mixed_f
     assert (summary.done, summary.failed) == (5, 1)
 
 
+def test_a_file_that_crashes_its_worker_every_time_is_one_error_row(ray_local, v2_checkpoint: Path,
+                                                                   mixed_folder: Path, tmp_path: Path) -> None:
+    """A "poison" file kills the render worker on every retry: its batch is given up, the file gets an error row,
+    every other item is captioned, and the run neither fails nor hangs (batches of 1, so only that file)."""
+    from medapp.cluster.stages import render_batch
+    from medapp.jobs.caption_ray import LOST_MESSAGE, caption_batch_ray
+
+    def poisoned_render(batch, **kwargs):
+        if any(path.endswith("pub_224x224.png") for path in batch.column("path").to_pylist()):
+            os._exit(1)  # like a decoder segfault
+        return render_batch(batch, **kwargs)
+
+    items = list_items(mixed_folder, tissue_tiles=0)
+    with CaptionWriter(tmp_path / "c.csv") as writer:
+        summary = caption_batch_ray(items, writer, model_dir=v2_checkpoint, device="cpu", actors=1, batch_size=1,
+                                    max_new_tokens=3, max_retries=1, renderer=poisoned_render, stall_s=300)
+    rows = read_caption_rows(tmp_path / "c.csv")
+    assert sorted(r.key for r in rows) == sorted(it.key for it in items)
+    assert {r.file: r.error for r in rows if r.error}.keys() == {"pub_224x224.png", "broken.dcm"}
+    assert next(r for r in rows if r.file == "pub_224x224.png").error == LOST_MESSAGE
+    assert (summary.done, summary.failed) == (4, 2)
+
+
 def test_actors_that_cannot_load_the_model_fail_the_run_clearly(ray_local, mixed_folder: Path, tmp_path: Path) -> None:
     """A model folder without a model (e.g. not mounted on a node) ends the run with the loader's one-line message."""
     from models.errors import ModelError
