@@ -38,7 +38,7 @@ def schemas() -> tuple[Any, Any, Any]:
                           ("error", pa.string())])
     captioned = pa.schema([("idx", pa.int64()), ("caption", pa.string()), ("input_sha256", pa.string()),
                            ("thumb", pa.binary()), ("error", pa.string()), ("model", pa.string()),
-                           ("model_sha256", pa.string())])
+                           ("model_sha256", pa.string()), ("fatal", pa.string())])
     return item, rendered, captioned
 
 
@@ -117,9 +117,15 @@ class Captioner:
         self.prompt, self.max_new_tokens, self.batch_size = prompt, max_new_tokens, batch_size
 
     def __call__(self, batch: Any) -> Any:
-        """Rendered rows in, captioned rows out (error rows pass through with the model id)."""
+        """Rendered rows in, captioned rows out (error rows pass through with the model id).
+
+        A `ModelError` is not raised here but returned in the `fatal` column: raised, Ray Data would count the
+        block as failed and drop it (see `max_errored_blocks`), while a model error must stop the run with its
+        own message, as in the single-process job (it would fail for every item)."""
         import pyarrow as pa
         from PIL import Image
+
+        from models.errors import ModelError
 
         _, _, captioned_schema = schemas()
         info = self.engine.info
@@ -127,11 +133,15 @@ class Captioner:
         ready = [r for r in rows if not r["error"]]
         images = [Image.frombytes(r["mode"], (r["width"], r["height"]), r["pixels"]) for r in ready]
         captions: dict[int, str] = {}
+        fatal = ""
         if images:
-            generations = self.engine.caption_batch(images, self.prompt, max_new_tokens=self.max_new_tokens,
-                                                    batch_size=self.batch_size)
-            captions = {r["idx"]: g.text.strip() for r, g in zip(ready, generations, strict=True)}
+            try:
+                generations = self.engine.caption_batch(images, self.prompt, max_new_tokens=self.max_new_tokens,
+                                                        batch_size=self.batch_size)
+                captions = {r["idx"]: g.text.strip() for r, g in zip(ready, generations, strict=True)}
+            except ModelError as exc:
+                fatal = " ".join(str(exc).split()) or type(exc).__name__
         out = [{"idx": r["idx"], "caption": captions.get(r["idx"], ""), "input_sha256": r["input_sha256"],
                 "thumb": r["thumb"], "error": r["error"], "model": info.model_id,
-                "model_sha256": info.checkpoint_sha256 or ""} for r in rows]
+                "model_sha256": info.checkpoint_sha256 or "", "fatal": fatal} for r in rows]
         return pa.Table.from_pylist(out, schema=captioned_schema)

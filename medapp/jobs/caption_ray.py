@@ -214,8 +214,14 @@ def _drain(dataset: Any, todo: list[CaptionItem], writer: Any, summary: CaptionS
             summary.cancelled = True
             break
         batch_started = time.monotonic()
+        records = table.to_pylist()
+        fatal = next((r["fatal"] for r in records if r.get("fatal")), "")
+        if fatal:  # a model error: stop as caption_batch does, before writing anything of this batch
+            from models.errors import ModelError
+
+            raise ModelError(fatal)
         rows = []
-        for row in table.to_pylist():
+        for row in records:
             item = todo[row["idx"]]
             if item.key in written:  # a retried block delivered it again: the first copy stands
                 continue

@@ -246,6 +246,31 @@ def test_a_file_that_crashes_its_worker_every_time_is_one_error_row(ray_local, v
     assert (summary.done, summary.failed) == (4, 2)
 
 
+def test_a_model_error_stops_the_run_with_its_message(ray_local, v2_checkpoint: Path, mixed_folder: Path,
+                                                      tmp_path: Path) -> None:
+    """As in the single-process job, a model error ends the run (it would fail for every item) with its own
+    message; Ray Data must not swallow it as a failed block."""
+    from models.errors import ModelError
+
+    from medapp.cluster.stages import Captioner
+    from medapp.jobs.caption_ray import caption_batch_ray
+
+    class BrokenModel(Captioner):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+
+            def fails(*a, **k):
+                raise ModelError("images 0..1: the prompt does not fit the context")
+
+            self.engine.caption_batch = fails
+
+    items = [it for it in list_items(mixed_folder, tissue_tiles=0) if it.file != "broken.dcm"]
+    with CaptionWriter(tmp_path / "c.csv") as writer, pytest.raises(ModelError, match="does not fit the context"):
+        caption_batch_ray(items, writer, model_dir=v2_checkpoint, device="cpu", actors=1, batch_size=2,
+                          max_new_tokens=3, captioner=BrokenModel)
+    assert read_caption_rows(tmp_path / "c.csv") == []
+
+
 def test_actors_that_cannot_load_the_model_fail_the_run_clearly(ray_local, mixed_folder: Path, tmp_path: Path) -> None:
     """A model folder without a model (e.g. not mounted on a node) ends the run with the loader's one-line message."""
     from models.errors import ModelError
