@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,8 +33,11 @@ def ray_local():
     from medapp.cluster.runtime import ray_session
 
     temp = tempfile.mkdtemp(prefix="mray")  # short: Ray's socket paths must stay under ~100 characters
-    with ray_session(None, num_cpus=2, object_store_memory=200 * 2**20, temp_dir=temp) as shape:
-        yield shape, Path(temp)
+    try:
+        with ray_session(None, num_cpus=2, object_store_memory=200 * 2**20, temp_dir=temp) as shape:
+            yield shape, Path(temp)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)  # Ray's logs and any spilled blocks of test images
 
 
 def _table(rows) -> dict[tuple[str, str], tuple[str, str, str, str]]:
@@ -344,8 +348,11 @@ def test_a_fresh_process_starts_ray_on_loopback_and_stops_it(tmp_path: Path) -> 
         "    print(sorted({n['NodeManagerAddress'] for n in ray.nodes()}))\n"
         "print(ray.is_initialized())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["['127.0.0.1']", "False"]
 
