@@ -40,7 +40,7 @@ setup_venv() {
     install_torch "$venv/bin/python"
     # Exact versions and hashes for everything but torch; --no-deps because the lock already holds the whole set.
     pip_quiet "$venv/bin/python" install -q --no-deps --require-hashes -r "$lock" >&2
-    pip_quiet "$venv/bin/python" install -q --no-deps --no-build-isolation -e "$here" >&2
+    pip_quiet "$venv/bin/python" install -q --no-deps --no-build-isolation -e "$here" >&2  # [test,cluster] are in the lock
     "$venv/bin/python" -m pip check >&2 || { echo "medapp: the installed set is inconsistent (see above)" >&2; exit 1; }
     echo "$want" > "$stamp"
   fi
@@ -76,7 +76,7 @@ refresh_lock() {
   local links=${MEDAPP_TORCH_WHEELS:-$("$python" -m pip config get global.find-links 2>/dev/null || true)}
   local args=()
   [ -n "$links" ] && args+=(--find-links "$links")
-  (cd "$here" && "$tools/bin/uv" pip compile pyproject.toml requirements/build.in --extra test \
+  (cd "$here" && "$tools/bin/uv" pip compile pyproject.toml requirements/build.in --extra test --extra cluster \
       --python-version 3.11 --python-platform x86_64-manylinux_2_34 --generate-hashes \
       --no-emit-package torch --custom-compile-command "./run.sh lock" "${args[@]}" \
       -o requirements/medapp.lock "$@")
@@ -96,7 +96,7 @@ test_latest() {
   local py="$latest_tmp/venv/bin/python"
   "$python" -m venv "$latest_tmp/venv"
   install_torch "$py"
-  pip_quiet "$py" install -q --upgrade --upgrade-strategy eager -e "$here[test]" >&2
+  pip_quiet "$py" install -q --upgrade --upgrade-strategy eager -e "$here[test,cluster]" >&2
   echo "medapp: newest allowed releases that differ from requirements/medapp.lock:" >&2
   "$py" - "$lock" <<'PY' >&2
 import re, sys

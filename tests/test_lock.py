@@ -27,7 +27,8 @@ def _locked() -> dict[str, str]:
 
 def _declared() -> list[Requirement]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return [Requirement(r) for r in [*project["dependencies"], *project["optional-dependencies"]["test"]]]
+    extras = project["optional-dependencies"]
+    return [Requirement(r) for r in [*project["dependencies"], *extras["test"], *extras["cluster"]]]
 
 
 def test_every_declared_dependency_is_locked_within_its_range() -> None:

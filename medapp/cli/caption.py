@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medapp.cli._caption_ray import add_ray_arg
 from medapp.cli._common import add_model_args, non_negative_int, positive_int
 
 
@@ -39,6 +40,7 @@ def register(subparsers: Any) -> None:
     from medapp.cli.caption_slides import add_slide_level_args
 
     add_slide_level_args(parser)  # --slide-level: whole-slide descriptions (medapp.slide_level)
+    add_ray_arg(parser)  # --ray [ADDRESS]: the same captioning spread over Ray (medapp.jobs.caption_ray)
     parser.set_defaults(handler=run)
 
 
@@ -69,7 +71,16 @@ def run(args: argparse.Namespace) -> int:
         from medapp.errors import UserError
 
         raise UserError(f"{args.folder}: not a folder")
+    if args.ray is not None:  # before anything is opened: Ray installed, ADDRESS an address
+        from medapp.cli._caption_ray import check_ray_args
+
+        check_ray_args(args)
     settings = load_settings(args)
+    runner = None
+    if args.ray is not None:  # the actors load the model from its folder; this process never loads it
+        from medapp.cli._caption_ray import ray_runner
+
+        runner = ray_runner(args, settings)
     with tqdm(desc="captioning", unit="img", file=sys.stderr) as bar:
         def on_progress(p: Any) -> None:
             bar.total = p.total
@@ -84,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             # the row holds the cause only; the terminal is the user's own, so name the file here
             on_error=lambda file, message: tqdm.write(f"medapp: skipped {file}: {message}", file=sys.stderr),
             audit=audit_log(settings),
+            runner=runner,
         )
     parts = [f"captioned {summary.done}", f"failed {summary.failed}"]
     if summary.skipped:

@@ -36,7 +36,9 @@ from medapp.errors import UserError
 from medapp.jobs.progress import EtaClock, Progress, ProgressCallback
 from medapp.protocols import AuditSink, CaptionSink, Engine
 
-__all__ = ["CAPTION_PROMPT", "CaptionItem", "CaptionSummary", "caption_batch", "list_items", "input_files"]
+__all__ = [
+    "CAPTION_PROMPT", "CaptionItem", "CaptionSummary", "caption_batch", "list_items", "input_files", "render_item",
+]
 
 # The captioning instruction the Dragonfly-Med authors use in their own example (ROCO).
 CAPTION_PROMPT = "Provide a brief description of the given image."
@@ -195,6 +197,24 @@ def _row_error(exc: BaseException, path: Path, key: str, doing: str = "") -> str
     return _one_line(text) or type(exc).__name__
 
 
+def render_item(item: CaptionItem) -> tuple[Any, str | None]:
+    """(the image the model sees, None) or (None, the row's error text) for one item.
+
+    Public so that every runner of the workflow (this one, the Ray pipeline in `medapp.jobs.caption_ray`) renders
+    and words errors identically: a bad file is an error row, never an exception, and the text holds no path."""
+    from dicom_io.errors import InputError
+    from medapp.inputs import load_image
+
+    if item.kind == "error":
+        return None, item.error or "unreadable"
+    try:
+        return load_image(item.path, region=item.box).image, None  # the view cache keeps a slide open
+    except (InputError, UserError) as exc:
+        return None, _row_error(exc, item.path, item.file)
+    except Exception as exc:  # noqa: BLE001 — e.g. a decoder bug on one odd file: report it, keep the batch going
+        return None, _row_error(exc, item.path, item.file, "cannot render")
+
+
 def _batches(items: Sequence[CaptionItem], size: int) -> Iterator[list[CaptionItem]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -231,9 +251,7 @@ def caption_batch(
     captions without an audit entry. A batch with nothing done or failed, e.g. a resume with nothing left, is
     not audited: the model was not used.
     """
-    from dicom_io.errors import InputError
     from medapp.hashing import image_sha256
-    from medapp.inputs import load_image
 
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
@@ -271,18 +289,11 @@ def caption_batch(
         failed_before = summary.failed
         ready: list[tuple[CaptionItem, Any]] = []
         for item in batch:
-            if item.kind == "error":
-                fail(item, item.error or "unreadable")
+            image, error = render_item(item)
+            if error is not None:
+                fail(item, error)
                 continue
-            try:
-                loaded = load_image(item.path, region=item.box)  # the view cache keeps a slide open
-            except (InputError, UserError) as exc:
-                fail(item, _row_error(exc, item.path, item.file))
-                continue
-            except Exception as exc:  # noqa: BLE001 — e.g. a decoder bug on one odd file: report it, keep the batch going
-                fail(item, _row_error(exc, item.path, item.file, "cannot render"))
-                continue
-            ready.append((item, loaded.image))
+            ready.append((item, image))
         finished: list[tuple[CaptionItem, Any, str, str]] = []  # item, image, caption, input hash
         if ready:
             generations = engine.caption_batch(

@@ -9,6 +9,7 @@ describe an unfinished table). Front ends only differ in how they show progress.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,11 +72,14 @@ def caption_folder(
     on_contact_sheet: Callable[[Path], None] | None = None,
     cancel: threading.Event | None = None,
     audit: Any = None,
+    runner: Callable[..., CaptionSummary] | None = None,
 ) -> CaptionSummary:
     """Caption `request.folder` into its table (and JSONL), then draw the contact sheet; returns the summary.
 
     `get_engine()` is called only when there is something to caption, so resuming a finished run never loads
-    the model. `on_progress(Progress)` follows each batch, `on_error(file, message)` each unreadable file (the
+    the model. `runner`, when given, captions the items instead of `caption_batch` in this process and is called
+    with the same arguments minus the engine (the Ray pipeline, `medapp.jobs.caption_ray`); `get_engine` is then
+    never called. `on_progress(Progress)` follows each batch, `on_error(file, message)` each unreadable file (the
     table row holds the cause only), `on_contact_sheet(path)` fires before the sheet is drawn. `settings` (a
     `medapp.settings.Settings` or None for the defaults) fills whatever the request leaves open.
     """
@@ -99,8 +103,8 @@ def caption_folder(
         if all(it.key in done for it in items):
             summary = CaptionSummary(total=len(items), skipped=len(items))  # nothing left: no model load
         else:
-            summary = caption_batch(
-                get_engine(),
+            run = runner if runner is not None else functools.partial(caption_batch, get_engine())
+            summary = run(
                 items,
                 writer,
                 prompt=request.prompt or CAPTION_PROMPT,
