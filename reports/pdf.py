@@ -25,10 +25,10 @@ from reports.atomic import atomic_write_bytes
 from reports.errors import ReportError
 from reports.fonts import clean_text, markup, register_fonts
 from reports.model import Report
+from reports.watermark import WATERMARK, draw_watermark
 
 __all__ = ["WATERMARK", "PdfOptions", "report_pdf_bytes", "render_report_pdf", "pdf_metadata"]
 
-WATERMARK = "AI DRAFT — not reviewed"
 _MAX_IMAGE_PX = 2048
 
 
@@ -387,17 +387,8 @@ def _page_decorator(
     def on_page(canvas: Any, doc: Any) -> None:
         w, h = doc.pagesize
         left, right = doc.leftMargin + _PAD, w - doc.rightMargin - _PAD
-        canvas.saveState()
         if draft:
-            diag = (w * w + h * h) ** 0.5
-            size = min(64.0, 0.78 * diag / stringWidth(WATERMARK, fonts.bold, 1))
-            canvas.setFillColor(colors.HexColor("#c62828"))
-            canvas.setFillAlpha(0.16)
-            canvas.translate(w / 2, h / 2)
-            canvas.rotate(54.7 if h > w else 35.3)
-            canvas.setFont(fonts.bold, size)
-            canvas.drawCentredString(0, -size / 3, WATERMARK)
-        canvas.restoreState()
+            draw_watermark(canvas, w, h, fonts.bold)
         canvas.saveState()
         top = h - doc.topMargin + 22
         canvas.setFillColor(colors.HexColor("#1f3b5a"))

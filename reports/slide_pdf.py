@@ -18,10 +18,10 @@ from typing import Any
 from reports.atomic import atomic_write_bytes
 from reports.errors import ReportError
 from reports.fonts import clean_text, markup, register_fonts
+from reports.watermark import WATERMARK, draw_watermark
 
 __all__ = ["SlideDocument", "SlideRegionEntry", "render_slide_pdf", "slide_pdf_bytes", "WATERMARK"]
 
-WATERMARK = "AI DRAFT — not reviewed"  # the report PDF's wording (reports.pdf.WATERMARK)
 
 
 @dataclass(frozen=True)
@@ -65,20 +65,10 @@ def _styles() -> dict[str, Any]:
 
 def _on_page(canvas: Any, doc: Any) -> None:
     from reportlab.lib import colors
-    from reportlab.pdfbase.pdfmetrics import stringWidth
 
     fonts = register_fonts()
     w, h = doc.pagesize
-    canvas.saveState()
-    diag = (w * w + h * h) ** 0.5
-    size = min(64.0, 0.78 * diag / stringWidth(WATERMARK, fonts.bold, 1))
-    canvas.setFillColor(colors.HexColor("#c62828"))
-    canvas.setFillAlpha(0.16)
-    canvas.translate(w / 2, h / 2)
-    canvas.rotate(54.7 if h > w else 35.3)
-    canvas.setFont(fonts.bold, size)
-    canvas.drawCentredString(0, -size / 3, WATERMARK)
-    canvas.restoreState()
+    draw_watermark(canvas, w, h, fonts.bold)
     canvas.saveState()
     canvas.setFont(fonts.bold, 8.5)
     canvas.setFillColor(colors.HexColor("#c62828"))

@@ -37,7 +37,8 @@ from medapp.jobs.progress import EtaClock, Progress, ProgressCallback
 from medapp.protocols import AuditSink, CaptionSink, Engine
 
 __all__ = [
-    "CAPTION_PROMPT", "CaptionItem", "CaptionSummary", "caption_batch", "list_items", "input_files", "render_item",
+    "CAPTION_PROMPT", "BatchPlan", "CaptionItem", "CaptionSummary", "caption_batch", "list_items", "input_files",
+    "plan_batch", "render_item",
 ]
 
 # The captioning instruction the Dragonfly-Med authors use in their own example (ROCO).
@@ -215,6 +216,48 @@ def render_item(item: CaptionItem) -> tuple[Any, str | None]:
         return None, _row_error(exc, item.path, item.file, "cannot render")
 
 
+@dataclass
+class BatchPlan:
+    """What a captioning run starts from: the cleaned prompt, the summary so far, the items still to caption."""
+
+    prompt: str
+    summary: CaptionSummary
+    todo: list[CaptionItem]
+    done_keys: set[tuple[str, str]]  # rows already in the table (resume), never written again
+
+
+def plan_batch(
+    source: str | Path | Sequence[str | Path] | Sequence[CaptionItem],
+    writer: CaptionSink,
+    *,
+    prompt: str,
+    batch_size: int,
+    resume: bool,
+    retry_errors: bool,
+    tissue_tiles: int,
+    tile_px: int,
+) -> BatchPlan:
+    """The checks and the to-do list every runner of the workflow starts from (this process, or Ray), so both refuse
+    the same arguments, send the same sanitised prompt to the tokenizer and skip the same finished rows."""
+    from medapp.text import clean_text
+
+    if batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {batch_size}")
+    cleaned = clean_text(prompt).text.strip()  # the prompt reaches the tokenizer: no surrogates, no controls
+    if not cleaned:
+        raise UserError("the caption prompt is empty")
+    given = list(source) if not isinstance(source, (str, os.PathLike)) else None
+    if given and all(isinstance(it, CaptionItem) for it in given):
+        items: list[CaptionItem] = given  # type: ignore[assignment]
+    else:
+        items = list_items(source, tissue_tiles=tissue_tiles, tile_px=tile_px)  # type: ignore[arg-type]
+    summary = CaptionSummary(total=len(items))
+    done_keys = set(writer.done_keys(include_errors=not retry_errors)) if resume else set()
+    todo = [it for it in items if it.key not in done_keys]
+    summary.skipped = len(items) - len(todo)
+    return BatchPlan(cleaned, summary, todo, done_keys)
+
+
 def _batches(items: Sequence[CaptionItem], size: int) -> Iterator[list[CaptionItem]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -253,23 +296,10 @@ def caption_batch(
     """
     from medapp.hashing import image_sha256
 
-    if batch_size < 1:
-        raise UserError(f"batch size must be at least 1, got {batch_size}")
-    from medapp.text import clean_text
-
-    prompt = clean_text(prompt).text.strip()  # the prompt reaches the tokenizer: no surrogates, no controls
-    if not prompt:
-        raise UserError("the caption prompt is empty")
     started = time.monotonic()
-    given = list(source) if not isinstance(source, (str, os.PathLike)) else None
-    if given and all(isinstance(it, CaptionItem) for it in given):
-        items: list[CaptionItem] = given  # type: ignore[assignment]
-    else:
-        items = list_items(source, tissue_tiles=tissue_tiles, tile_px=tile_px)  # type: ignore[arg-type]
-    summary = CaptionSummary(total=len(items))
-    done_keys = set(writer.done_keys(include_errors=not retry_errors)) if resume else set()
-    todo = [it for it in items if it.key not in done_keys]
-    summary.skipped = len(items) - len(todo)
+    plan = plan_batch(source, writer, prompt=prompt, batch_size=batch_size, resume=resume, retry_errors=retry_errors,
+                      tissue_tiles=tissue_tiles, tile_px=tile_px)
+    prompt, summary, todo = plan.prompt, plan.summary, plan.todo
     clock = EtaClock(len(todo))
     info = engine.info
 

@@ -43,7 +43,7 @@ from typing import Any
 
 from medapp.cluster import require_ray
 from medapp.errors import UserError
-from medapp.jobs.caption import CAPTION_PROMPT, CaptionItem, CaptionSummary, list_items
+from medapp.jobs.caption import CAPTION_PROMPT, CaptionItem, CaptionSummary, plan_batch
 from medapp.jobs.progress import EtaClock, Progress, ProgressCallback
 
 __all__ = ["RayPlan", "plan_actors", "caption_batch_ray", "watchdog"]
@@ -131,21 +131,10 @@ def caption_batch_ray(
     long. Up to `max_failed_blocks` batches may fail for good (their worker crashed on every retry, e.g. a file that
     crashes a decoder): their items become error rows and the run goes on; one more fails the run."""
     require_ray()
-    if batch_size < 1:
-        raise UserError(f"batch size must be at least 1, got {batch_size}")
-    prompt = (prompt or "").strip()
-    if not prompt:
-        raise UserError("the caption prompt is empty")
     started = time.monotonic()
-    given = list(source) if not isinstance(source, (str, os.PathLike)) else None
-    if given and all(isinstance(it, CaptionItem) for it in given):
-        items: list[CaptionItem] = given  # type: ignore[assignment]
-    else:
-        items = list_items(source, tissue_tiles=tissue_tiles, tile_px=tile_px)  # type: ignore[arg-type]
-    summary = CaptionSummary(total=len(items))
-    done_keys = set(writer.done_keys(include_errors=not retry_errors)) if resume else set()
-    todo = [it for it in items if it.key not in done_keys]
-    summary.skipped = len(items) - len(todo)
+    batch_plan = plan_batch(source, writer, prompt=prompt, batch_size=batch_size, resume=resume,
+                            retry_errors=retry_errors, tissue_tiles=tissue_tiles, tile_px=tile_px)
+    prompt, summary, todo, done_keys = batch_plan.prompt, batch_plan.summary, batch_plan.todo, batch_plan.done_keys
     if not todo:
         summary.seconds = time.monotonic() - started
         return summary
