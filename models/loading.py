@@ -35,7 +35,7 @@ from models.manifest import HashCache, raise_for_report, verify_files
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["LoadedCheckpoint", "load", "load_model"]
+__all__ = ["LoadedCheckpoint", "load", "load_model", "weights_error"]
 
 
 @dataclass
@@ -74,6 +74,20 @@ def _key_problems(folder: Path) -> list[str]:
     return _problem_lines(report, ("missing_keys", "unexpected_keys", "mismatched_shapes"))
 
 
+def weights_error(folder: str | os.PathLike[str], info: dict[str, Any] | None = None) -> CheckpointFormatError | None:
+    """The loader's strict-keys error for `folder`, or None when the weights match.
+
+    `info` is transformers' loading info (`output_loading_info=True`); without it (transformers raised before
+    reporting, e.g. on a mis-shaped tensor) the folder's safetensors headers are compared with its config instead.
+    The message names the missing / unexpected / mis-shaped tensors; `DragonflyForCausalLM.from_pretrained` (and
+    so `AutoModelForCausalLM`) raises it too.
+    """
+    problems = _loading_problems(info) if info is not None else _key_problems(Path(folder))
+    if not problems:
+        return None
+    return CheckpointFormatError(f"{folder}: weights do not match the config — {'; '.join(problems)}")
+
+
 def load(
     path: str | os.PathLike[str], device: str = "auto", quant: str = "none",
     dtype: str | torch.dtype | None = None, *, verify: str = "fast", hash_cache: HashCache | None = None,
@@ -107,13 +121,13 @@ def load(
     except ModelError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        keys = _key_problems(folder)
-        if keys:  # say which tensors, not transformers' "look at the above report"
-            raise CheckpointFormatError(f"{folder}: weights do not match the config — {'; '.join(keys)}") from exc
+        error = weights_error(folder)
+        if error is not None:  # say which tensors, not transformers' "look at the above report"
+            raise error from exc
         raise CheckpointFormatError(f"{folder}: the model could not be loaded ({type(exc).__name__}: {exc})") from exc
-    problems = _loading_problems(info)
-    if problems:
-        raise CheckpointFormatError(f"{folder}: weights do not match the config — {'; '.join(problems)}")
+    error = weights_error(folder, info)
+    if error is not None:
+        raise error
     model.eval()
     try:
         processor = DragonflyProcessor.from_pretrained(str(folder))

@@ -156,15 +156,32 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         self._register_load_state_dict_pre_hook(from_official)
 
     @classmethod
-    def from_pretrained(cls, *args: Any, **kwargs: Any) -> DragonflyForCausalLM:
-        """transformers' `from_pretrained` (offline folder or cache), with the module key names during loading."""
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """transformers' `from_pretrained` (offline folder or cache), with the module key names during loading.
+
+        Strict, like `models.loading`: missing, unexpected or mis-shaped tensors raise
+        `models.errors.CheckpointFormatError` naming them (`models.loading.weights_error`), where transformers would
+        initialise a missing tensor at random and only log it. This holds for `AutoModelForCausalLM` too.
+        """
+        from models.loading import weights_error
+
+        source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        want_info = bool(kwargs.pop("output_loading_info", False))
         _LOADER.active = getattr(_LOADER, "active", 0) + 1
         try:
-            model = super().from_pretrained(*args, **kwargs)
+            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+            error = weights_error(source) if source is not None else None
+            if error is not None:  # name the tensors, not transformers' "look at the above report"
+                raise error from exc
+            raise
         finally:
             _LOADER.active -= 1
-        _disable_unsupported_bnb_cpu_packing(model[0] if isinstance(model, tuple) else model)
-        return model
+        error = weights_error(source if source is not None else "<state dict>", info)
+        if error is not None:
+            raise error
+        _disable_unsupported_bnb_cpu_packing(model)
+        return (model, info) if want_info else model
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
@@ -440,3 +457,9 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
         inputs.update(kept)
         return inputs
+
+
+# The Hugging Face front door (AutoConfig / AutoModelForCausalLM / AutoProcessor): see models.auto.
+from models.auto import register_auto_classes  # noqa: E402
+
+register_auto_classes()
