@@ -2,17 +2,20 @@
 
 How a user gets it::
 
-    import models.auto                      # or: from models import DragonflyForCausalLM (any torch-side module)
+    import models.auto                      # or: from models import DragonflyForCausalLM / DragonflyProcessor
     from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
     config = AutoConfig.from_pretrained(folder)              # DragonflyConfig (image_encoder subfolder resolved)
     model = AutoModelForCausalLM.from_pretrained(folder)     # DragonflyForCausalLM, strict keys (see below)
     processor = AutoProcessor.from_pretrained(folder)        # DragonflyProcessor, not a bare tokenizer
 
-`register_auto_classes()` is the one place the registration happens. It runs when this module, or
-`models.modeling_dragonfly` / `models.processing_dragonfly`, is first imported — never on `import models` or
-`import medapp`, which stay torch-free (the Auto registries are only useful once transformers' torch side is in use).
-It is idempotent.
+`register_auto_classes()` (defined in `models.modeling_dragonfly`, the lowest module that knows all three classes,
+so that `models` has no import circle) is the one place the registration happens. It runs when
+`models.modeling_dragonfly` is first imported — by this module, by the package's lazy names
+`models.DragonflyForCausalLM` / `models.DragonflyProcessor`, or by `models.loading` (so any medapp model load opens
+the front door too). It is idempotent. `import models` / `import medapp` stay torch-free: nothing registers until the
+torch side is first used. (`models.processing_dragonfly` alone registers only `AutoConfig`, through
+`configuration_dragonfly.register()`.)
 
 How each Auto class finds our class (transformers 5.24):
 
@@ -33,26 +36,10 @@ saved `config.json` stays in the official layout (readable by the official code 
 
 from __future__ import annotations
 
-from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
+from models.configuration_dragonfly import DragonflyConfig
+from models.modeling_dragonfly import DragonflyForCausalLM, register_auto_classes
+from models.processing_dragonfly import DragonflyProcessor
 
-__all__ = ["register_auto_classes"]
+__all__ = ["DragonflyConfig", "DragonflyForCausalLM", "DragonflyProcessor", "register_auto_classes"]
 
-_done = False
-
-
-def register_auto_classes() -> None:
-    """Register DragonflyConfig / DragonflyForCausalLM / DragonflyProcessor with transformers' Auto classes."""
-    global _done
-    if _done:
-        return
-    from models.configuration_dragonfly import DragonflyConfig
-    from models.modeling_dragonfly import DragonflyForCausalLM
-    from models.processing_dragonfly import DragonflyProcessor
-
-    AutoConfig.register(DragonflyConfig.model_type, DragonflyConfig, exist_ok=True)
-    AutoModelForCausalLM.register(DragonflyConfig, DragonflyForCausalLM, exist_ok=True)
-    AutoProcessor.register(DragonflyConfig, DragonflyProcessor, exist_ok=True)
-    _done = True
-
-
-register_auto_classes()
+register_auto_classes()  # already done by importing modeling_dragonfly; explicit here, as this is the front door

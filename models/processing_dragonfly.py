@@ -252,8 +252,3 @@ def _crop_size(image_processor: Any) -> int:
         return int(edge)
     return int(h)
 
-
-# The Hugging Face front door (AutoConfig / AutoModelForCausalLM / AutoProcessor): see models.auto.
-from models.auto import register_auto_classes  # noqa: E402
-
-register_auto_classes()
