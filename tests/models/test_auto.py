@@ -112,3 +112,36 @@ def test_output_loading_info_still_works(v2_checkpoint: Path) -> None:
     model, info = DragonflyForCausalLM.from_pretrained(v2_checkpoint, output_loading_info=True)
     assert isinstance(model, DragonflyForCausalLM)
     assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
+def test_front_door_opens_through_the_package_names(v2_checkpoint: Path) -> None:
+    """A fresh process: `import models` registers nothing (torch-free); `from models import DragonflyProcessor`
+    (any torch-side name) opens the Auto classes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, models\n"
+        "assert 'torch' not in sys.modules\n"
+        "from models import DragonflyProcessor\n"
+        "from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor\n"
+        f"folder = {str(v2_checkpoint)!r}\n"
+        "print(type(AutoConfig.from_pretrained(folder)).__name__, type(AutoProcessor.from_pretrained(folder)).__name__,"
+        " type(AutoModelForCausalLM.from_pretrained(folder)).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["DragonflyConfig", "DragonflyProcessor", "DragonflyForCausalLM"]
+
+
+def test_saved_model_has_no_auto_map_and_reopens(v1_checkpoint: Path, tmp_path: Path) -> None:
+    """Registration, not `auto_map` (which would ask for trust_remote_code): the saved config stays official."""
+    import json
+
+    model = AutoModelForCausalLM.from_pretrained(v1_checkpoint, dtype=torch.float32)
+    model.save_pretrained(tmp_path)
+    AutoProcessor.from_pretrained(v1_checkpoint).save_pretrained(tmp_path)
+    assert "auto_map" not in json.loads((tmp_path / "config.json").read_text())
+    again = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    assert isinstance(again, DragonflyForCausalLM) and again.version == "v1"
+    assert isinstance(AutoProcessor.from_pretrained(tmp_path), DragonflyProcessor)
