@@ -13,8 +13,9 @@ from models import offline as _offline  # noqa: F401
 
 _LAZY = {
     "DragonflyConfig": "models.configuration_dragonfly",
-    "DragonflyProcessor": "models.processing_dragonfly",
-    "DragonflyForCausalLM": "models.modeling_dragonfly",
+    # Through models.auto: the first use also registers the Auto classes (AutoModelForCausalLM, AutoProcessor).
+    "DragonflyProcessor": "models.auto",
+    "DragonflyForCausalLM": "models.auto",
     "DragonflyEngine": "models.engine",
     "EngineInfo": "models.engine",
     "Generation": "models.engine",

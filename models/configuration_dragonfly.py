@@ -185,21 +185,39 @@ class DragonflyConfig(PreTrainedConfig):
             )
         return variant
 
+    def _resolve_against(self, folder: str | os.PathLike[str]) -> None:
+        """Resolve an `image_encoder` subfolder against the checkpoint `folder` (no-op when already resolved)."""
+        if not getattr(self, "_vision_unresolved", False) or self.image_encoder is None:
+            return
+        self.vision_config = vision_config_for(self.image_encoder, base_dir=folder)
+        self._vision_unresolved = False
+        try:
+            self.variant = self._resolve_variant().name
+        except UnknownVariantError as err:
+            raise UnknownVariantError(f"{folder}: {err}") from None
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any) -> DragonflyConfig:
         """Load `config.json`; an `image_encoder` subfolder is resolved against the checkpoint folder, offline."""
         config = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        if isinstance(config, tuple):  # return_unused_kwargs=True
-            cfg = config[0]
-        else:
-            cfg = config
-        if getattr(cfg, "_vision_unresolved", False):
-            cfg.vision_config = vision_config_for(cfg.image_encoder, base_dir=pretrained_model_name_or_path)
-            cfg._vision_unresolved = False
-            try:
-                cfg.variant = cfg._resolve_variant().name
-            except UnknownVariantError as err:
-                raise UnknownVariantError(f"{pretrained_model_name_or_path}: {err}") from None
+        cfg = config[0] if isinstance(config, tuple) else config  # tuple: return_unused_kwargs=True
+        cfg._resolve_against(pretrained_model_name_or_path)
+        return config
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
+        """`PreTrainedConfig.from_dict`; `AutoConfig.from_pretrained(folder)` passes the folder as `name_or_path`, and
+        an `image_encoder` subfolder is resolved against it (a hub id: against its snapshot in the local cache)."""
+        name_or_path = kwargs.get("name_or_path")
+        config = super().from_dict(config_dict, **kwargs)
+        cfg = config[0] if isinstance(config, tuple) else config
+        if name_or_path and getattr(cfg, "_vision_unresolved", False):
+            folder = Path(str(name_or_path))
+            if not folder.is_dir():
+                from models.checkpoint import resolve_checkpoint  # torch-free; finds a hub id's cached snapshot
+
+                folder = resolve_checkpoint(str(name_or_path))
+            cfg._resolve_against(folder)
         return config
 
     @property
@@ -234,10 +252,11 @@ class DragonflyConfig(PreTrainedConfig):
 
 
 def register() -> None:
-    """Let transformers' Auto classes read a Dragonfly `config.json` (idempotent).
+    """Let `AutoConfig` read a Dragonfly `config.json` (idempotent).
 
     `AutoTokenizer.from_pretrained(checkpoint)` peeks at `config.json`; without the registration it builds a
-    bare config from it and warns about the unknown model type.
+    bare config from it and warns about the unknown model type. The full front door (`AutoModelForCausalLM`,
+    `AutoProcessor` too) is `models.auto.register_auto_classes()`.
     """
     from transformers import AutoConfig
 

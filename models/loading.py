@@ -31,6 +31,7 @@ from models.checkpoint import count_parameters, model_id_for, read_config, requi
 from models.devices import LoadPlan, plan_load
 from models.errors import CheckpointFormatError, ModelError
 from models.manifest import HashCache, raise_for_report, verify_files
+from models.strict import loading_info_problems, problem_lines, weights_error
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -50,19 +51,8 @@ class LoadedCheckpoint:
     model_id: str
 
 
-def _problem_lines(report: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-    """"missing keys: a, b, c (+2 more)" for every non-empty list among `keys` (at most five names each)."""
-    out = []
-    for key in keys:
-        values = [str(v) for v in report.get(key) or []]
-        if values:
-            shown = ", ".join(values[:5]) + (f" (+{len(values) - 5} more)" if len(values) > 5 else "")
-            out.append(f"{key.replace('_', ' ')}: {shown}")
-    return out
-
-
 def _loading_problems(info: dict[str, Any] | None) -> list[str]:
-    return _problem_lines(info or {}, ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"))
+    return loading_info_problems(info)
 
 
 def _key_problems(folder: Path) -> list[str]:
@@ -71,7 +61,7 @@ def _key_problems(folder: Path) -> list[str]:
         report = check_checkpoint(folder, verify_hashes=False)
     except ModelError:
         return []
-    return _problem_lines(report, ("missing_keys", "unexpected_keys", "mismatched_shapes"))
+    return problem_lines(report, ("missing_keys", "unexpected_keys", "mismatched_shapes"))
 
 
 def load(
@@ -90,8 +80,7 @@ def load(
     n_params = count_parameters(folder)
     plan = plan_load(device, quant, dtype, n_params=n_params)
 
-    from models.modeling_dragonfly import DragonflyForCausalLM
-    from models.processing_dragonfly import DragonflyProcessor
+    from models.auto import DragonflyForCausalLM, DragonflyProcessor  # the torch side, with the Auto classes registered
 
     kwargs: dict[str, Any] = {
         "dtype": plan.dtype,
@@ -107,13 +96,13 @@ def load(
     except ModelError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        keys = _key_problems(folder)
-        if keys:  # say which tensors, not transformers' "look at the above report"
-            raise CheckpointFormatError(f"{folder}: weights do not match the config — {'; '.join(keys)}") from exc
+        error = weights_error(folder, _key_problems(folder))
+        if error is not None:  # say which tensors, not transformers' "look at the above report"
+            raise error from exc
         raise CheckpointFormatError(f"{folder}: the model could not be loaded ({type(exc).__name__}: {exc})") from exc
-    problems = _loading_problems(info)
-    if problems:
-        raise CheckpointFormatError(f"{folder}: weights do not match the config — {'; '.join(problems)}")
+    error = weights_error(folder, _loading_problems(info))
+    if error is not None:
+        raise error
     model.eval()
     try:
         processor = DragonflyProcessor.from_pretrained(str(folder))

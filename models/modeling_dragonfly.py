@@ -29,6 +29,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from models._compat import cache_kwargs
 from models.configuration_dragonfly import DragonflyConfig, register
+from models.processing_dragonfly import DragonflyProcessor
+from models.strict import loading_info_problems, weights_error
 from models.variants import n_image_tokens
 
 register()
@@ -156,15 +158,28 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         self._register_load_state_dict_pre_hook(from_official)
 
     @classmethod
-    def from_pretrained(cls, *args: Any, **kwargs: Any) -> DragonflyForCausalLM:
-        """transformers' `from_pretrained` (offline folder or cache), with the module key names during loading."""
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """transformers' `from_pretrained` (offline folder or cache), with the module key names during loading.
+
+        Strict, like `models.loading`: missing, unexpected or mis-shaped tensors raise
+        `models.errors.CheckpointFormatError` naming them (`models.strict`, the loader's wording), where transformers
+        would initialise a missing tensor at random and only log it; `ignore_mismatched_sizes` is always on so that
+        mis-shaped tensors are reported, then refused. This holds for `AutoModelForCausalLM` too.
+        """
+        source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        where = source if source is not None else "<state dict>"
+        want_info = bool(kwargs.pop("output_loading_info", False))
+        kwargs["ignore_mismatched_sizes"] = True  # report mis-shaped tensors in the info (refused below), not raise
         _LOADER.active = getattr(_LOADER, "active", 0) + 1
         try:
-            model = super().from_pretrained(*args, **kwargs)
+            model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
         finally:
             _LOADER.active -= 1
-        _disable_unsupported_bnb_cpu_packing(model[0] if isinstance(model, tuple) else model)
-        return model
+        error = weights_error(where, loading_info_problems(info, rename=_official_key))
+        if error is not None:  # name the tensors, not transformers' report
+            raise error
+        _disable_unsupported_bnb_cpu_packing(model)
+        return (model, info) if want_info else model
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
@@ -440,3 +455,19 @@ class DragonflyForCausalLM(DragonflyPreTrainedModel, GenerationMixin):
         inputs = super().prepare_inputs_for_generation(input_ids, **kwargs)
         inputs.update(kept)
         return inputs
+
+
+def register_auto_classes() -> None:
+    """Register Dragonfly with transformers' `AutoConfig`, `AutoModelForCausalLM` and `AutoProcessor` (idempotent).
+
+    Runs when this module is imported; see `models.auto` for how each Auto class finds our classes and why no
+    `auto_map` is written into `config.json`.
+    """
+    from transformers import AutoModelForCausalLM, AutoProcessor
+
+    register()  # AutoConfig: "dragonfly" -> DragonflyConfig
+    AutoModelForCausalLM.register(DragonflyConfig, DragonflyForCausalLM, exist_ok=True)
+    AutoProcessor.register(DragonflyConfig, DragonflyProcessor, exist_ok=True)
+
+
+register_auto_classes()

@@ -33,6 +33,13 @@ END_OF_TEXT_TOKEN = "<|end_of_text|>"
 EXTRA_INDEX_COLUMNS = 10
 
 
+#: Keyword arguments of the `from_pretrained` protocol (AutoProcessor passes some) that are not processor options.
+_LOADER_KWARGS = (
+    "_from_auto", "trust_remote_code", "revision", "code_revision", "local_files_only", "cache_dir", "token",
+    "force_download", "proxies", "subfolder", "_commit_hash", "return_unused_kwargs",
+)
+
+
 class DragonflyProcessor(ProcessorMixin):
     """CLIP image processor (mean/std/crop size) + Llama-3 tokenizer, with the official Dragonfly call shape.
 
@@ -92,6 +99,8 @@ class DragonflyProcessor(ProcessorMixin):
         options.pop("processor_class", None)
         if (folder / "config.json").is_file():  # the checkpoint's recorded (or inferred) variant, not a crop-size guess
             options["variant"] = DragonflyConfig.from_pretrained(folder, local_files_only=True).variant
+        for key in _LOADER_KWARGS:  # AutoProcessor passes hub / auto options; we only read local files
+            kwargs.pop(key, None)
         options.update(kwargs)
         register()
         image_processor = CLIPImageProcessorPil.from_pretrained(folder, local_files_only=True)
@@ -242,3 +251,4 @@ def _crop_size(image_processor: Any) -> int:
             raise ValueError(f"image processor has no square crop size (crop_size={crop!r})")
         return int(edge)
     return int(h)
+
