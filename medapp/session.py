@@ -296,7 +296,7 @@ class Session:
         """The draft of study `study` as a `reports.Report` (None: the study-less draft), or None.
 
         A session from before drafts were kept per study holds one study-less draft: asked for a study, that draft
-        is given back when it names this study's UID (or names none and is filed under this file's path key)."""
+        is given back when it names this study's UID."""
         from reports import Report
 
         if study is None:
