@@ -399,9 +399,10 @@ class Report:
     signature: Signature | None = None
     history: tuple[Amendment, ...] = ()
     report_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    #: Keys of the sections a clinician has edited by hand (:meth:`mark_edited`). Review bookkeeping, not content:
-    #: it is outside the content hash, so marking never reopens a signature. A report with a model in its
-    #: provenance whose section is not in here still holds the model's words (the sign-off review flags it).
+    #: Keys of the sections a clinician has edited by hand (:meth:`mark_edited`), or whose text never came from the
+    #: model (the typed indication, the exam line from the header). Review bookkeeping, not content: it is outside
+    #: the content hash, so marking never reopens a signature. A report with a model in its provenance whose
+    #: section is not in here still holds the model's words (the sign-off review flags it).
     edited: frozenset[str] = frozenset()
 
     # -- construction -------------------------------------------------------------------------------------------
