@@ -355,3 +355,15 @@ def test_default_export_name_names_the_study(qtbot, panel, ctx, ct, tmp_path):
     out.mkdir()
     _run(qtbot, panel.export_pdf(out / path.name))
     assert ctx.session.state.export_dir == str(out) and panel.default_export_path(".dcm").parent == out
+
+
+def test_section_regenerated_after_a_study_switch_stays_with_its_study(qtbot, panel, ctx, ct, mr):
+    ctx.view.open(ct)
+    _generate(qtbot, panel)
+    ct_report = panel.report
+    job = panel.regenerate_section("findings")
+    ctx.view.open(mr)  # the clinician moves on while the model rewrites the CT findings
+    _run(qtbot, job)
+    assert panel.report is None, "the MR shows no CT text"
+    ctx.view.open(ct)
+    assert panel.report is ct_report and panel.editor("findings").toPlainText() == ct_report.text("findings")

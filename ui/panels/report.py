@@ -431,7 +431,7 @@ class ReportPanel(QWidget):
             return None
         self.save_now()
         job = self._bridge.regenerate_section(model_input, self.report, key, self.indication.text().strip())
-        job.succeeded.connect(lambda text, k=key: self._on_section(k, text))
+        job.succeeded.connect(lambda text, k=key, r=self.report, st=self._report_key: self._on_section(k, text, r, st))
         job.failed.connect(lambda f, k=key: self._on_failed(f"Regenerating “{k}” failed", f))
         job.finished.connect(lambda k=key: self._on_section_finished(k))
         self._section_jobs[key] = job
@@ -440,7 +440,13 @@ class ReportPanel(QWidget):
         job.start()
         return job
 
-    def _on_section(self, key: str, text: str) -> None:
+    def _on_section(self, key: str, text: str, report: Any = None, study: str | None = None) -> None:
+        if report is not None and report is not self.report:  # another study is shown now: update its own draft
+            report.set_section(key, text)
+            session = getattr(self._ctx, "session", None)
+            if session is not None:
+                session.set_report(report, study)
+            return
         if self.report is None or key not in self._editors:
             return
         self.report.set_section(key, text)  # only this section: others keep their (possibly edited) text
