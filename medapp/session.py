@@ -68,7 +68,9 @@ class SessionState:
     current: str | None = None
     views: dict[str, ViewSnapshot] = field(default_factory=dict)  # path -> view
     conversations: dict[str, list[Turn]] = field(default_factory=dict)  # image sha256 -> turns
-    report_draft: dict[str, Any] | None = None
+    report_draft: dict[str, Any] | None = None  # the draft without a study (and every draft of older sessions)
+    report_drafts: dict[str, dict[str, Any]] = field(default_factory=dict)  # study key -> draft (medapp.signoff)
+    export_dir: str | None = None  # the folder the last report export went to
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +84,8 @@ class SessionState:
             views={k: ViewSnapshot(**v) for k, v in data.get("views", {}).items()},
             conversations={k: [Turn(**t) for t in v] for k, v in data.get("conversations", {}).items()},
             report_draft=data.get("report_draft"),
+            report_drafts={str(k): v for k, v in (data.get("report_drafts") or {}).items() if isinstance(v, dict)},
+            export_dir=data.get("export_dir"),
         )
 
 
@@ -110,6 +114,10 @@ class Session:
         problem = _draft_problem(self.state.report_draft) if self.state.report_draft is not None else None
         if problem is not None:
             self._set_draft_aside(problem)
+        for key, draft in list(self.state.report_drafts.items()):
+            problem = _draft_problem(draft)
+            if problem is not None:
+                self._set_draft_aside(problem, key)
 
     # -- persistence ------------------------------------------------------------------------------------------
     def _load(self) -> SessionState:
@@ -129,17 +137,22 @@ class Session:
             log.warning("session file was damaged (%s); started a new session", type(exc).__name__)
             return SessionState()
 
-    def _set_draft_aside(self, problem: str) -> None:
-        """Keep an unreadable draft for inspection, drop it from the state and save the rest."""
+    def _set_draft_aside(self, problem: str, key: str | None = None) -> None:
+        """Keep an unreadable draft (the study-less one, or study `key`'s) for inspection, drop it from the state
+        and save the rest."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         aside = self.directory / f"report_draft.damaged-{stamp}.json"
+        draft = self.state.report_draft if key is None else self.state.report_drafts.get(key)
         try:
-            atomic_write_text(aside, json.dumps(self.state.report_draft, indent=1, ensure_ascii=False))
+            atomic_write_text(aside, json.dumps(draft, indent=1, ensure_ascii=False))
             self.draft_recovered_from = aside
         except (OSError, TypeError, ValueError):
             pass
         log.warning("session report draft was damaged (%s); kept the rest of the session", problem)
-        self.state.report_draft = None
+        if key is None:
+            self.state.report_draft = None
+        else:
+            self.state.report_drafts.pop(key, None)
         try:
             self.save()
         except OSError:  # read-only folder: the next change tries again; the state in memory is already clean
@@ -263,29 +276,52 @@ class Session:
             self._changed()
 
     # -- report draft -----------------------------------------------------------------------------------------
-    def set_report(self, report: Any) -> None:
-        """Store the draft (a `reports.Report` or its `to_dict()`). A dict that is no report is refused here
-        (`ReportError`), so the session never stores a draft it could not give back."""
+    def set_report(self, report: Any, study: str | None = None) -> None:
+        """Store the draft (a `reports.Report` or its `to_dict()`) of study `study` (a `medapp.signoff.study_key`;
+        None: the study-less draft). A dict that is no report is refused here (`ReportError`), so the session
+        never stores a draft it could not give back."""
         data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
         if not hasattr(report, "to_dict"):
             from reports import Report
 
             Report.from_dict(data)
         with self._lock:
-            self.state.report_draft = data
+            if study is None:
+                self.state.report_draft = data
+            else:
+                self.state.report_drafts[study] = data
             self._changed()
 
-    def report(self) -> Any:
-        """The draft as a `reports.Report`, or None."""
-        if self.state.report_draft is None:
-            return None
+    def report(self, study: str | None = None) -> Any:
+        """The draft of study `study` as a `reports.Report` (None: the study-less draft), or None.
+
+        A session from before drafts were kept per study holds one study-less draft: asked for a study, that draft
+        is given back when it names this study's UID."""
         from reports import Report
 
-        return Report.from_dict(self.state.report_draft)
+        if study is None:
+            data = self.state.report_draft
+        else:
+            data = self.state.report_drafts.get(study)
+            if data is None and self.state.report_draft is not None:
+                legacy = self.state.report_draft
+                uid = str(((legacy.get("identifiers") or {}).get("study_instance_uid")) or "")
+                if uid and study == f"uid:{uid}":
+                    data = legacy
+        return None if data is None else Report.from_dict(data)
 
-    def clear_report(self) -> None:
+    def clear_report(self, study: str | None = None) -> None:
         with self._lock:
-            self.state.report_draft = None
+            if study is None:
+                self.state.report_draft = None
+            else:
+                self.state.report_drafts.pop(study, None)
+            self._changed()
+
+    def set_export_dir(self, folder: str | Path) -> None:
+        """Remember the folder of the last report export (the next export dialog starts there)."""
+        with self._lock:
+            self.state.export_dir = str(folder)
             self._changed()
 
     def clear(self) -> None:

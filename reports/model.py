@@ -399,6 +399,11 @@ class Report:
     signature: Signature | None = None
     history: tuple[Amendment, ...] = ()
     report_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Keys of the sections a clinician has edited by hand (:meth:`mark_edited`), or whose text never came from the
+    #: model (the typed indication, the exam line from the header). Review bookkeeping, not content: it is outside
+    #: the content hash, so marking never reopens a signature. A report with a model in its provenance whose
+    #: section is not in here still holds the model's words (the sign-off review flags it).
+    edited: frozenset[str] = frozenset()
 
     # -- construction -------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
@@ -500,6 +505,16 @@ class Report:
             new.append(Section(key, title or default_title(key), text))
         self.sections = tuple(new)
 
+    def mark_edited(self, key: str) -> None:
+        """Record that the clinician edited section *key* (kept in the JSON; not part of the signed content)."""
+        if key not in self.edited:
+            object.__setattr__(self, "edited", frozenset((*self.edited, key)))
+
+    @property
+    def is_ai_draft(self) -> bool:
+        """True when a model wrote the draft (its provenance names a model)."""
+        return bool(self.provenance.model_id)
+
     def add_key_image(self, image: KeyImage) -> None:
         self.key_images = (*self.key_images, image)
 
@@ -551,6 +566,8 @@ class Report:
             "provenance": self.provenance.to_dict(),
             "signature": None if self.signature is None else self.signature.to_dict(),
             "history": [h.to_dict() for h in self.history],
+            # only when present: older readers and files keep their exact shape
+            **({"edited": sorted(self.edited)} if self.edited else {}),
         }
 
     @classmethod
@@ -584,7 +601,11 @@ class Report:
         history = d.get("history") or []
         if not isinstance(history, list):
             raise ReportError("report JSON: history must be a list")
+        edited = d.get("edited") or []
+        if not isinstance(edited, list) or not all(isinstance(k, str) for k in edited):
+            raise ReportError("report JSON: edited must be a list of section keys")
         report = cls(
+            edited=frozenset(edited),
             sections=tuple(sections),
             modality=str(d.get("modality") or ""),
             template=str(d.get("template") or ""),

@@ -88,10 +88,13 @@ def draft_report(
     started = time.monotonic()
     generation = engine.generate(image, [], prompt, on_token=on_token, cancel=cancel, **limits.engine_kwargs())
     texts = parse_sections(generation.text, template)
+    not_model: set[str] = set()  # sections whose text is not the model's (the sign-off review does not flag them)
     if indication and "indication" in template.keys:
         texts["indication"] = indication
+        not_model.add("indication")
     if "exam" in template.keys and not texts.get("exam", "").strip():
         texts["exam"] = _exam_text(template, dataset)
+        not_model.add("exam")
     info = engine.info
     hashes = {"image": digest}
     if source_sha256:
@@ -135,6 +138,7 @@ def draft_report(
             audit_seq=entry.get("seq") if entry.get("mac") else None,
             audit_hmac=str(entry.get("mac") or ""),
         ),
+        edited=frozenset(not_model),
     )
 
 

@@ -118,6 +118,7 @@ def test_generate_edit_sign_export_pdf(qtbot, panel, ctx, tmp_path):
     assert Session(ctx.session.directory).report().is_signed
     events = [json.loads(line)["event"] for line in ctx.audit.path.read_text().splitlines()]
     assert events == ["report", "export", "sign", "export"]
+    assert {"indication", "impression"} <= report.edited, "the typed indication and the edit are the clinician's"
     panel.grab().save(str(SCREENSHOTS / "report_panel_signed.png"))
 
     panel.editor("findings").setPlainText("Small left pleural effusion.")
@@ -236,3 +237,133 @@ def test_edits_survive_a_restart_through_the_session(qtbot, panel, ctx):
     assert again.editor("findings").toPlainText() == "Edited just before the crash."
     assert again.indication.text() == INDICATION
     assert DRAFT_BANNER in again.banner.text()
+
+
+# -- sign-off dialog and the report's study (issue #15 item 3) -------------------------------------------------
+def _typed_report(findings: str, impression: str):
+    from reports.model import Identifiers, Provenance, Report
+
+    report = Report(
+        modality="CT",
+        identifiers=Identifiers(patient_name="Doe^Jane", study_date="20040119", study_instance_uid="1.2.3.4567"),
+        provenance=Provenance(model_id="dragonfly-v2-tiny"),
+    )
+    for key, text in (("exam", "CT chest"), ("indication", INDICATION), ("technique", ""),
+                      ("findings", findings), ("impression", impression)):
+        report.set_section(key, text)
+    return report
+
+
+def test_sign_refused_with_empty_findings_or_impression(qtbot, panel, ctx):
+    panel.set_report(_typed_report("asdf qwer zxcv", ""))
+    assert panel.sign_button.isEnabled(), "Sign… opens the review even when something blocks"
+    panel.sign_button.click()
+    dialog = panel.signoff_dialog
+    assert dialog is not None and dialog.isVisible() and not dialog.isModal()
+    dialog.typed.setText("Dr Test Reader")
+    assert not dialog.sign_button.isEnabled() and "Impression is empty" in dialog.problems.text()
+    assert not dialog.sign() and not panel.report.is_signed
+    assert not panel.sign(), "the scripted path follows the same rules"
+    assert not panel.report.is_signed
+    panel.set_report(_typed_report("", "Normal."))
+    assert not panel.sign() and not panel.report.is_signed
+
+
+def test_signoff_requires_the_typed_name(qtbot, panel, ctx):
+    panel.set_report(_typed_report("No consolidation.", "No acute abnormality."))
+    panel.editor("impression").setPlainText("No acute abnormality. Reviewed.")
+    dialog = panel.open_signoff()
+    assert dialog.signer.text() == "Dr Test Reader" and dialog.signer.isReadOnly()
+    text = dialog.content.toPlainText()
+    assert "No consolidation." in text and "[AI text, not edited]" in text and "[empty]" in text
+    assert "Technique is empty" in dialog.problems.text()
+    assert not dialog.sign_button.isEnabled()
+    dialog.typed.setText("Dr Someone Else")
+    assert not dialog.sign_button.isEnabled() and "does not match" in dialog.name_hint.text()
+    dialog.typed.setText("  dr test   reader ")
+    assert dialog.sign_button.isEnabled()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    dialog.resize(640, 620)
+    dialog.grab().save(str(SCREENSHOTS / "signoff.png"))
+    dialog.sign_button.click()
+    assert panel.report.is_signed and panel.report.signature.name == "Dr Test Reader"
+    assert not dialog.isVisible() and "Signed by Dr Test Reader" in panel.banner.text()
+    events = [json.loads(line)["event"] for line in ctx.audit.path.read_text().splitlines()]
+    assert events == ["sign"]
+
+
+@pytest.fixture
+def mr(pydicom_test_files):
+    import dicom_io
+
+    return dicom_io.open_path(pydicom_test_files / "MR_small.dcm")
+
+
+def test_report_follows_the_study(qtbot, panel, ctx, ct, mr):
+    from reports.model import Report
+
+    ctx.view.open(ct)
+    assert panel.report is None
+    ct_report = Report(modality="CT")
+    ct_report.set_section("findings", "CT findings.")
+    panel.set_report(ct_report)
+    panel.editor("findings").setPlainText("CT findings, edited.")
+    ctx.view.open(mr)
+    assert panel.report is None and panel.report_study != f"uid:{ct.dataset(0).StudyInstanceUID}"
+    mr_report = Report(modality="MR")
+    mr_report.set_section("findings", "MR findings.")
+    panel.set_report(mr_report)
+    ctx.view.open(ct)
+    assert panel.report is ct_report and panel.editor("findings").toPlainText() == "CT findings, edited."
+    ctx.view.open(mr)
+    assert panel.report is mr_report
+    # and a restart finds each study's draft in the session
+    again = ReportPanel(ctx, ModelBridge(ctx))
+    qtbot.addWidget(again)
+    assert again.report.text("findings") == "MR findings."
+    ctx.view.open(ct)
+    assert again.report.text("findings") == "CT findings, edited."
+
+
+def test_export_disabled_for_another_study(qtbot, panel, ctx, ct, mr, tmp_path):
+    from reports.model import Identifiers, Report
+
+    ctx.view.open(mr)
+    late = Report(modality="CT", identifiers=Identifiers(study_instance_uid=str(ct.dataset(0).StudyInstanceUID)))
+    late.set_section("findings", "CT findings.")
+    ctx.view.report = late  # set from elsewhere while the MR is on screen
+    assert panel.report is late and not panel.study_matches
+    assert not panel.pdf_button.isEnabled() and not panel.dicom_button.isEnabled()
+    assert panel.export_pdf(tmp_path / "x.pdf") is None and not (tmp_path / "x.pdf").exists()
+    assert "another study" in panel.status.text()
+    ctx.view.open(ct)
+    ctx.view.report = late
+    assert panel.study_matches and panel.pdf_button.isEnabled() and panel.dicom_button.isEnabled()
+
+
+def test_default_export_name_names_the_study(qtbot, panel, ctx, ct, tmp_path):
+    ctx.view.open(ct)
+    _generate(qtbot, panel)
+    ids = panel.report.identifiers
+    assert ids.patient_name and ids.study_instance_uid
+    path = panel.default_export_path(".pdf")
+    assert path.name.startswith(f"report_CT_{ids.study_date}_") and path.name.endswith(".pdf")
+    assert ids.study_instance_uid.replace(".", "")[-8:] in path.name
+    for part in ids.patient_name.replace("^", " ").split():
+        assert part.lower() not in path.name.lower()
+    out = tmp_path / "exports"
+    out.mkdir()
+    _run(qtbot, panel.export_pdf(out / path.name))
+    assert ctx.session.state.export_dir == str(out) and panel.default_export_path(".dcm").parent == out
+
+
+def test_section_regenerated_after_a_study_switch_stays_with_its_study(qtbot, panel, ctx, ct, mr):
+    ctx.view.open(ct)
+    _generate(qtbot, panel)
+    ct_report = panel.report
+    job = panel.regenerate_section("findings")
+    ctx.view.open(mr)  # the clinician moves on while the model rewrites the CT findings
+    _run(qtbot, job)
+    assert panel.report is None, "the MR shows no CT text"
+    ctx.view.open(ct)
+    assert panel.report is ct_report and panel.editor("findings").toPlainText() == ct_report.text("findings")

@@ -11,7 +11,14 @@ A full "Generate draft" over a report with text asks first, and keeps every edit
 
 Signing follows `reports.Report`: it records the clinician (from Settings, or asked) and the time; editing a signed
 report returns it to draft (the old signature goes to the report's history) and the banner turns back into the
-"AI DRAFT — not reviewed" warning. That banner is on screen in every state except signed.
+"AI DRAFT — not reviewed" warning. That banner is on screen in every state except signed. "Sign…" opens a
+modal-less confirmation (`ui.dialogs.signoff`) that shows what is signed with `medapp.signoff`'s flags and signs
+only when nothing blocks (empty Findings / Impression) and the clinician typed their name.
+
+The report belongs to its study: the panel follows the document on screen (`ViewerState.document`), keeps one draft
+per study (`medapp.signoff.study_key`, stored in the session) and, switching image, shows that study's draft or
+none. A report shown beside another study's image (a draft that arrived late, or set from elsewhere) cannot be
+exported. Exports are named after the study, never the patient, in the last export folder.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medapp.signoff import default_export_name, same_study, study_key
 from medapp.viewer_state import ViewerState
 from ui.model_bridge import JobHandle, ModelBridge
 from ui.widgets.errors import show_worker_error
@@ -131,14 +139,20 @@ class ReportPanel(QWidget):
         self._source_input: Any = None  # the ModelInput the current draft was made from (for the DICOM export)
         self._section_jobs: dict[str, JobHandle] = {}
         self._editors: dict[str, SectionEditor] = {}
+        self._report_key: str | None = study_key(self._view.document)  # the study the shown report belongs to
+        self._drafts: dict[str | None, Any] = {}  # study key -> its report, this window run (the session persists)
+        self.signoff_dialog: Any = None
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save_now)
         self._build()
         self._load_from_session()
         self._view.events.report.connect(self._on_state_report)
+        self._view.events.document.connect(self._on_document)
         report_event, slot = self._view.events.report, self._on_state_report
+        document_event, doc_slot = self._view.events.document, self._on_document
         # the state may outlive this widget: stop listening when Qt deletes it
-        self.destroyed.connect(lambda *_: report_event.disconnect(slot, missing_ok=True))
+        self.destroyed.connect(lambda *_: (report_event.disconnect(slot, missing_ok=True),
+                                           document_event.disconnect(doc_slot, missing_ok=True)))
 
     @property
     def report(self) -> Any:
@@ -148,6 +162,35 @@ class ReportPanel(QWidget):
     def _on_state_report(self, report: Any, *_: Any) -> None:
         if report is not self._shown_report:
             self.set_report(report, save=False)
+
+    @property
+    def report_study(self) -> str | None:
+        """The study key (`medapp.signoff.study_key`) the shown report is kept under."""
+        return self._report_key
+
+    @property
+    def study_matches(self) -> bool:
+        """False while the shown report belongs to another study than the image on screen (exports are off)."""
+        if self._view.document is None:
+            return True  # nothing on screen to disagree with
+        return same_study(self.report, self._report_key, self._view.document)
+
+    def _on_document(self, document: Any, *_: Any) -> None:
+        """Another image is on screen: keep the shown draft with its study and show the new study's draft."""
+        key = study_key(document)
+        if document is None or key == self._report_key:
+            self._sync_state()
+            return
+        self.save_now()
+        self._drafts[self._report_key] = self.report
+        self._source_input = None
+        report = self._drafts.get(key)
+        if report is None:
+            report = self._session_report(key)
+        self._report_key = key
+        self.indication.clear()
+        self.set_report(report, save=False)
+        self.status.setText("" if report is None else "The draft of this study.")
 
     # -- layout ------------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -186,7 +229,7 @@ class ReportPanel(QWidget):
         scroll.setWidget(self.sections_box)
 
         self.sign_button = QPushButton("Sign…", objectName="reportSign")
-        self.sign_button.clicked.connect(lambda: self.sign())
+        self.sign_button.clicked.connect(lambda: self.open_signoff())
         self.pdf_button = QPushButton("Export PDF…", objectName="reportExportPdf")
         self.pdf_button.clicked.connect(lambda: self.export_pdf())
         self.dicom_button = QPushButton("Export DICOM PDF…", objectName="reportExportDicom")
@@ -219,16 +262,19 @@ class ReportPanel(QWidget):
         self._sync_state()
 
     # -- report <-> widgets ------------------------------------------------------------------------------------
-    def _load_from_session(self) -> None:
+    def _session_report(self, key: str | None) -> Any:
         session = getattr(self._ctx, "session", None)
         if session is None:
-            return
+            return None
         try:
-            report = session.report()
+            return session.report(key)
         except Exception as exc:  # noqa: BLE001 — a damaged draft must not stop the window; say so and start empty
             log.warning("stored report draft unreadable: %s", type(exc).__name__)
             self.status.setText(f"The stored report draft could not be read ({exc}); starting empty.")
-            return
+            return None
+
+    def _load_from_session(self) -> None:
+        report = self._session_report(self._report_key)
         if report is not None:
             self.set_report(report, save=False)
 
@@ -263,6 +309,7 @@ class ReportPanel(QWidget):
         if self.report is None:
             return
         was_signed = self.report.is_signed
+        self.report.mark_edited(key)  # the clinician's words now (the sign-off review stops flagging it as AI text)
         self.report.set_section(key, text)  # a signed report returns to draft here (reports.Report rule)
         if was_signed and not self.report.is_signed:
             self.status.setText("Edited after signing: the report is a draft again and must be signed again.")
@@ -275,7 +322,7 @@ class ReportPanel(QWidget):
         self._autosave.stop()
         session = getattr(self._ctx, "session", None)
         if session is not None and self.report is not None:
-            session.set_report(self.report)
+            session.set_report(self.report, self._report_key)
 
     def hideEvent(self, event: Any) -> None:  # noqa: N802 (Qt name)
         self.save_now()
@@ -298,8 +345,12 @@ class ReportPanel(QWidget):
         self.generate_button.setEnabled(not busy and self._section_jobs == {})
         self.stop_button.setEnabled(busy or bool(self._section_jobs))
         self.sign_button.setEnabled(has_text and not busy and not report.is_signed)
-        self.pdf_button.setEnabled(report is not None and not busy)
-        self.dicom_button.setEnabled(report is not None and not busy)
+        matches = self.study_matches
+        self.pdf_button.setEnabled(report is not None and not busy and matches)
+        self.dicom_button.setEnabled(report is not None and not busy and matches)
+        tip = "" if matches else "This report belongs to another study than the image on screen"
+        self.pdf_button.setToolTip(tip)
+        self.dicom_button.setToolTip(tip)
         self.open_button.setEnabled(self.last_pdf is not None and self.last_pdf.exists())
         for key, editor in self._editors.items():
             editor.regenerate.setEnabled(not busy and key not in self._section_jobs)
@@ -328,6 +379,7 @@ class ReportPanel(QWidget):
         self.save_now()
         job = self._bridge.draft_report(model_input, self.indication.text().strip())
         job.succeeded.connect(lambda _r, m=model_input: setattr(self, "_source_input", m))
+        self._draft_study = self._report_key
         self.stream_view.clear()
         self.stream_view.show()
         job.token.connect(self._on_stream_token)
@@ -351,6 +403,14 @@ class ReportPanel(QWidget):
 
     def _on_draft(self, report: Any) -> None:
         self.stream_view.hide()
+        study = getattr(self, "_draft_study", self._report_key)
+        if study != self._report_key:  # the image changed while the model wrote: file the draft with its study
+            self._drafts[study] = report
+            session = getattr(self._ctx, "session", None)
+            if session is not None:
+                session.set_report(report, study)
+            self.status.setText("The draft is ready for the previous study; open that study to review it.")
+            return
         self.set_report(report)
         self.status.setText("Draft ready. Review every section, then sign.")
 
@@ -371,7 +431,7 @@ class ReportPanel(QWidget):
             return None
         self.save_now()
         job = self._bridge.regenerate_section(model_input, self.report, key, self.indication.text().strip())
-        job.succeeded.connect(lambda text, k=key: self._on_section(k, text))
+        job.succeeded.connect(lambda text, k=key, r=self.report, st=self._report_key: self._on_section(k, text, r, st))
         job.failed.connect(lambda f, k=key: self._on_failed(f"Regenerating “{k}” failed", f))
         job.finished.connect(lambda k=key: self._on_section_finished(k))
         self._section_jobs[key] = job
@@ -380,7 +440,13 @@ class ReportPanel(QWidget):
         job.start()
         return job
 
-    def _on_section(self, key: str, text: str) -> None:
+    def _on_section(self, key: str, text: str, report: Any = None, study: str | None = None) -> None:
+        if report is not None and report is not self.report:  # another study is shown now: update its own draft
+            report.set_section(key, text)
+            session = getattr(self._ctx, "session", None)
+            if session is not None:
+                session.set_report(report, study)
+            return
         if self.report is None or key not in self._editors:
             return
         self.report.set_section(key, text)  # only this section: others keep their (possibly edited) text
@@ -416,8 +482,46 @@ class ReportPanel(QWidget):
         name, ok = QInputDialog.getText(self, "Sign report", "Your name as it should appear on the report:")
         return name.strip() if ok and name.strip() else None
 
+    def open_signoff(self) -> Any:
+        """"Sign…": the modal-less confirmation dialog (what is signed, flags, typed name). Returns the dialog."""
+        if self.report is None:
+            return None
+        from ui.dialogs.signoff import SignoffDialog
+
+        if self.signoff_dialog is not None:
+            self.signoff_dialog.close()
+        self.save_now()
+        settings = getattr(self._ctx, "settings", None)
+        signer = (getattr(settings, "clinician_name", "") or "").strip()
+        self.signoff_dialog = SignoffDialog(self.report, signer, self.sign_confirmed, self)
+        self.signoff_dialog.show()
+        return self.signoff_dialog
+
+    def sign_confirmed(self, signer: str, typed_name: str) -> bool:
+        """Sign as `signer` after the clinician typed `typed_name` (`medapp.signoff.sign_confirmed`: refuses empty
+        Findings / Impression and a typed name that is not the signer's; audited)."""
+        if self.report is None:
+            return False
+        from medapp.errors import UserError
+        from medapp.reporting import ReportError
+        from medapp.signoff import sign_confirmed
+
+        report = self.report
+        try:
+            sign_confirmed(report, typed_name, signer, audit=getattr(self._ctx, "audit", None))
+        except (ReportError, UserError) as exc:
+            self.status.setText(f"Not signed: {exc}")
+            self._on_failed("Cannot sign", exc)
+            return False
+        self.save_now()
+        self.status.setText("Signed.")
+        self._sync_state()
+        self.report_changed.emit(report)
+        return True
+
     def sign(self, name: str | None = None) -> bool:
-        """Sign as `name` (default: the clinician in Settings, else asked). The report's own rules apply."""
+        """Sign as `name` (default: the clinician in Settings, else asked) without the dialog — scripted use and
+        tests; the name counts as confirmed, the sign-off rules (`medapp.signoff`) still apply."""
         if self.report is None:
             return False
         name = name or self._clinician_name()
@@ -426,7 +530,12 @@ class ReportPanel(QWidget):
             return False
         from medapp.errors import UserError
         from medapp.reporting import ReportError
+        from medapp.signoff import review_for_signing
 
+        review = review_for_signing(self.report)
+        if review.blocking:
+            self._on_failed("Cannot sign", UserError("not signed: " + " ".join(review.blocking)))
+            return False
         try:
             self._bridge.sign_report(self.report, name)
         except (ReportError, UserError) as exc:
@@ -439,8 +548,16 @@ class ReportPanel(QWidget):
         return True
 
     # -- export ------------------------------------------------------------------------------------------------
+    def default_export_path(self, suffix: str) -> Path:
+        """Where the save dialog starts: the last export folder (session) or home, and a file name that names the
+        study (`report_<modality>_<studydate>_<short-uid>`), never the patient."""
+        session = getattr(self._ctx, "session", None)
+        folder = getattr(getattr(session, "state", None), "export_dir", None)
+        base = Path(folder) if folder and Path(folder).is_dir() else Path.home()
+        return base / default_export_name(self.report, suffix, self._view.document)
+
     def _ask_path(self, title: str, suffix: str, pattern: str) -> Path | None:
-        start = str(Path.home() / f"report{suffix}")
+        start = str(self.default_export_path(suffix))
         path, _ = QFileDialog.getSaveFileName(self, title, start, pattern)
         if not path:
             return None
@@ -466,7 +583,10 @@ class ReportPanel(QWidget):
             return None
         return self._export("dicom", target)
 
-    def _export(self, kind: str, target: Path) -> JobHandle:
+    def _export(self, kind: str, target: Path) -> JobHandle | None:
+        if not self.study_matches:
+            self.status.setText("Not exported: this report belongs to another study than the image on screen.")
+            return None
         self.save_now()
         source = None
         if kind == "dicom":  # the header of the image the draft came from (read in the worker), else what is shown
@@ -484,6 +604,12 @@ class ReportPanel(QWidget):
     def _on_exported(self, kind: str, path: Path) -> None:
         if kind == "pdf":
             self.last_pdf = path
+        session = getattr(self._ctx, "session", None)
+        if session is not None:
+            try:
+                session.set_export_dir(path.parent)
+            except OSError:
+                log.warning("could not remember the export folder")
         self.status.setText(f"Saved {path.name}" + (" (de-identified)" if self.deid_check.isChecked() else ""))
         self._sync_state()
         self.exported.emit(kind, path)
