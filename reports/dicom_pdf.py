@@ -30,6 +30,7 @@ __all__ = [
     "ENCAPSULATED_PDF_STORAGE",
     "DIAGNOSTIC_IMAGING_REPORT",
     "PATHOLOGY_REPORT",
+    "document_in_study",
     "encapsulated_pdf",
     "dicom_bytes",
     "write_encapsulated_pdf",
@@ -82,6 +83,39 @@ def _lo(text: str, limit: int = 64) -> str:
     return text[:limit]
 
 
+def document_in_study(sop_class_uid: str, source: Any, when: datetime) -> Any:
+    """A new instance of `sop_class_uid` filed into the study of `source` (a pydicom Dataset, or None).
+
+    The part every document medapp writes shares (the Encapsulated PDF and the SR): UTF-8 character set, new SOP
+    Instance UID, creation date/time and offset, the patient and study attributes copied from `source` (a new Study
+    Instance UID without one), and the type-2 attributes present even when empty. Series and document modules are
+    the caller's.
+    """
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: names and titles in any script
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = generate_uid()
+    ds.InstanceCreationDate = when.strftime("%Y%m%d")
+    ds.InstanceCreationTime = when.strftime("%H%M%S")
+    offset = when.strftime("%z")
+    if offset:
+        ds.TimezoneOffsetFromUTC = offset
+    if source is not None:
+        for keyword in _PATIENT + _STUDY + _PATIENT_STUDY:
+            if keyword in source:
+                elem = source[keyword]
+                ds[elem.tag] = copy.deepcopy(elem)
+    if not str(ds.get("StudyInstanceUID", "")).strip():
+        ds.StudyInstanceUID = generate_uid()
+    for keyword in _TYPE2:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    return ds
+
+
 def encapsulated_pdf(
     pdf_bytes: bytes,
     source: Any | None = None,
@@ -114,25 +148,7 @@ def encapsulated_pdf(
         raise ReportError(f"encapsulated PDF: source must be a pydicom Dataset, not {type(source).__name__}")
     when = (when or datetime.now(UTC)).astimezone()
 
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: names and titles in any script
-    ds.SOPClassUID = ENCAPSULATED_PDF_STORAGE
-    ds.SOPInstanceUID = generate_uid()
-    ds.InstanceCreationDate = when.strftime("%Y%m%d")
-    ds.InstanceCreationTime = when.strftime("%H%M%S")
-    offset = when.strftime("%z")
-    if offset:
-        ds.TimezoneOffsetFromUTC = offset
-    if source is not None:
-        for keyword in _PATIENT + _STUDY + _PATIENT_STUDY:
-            if keyword in source:
-                elem = source[keyword]
-                ds[elem.tag] = copy.deepcopy(elem)
-    if "StudyInstanceUID" not in ds or not str(ds.StudyInstanceUID).strip():
-        ds.StudyInstanceUID = generate_uid()
-    for keyword in _TYPE2:
-        if keyword not in ds:
-            setattr(ds, keyword, "")
+    ds = document_in_study(ENCAPSULATED_PDF_STORAGE, source, when)
     # Encapsulated Document Series, General Equipment, SC Equipment
     ds.Modality = "DOC"
     ds.SeriesInstanceUID = generate_uid()

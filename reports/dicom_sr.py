@@ -26,11 +26,10 @@ study / series / instance. There is no de-identified SR: PS3.15 removes the whol
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from reports.dicom_pdf import _PATIENT, _PATIENT_STUDY, _STUDY, _TYPE2, _lo  # same package: one list of copied tags
+from reports.dicom_pdf import _lo, document_in_study
 from reports.errors import ReportError
 from reports.model import Report
 
@@ -212,24 +211,7 @@ def report_sr(
     when = (when or datetime.now(UTC)).astimezone()
     signed = report.is_signed
 
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = BASIC_TEXT_SR
-    ds.SOPInstanceUID = generate_uid()
-    ds.InstanceCreationDate = when.strftime("%Y%m%d")
-    ds.InstanceCreationTime = when.strftime("%H%M%S")
-    if when.strftime("%z"):
-        ds.TimezoneOffsetFromUTC = when.strftime("%z")
-    if source is not None:
-        for keyword in _PATIENT + _STUDY + _PATIENT_STUDY:
-            if keyword in source:
-                elem = source[keyword]
-                ds[elem.tag] = copy.deepcopy(elem)
-    if not str(ds.get("StudyInstanceUID", "")).strip():
-        ds.StudyInstanceUID = generate_uid()
-    for keyword in _TYPE2:
-        if keyword not in ds:
-            setattr(ds, keyword, "")
+    ds = document_in_study(BASIC_TEXT_SR, source, when)
     # SR Document Series, General Equipment
     ds.Modality = "SR"
     ds.SeriesInstanceUID = generate_uid()
