@@ -4,7 +4,6 @@ open + render + info call must return within a time bound (run in a worker threa
 from __future__ import annotations
 
 import random
-import threading
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 import dicom_io
+from tests.dicom_io.fuzzing import run_bounded
 
 SEED = 20260104
 N_BYTE_MUTATIONS = 240
@@ -20,30 +20,6 @@ N_TAG_MUTATIONS = 120
 TIME_BOUND_S = 20.0  # per case; generous because the machine is shared, a hang is minutes
 SOURCES = ["CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmd.dcm", "MR_small_jp2klossless.dcm",
            "examples_palette.dcm", "rtdose.dcm", "MR_small_jpeg_ls_lossless.dcm", "examples_overlay.dcm"]  # fmt: skip
-
-
-def _exercise(path: Path) -> None:
-    """What the app does with a dropped file: open, render first and last frame, describe."""
-    obj = dicom_io.open_path(path)
-    if isinstance(obj, dicom_io.ImageStack):
-        obj.render_rgb(0)
-        obj.render_rgb(obj.n_frames - 1)
-    dicom_io.info(path)
-
-
-def _run_bounded(path: Path) -> tuple[BaseException | None, bool]:
-    outcome: list[BaseException | None] = [None]
-
-    def target() -> None:
-        try:
-            _exercise(path)
-        except BaseException as exc:  # noqa: BLE001 - we report what escaped
-            outcome[0] = exc
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(TIME_BOUND_S)
-    return outcome[0], worker.is_alive()
 
 
 def _byte_mutation(rng: random.Random, data: bytes) -> bytes:
@@ -109,7 +85,7 @@ def test_fuzz_only_input_error_escapes(pydicom_test_files: Path, tmp_path: Path)
                 _tag_mutation(rng, ds).save_as(path)
             except Exception:  # noqa: BLE001 - pydicom cannot even write this mutation: not a test case
                 continue
-        exc, alive = _run_bounded(path)
+        exc, alive = run_bounded(path, TIME_BOUND_S)
         if alive:
             hung.append(path.name)
         elif exc is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import random
 import struct
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from PIL import Image
 
 import dicom_io
 from dicom_io import sandbox
+from tests.dicom_io.fuzzing import run_bounded
 
 SEED = 20261129
 N_IMAGE_MUTATIONS = 330
@@ -83,29 +83,6 @@ def _mutate_dicom(rng: random.Random, ds: pydicom.Dataset) -> pydicom.Dataset:
     return ds
 
 
-def _exercise(path: Path) -> None:
-    obj = dicom_io.open_path(path)
-    if isinstance(obj, dicom_io.ImageStack):
-        obj.render_rgb(0)
-        obj.render_rgb(obj.n_frames - 1)
-    dicom_io.info(path)
-
-
-def _run_bounded(path: Path) -> tuple[BaseException | None, bool]:
-    outcome: list[BaseException | None] = [None]
-
-    def target() -> None:
-        try:
-            _exercise(path)
-        except BaseException as exc:  # noqa: BLE001 - we report what escaped
-            outcome[0] = exc
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(TIME_BOUND_S)
-    return outcome[0], worker.is_alive()
-
-
 def _jpeg_lossless(tmp: Path) -> bytes:
     import shutil
     import subprocess
@@ -146,7 +123,7 @@ def test_fuzz_images_and_compressed_dicom(pydicom_test_files: Path, tmp_path: Pa
                 except Exception:  # noqa: BLE001 - pydicom cannot even write this mutation: not a test case
                     continue
             n_run += 1
-            exc, alive = _run_bounded(path)
+            exc, alive = run_bounded(path, TIME_BOUND_S)
             if alive:
                 hung.append(path.name)
             elif exc is None:
