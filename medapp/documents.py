@@ -7,13 +7,11 @@ name. Everything is imported lazily, so `import medapp.documents` costs nothing 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Window", "PRESETS", "InputError", "open_document", "make_window", "builtin_presets", "user_windows"]
+__all__ = ["Window", "PRESETS", "InputError", "open_document", "make_window", "builtin_presets"]
 
-log = logging.getLogger(__name__)
 
 _LAZY = {"Window": "Window", "PRESETS": "PRESETS", "InputError": "InputError"}
 
@@ -46,10 +44,3 @@ def builtin_presets() -> dict[str, Any]:
     from dicom_io import PRESETS
 
     return dict(PRESETS)
-
-
-def user_windows(settings: Any) -> dict[str, Any]:
-    """The user's window presets from settings as `dicom_io.Window`s (`medapp.view.user_presets`: the one source)."""
-    from medapp.view import user_presets
-
-    return user_presets(settings)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medapp.documents import open_document, user_windows
+from medapp.documents import open_document
 from medapp.stack_setup import StackSetup, prepare_stack
+from medapp.view import user_presets
 
 __all__ = ["Workspace", "Opening", "MAX_RECENT"]
 
@@ -47,7 +48,7 @@ class Workspace:
     # --- opening (worker thread) ---------------------------------------------------------------------------------
     def user_presets(self) -> dict[str, Any]:
         """The user's window presets as Windows (they join the number keys of a grey image)."""
-        return user_windows(self.settings)
+        return user_presets(self.settings)
 
     def open(self, path: str | Path, extra_presets: dict[str, Any] | None = None) -> Opening:
         """Open `path` and prepare what its viewer needs before the first paint (decodes frame 0 of a stack)."""
