@@ -9,9 +9,10 @@ folder that a developer can read.
 What the crash log holds, and what it leaves out:
   * exception types, the chain of causes, and every frame as file / line / function / source line: code, not data;
   * versions (medapp, Python, torch, transformers, the platform) and the subcommand name;
-  * exception *messages* with every command-line argument and every path-like token replaced by ``<redacted>``.
-    Messages can hold file paths (folder names are often patient names), a question or an indication; none of
-    that may reach a file on disk. Local variables are never written.
+  * never the exception *messages* (only their length) and never local variables. A message can hold a file path
+    (folder names are often patient names), a question, an indication or a DICOM value such as a patient name,
+    and no redaction rule can recognise all of those; the message reaches only the user's own screen, in the one
+    line the CLI prints or the window shows, from where they can pass it on.
 Nothing here is logged through `logging`, and nothing is sent anywhere.
 
 The CLI and the window call `describe` at their outermost handler. This module imports only the standard library at
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
-import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ OUT_OF_MEMORY = (
     "region or a lower magnification)"
 )
 
-_PATHISH = re.compile(r"(?:[A-Za-z]:)?[^\s'\"]*[/\\][^\s'\"]*")
 
 
 @dataclass(frozen=True)
@@ -78,12 +76,10 @@ def describe(
     *,
     context: str = "",
     user_errors: tuple[type[BaseException], ...] | None = None,
-    argv: list[str] | None = None,
 ) -> Failure:
     """The user's sentence for `exc`; for an unexpected exception also writes the crash log.
 
-    `context` names what was running (a subcommand or a window task) for the crash log; `argv` lists the texts that
-    must never reach the log (defaults to this process's command-line arguments).
+    `context` names what was running (a subcommand or a window task) for the crash log.
     """
     known = user_errors if user_errors is not None else user_error_types()
     if isinstance(exc, MemoryError):
@@ -93,18 +89,11 @@ def describe(
     cause = _one_line(str(exc))
     cause = f"{type(exc).__name__}: {cause}" if cause else type(exc).__name__
     try:
-        log = write_crash_log(exc, context=context, argv=sys.argv[1:] if argv is None else argv)
+        log = write_crash_log(exc, context=context)
     except Exception:  # noqa: BLE001 — the report must not fail because the disk is full or read-only
         log = None
     where = f" (details: {log})" if log is not None else " (no crash log could be written)"
     return Failure(f"internal error: {cause}{where}", internal=True, crash_log=log)
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """`text` with every argument in `secrets` (longest first) and every path-like token replaced by <redacted>."""
-    for secret in sorted({s for s in secrets if len(s) >= 2}, key=len, reverse=True):
-        text = text.replace(secret, "<redacted>")
-    return _PATHISH.sub("<redacted>", text)
 
 
 def _versions() -> list[str]:
@@ -121,8 +110,8 @@ def _versions() -> list[str]:
     return lines
 
 
-def _frames(exc: BaseException, secrets: list[str]) -> list[str]:
-    """The cause chain, oldest first, as type + redacted message + frames (code locations only, no locals)."""
+def _frames(exc: BaseException) -> list[str]:
+    """The cause chain, oldest first, as type + message length + frames (code locations only, no locals)."""
     chain: list[BaseException] = []
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -132,7 +121,8 @@ def _frames(exc: BaseException, secrets: list[str]) -> list[str]:
         current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     lines: list[str] = []
     for item in reversed(chain):
-        lines.append(f"{type(item).__module__}.{type(item).__qualname__}: {redact(_one_line(str(item)), secrets)}")
+        withheld = f"(message of {len(str(item))} characters withheld: it may hold patient data)"
+        lines.append(f"{type(item).__module__}.{type(item).__qualname__}: {withheld}")
         for frame in traceback.extract_tb(item.__traceback__):
             lines.append(f'  File "{_code_path(frame.filename)}", line {frame.lineno}, in {frame.name}')
             if frame.line:
@@ -157,19 +147,19 @@ def crash_dir() -> Path:
     return data_dir() / "crash"
 
 
-def write_crash_log(exc: BaseException, *, context: str, argv: list[str]) -> Path:
+def write_crash_log(exc: BaseException, *, context: str) -> Path:
     """Write the details of `exc` to a new file in the crash folder (owner-only) and return its path."""
     folder = crash_dir()
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"crash-{stamp}-{os.getpid()}.txt"
     body = [
-        "medapp crash report: no patient data (messages are redacted, no local variables, no arguments)",
+        "medapp crash report: no patient data (no exception messages, no local variables, no arguments)",
         f"time {time.strftime('%Y-%m-%dT%H:%M:%S%z')}",
         f"context {context or '-'}",
         *_versions(),
         "",
-        *_frames(exc, argv),
+        *_frames(exc),
     ]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as out:

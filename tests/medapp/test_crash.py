@@ -26,8 +26,10 @@ def test_internal_error_is_one_line_exit_3_and_a_clean_crash_log(
     target = patient_dir / "CT.dcm"
     target.write_bytes(ct_small.read_bytes())
 
+    patient = "^".join(["Doe", "John"])  # data, as a DICOM value would be: not in any source line of the traceback
+
     def broken_info(path, *args, **kwargs):
-        raise KeyError(f"no tag for {path} of patient Doe^John")
+        raise KeyError(f"no tag for {path} of patient {patient}")
 
     monkeypatch.setattr(dicom_io, "info", broken_info)
     status = main(["info", str(target)])
@@ -40,9 +42,11 @@ def test_internal_error_is_one_line_exit_3_and_a_clean_crash_log(
     assert len(logs) == 1
     assert f"(details: {logs[0]})" in lines[0]
     text = logs[0].read_text()
-    assert "Traceback" not in err and "Traceback" not in text.splitlines()[0]
+    assert "Traceback" not in err
+    assert text.startswith("medapp crash report: no patient data") and "context info" in text
     assert "broken_info" in text and "KeyError" in text, "the log must show where it failed"
     assert PHI_FOLDER not in text and str(tmp_path) not in text
+    assert "Doe^John" not in text, "a patient name inside an exception message never reaches the log"
     assert oct(logs[0].stat().st_mode & 0o777) == "0o600"
 
 
