@@ -177,8 +177,8 @@ class Session:
         for listener in list(self._listeners):
             try:
                 listener(self)
-            except Exception:  # a broken view must not lose the user's state
-                log.exception("session listener failed")
+            except Exception as exc:  # noqa: BLE001 — a broken view must not lose the user's state
+                log.warning("a session listener failed: %s", type(exc).__name__)  # type only: messages may hold PHI
 
     # -- inputs and view --------------------------------------------------------------------------------------
     def open(self, path: str | Path) -> None:

@@ -127,9 +127,9 @@ class Worker(QRunnable):
             signals.cancelled.emit()
         except BaseException as exc:  # noqa: BLE001 — a worker must never take the process down
             failure = WorkerFailure.from_exception(self.name, exc)
-            # Messages and task names can hold file names (and so patient names): the log gets the type only.
+            # Messages and tracebacks can hold file names (and so patient names): the log gets the type only; a bug's
+            # code locations are in its crash log (medapp.crash), the message only in the user's dialog.
             log.warning("a worker failed: %s", failure.exc_type)
-            log.debug("%s", failure.traceback)
             signals.error.emit(failure.summary())
             signals.failed.emit(failure)
         else:
