@@ -24,8 +24,14 @@ SERIES_SIZE = 64
 def _flush_deferred_deletes(qapp):
     """pytest-qt closes a test's widgets with deleteLater, so they would be destroyed inside the *next* test's event
     loop, in the middle of its signals. Destroy them here, between tests, where nothing else is running."""
+    import gc
+
     from PySide6.QtCore import QCoreApplication, QEvent
 
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    # Widgets of the previous test that sit in reference cycles (psygnal callbacks, lambdas) are collected here, on
+    # the GUI thread; left to the cyclic GC they can be destroyed from a worker thread in the middle of a later test.
+    gc.collect()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     yield
 
