@@ -67,7 +67,7 @@ class Settings:
     # PACS nodes the user configured — the only peers medapp ever connects to.
     pacs_ae_title: str = "MEDAPP"
     pacs_port: int = 11112
-    pacs_listen_address: str = "0.0.0.0"
+    pacs_listen_address: str = ""  # "" = the local address the PACS is routed through (not every interface)
     pacs_timeout: float = 30.0  # seconds, for connecting, association, every DIMSE message and the network
     pacs_nodes: list[dict[str, Any]] = field(default_factory=list)  # [{"name", "ae_title", "host", "port", ...}]
     pacs_default_node: str = ""  # name of the node used without --node/--pacs; "" = the first one
@@ -243,7 +243,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "audit_file_names": _bool,
     "pacs_ae_title": lambda v: _pacs_check("check_ae_title", v),
     "pacs_port": _int_range(1, 65535),
-    "pacs_listen_address": lambda v: _pacs_check("check_host", v),
+    "pacs_listen_address": lambda v: None if v == "" else _pacs_check("check_host", v),
     "pacs_timeout": _float_range(0.0, 3600.0, lo_open=True),
     "pacs_nodes": lambda v: _pacs_nodes(v),
     "pacs_default_node": _text(64),

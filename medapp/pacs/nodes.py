@@ -95,11 +95,16 @@ class Node:
 
 @dataclass(frozen=True)
 class LocalAE:
-    """medapp's own application entity: its AE title, and where its storage SCP listens during a C-MOVE."""
+    """medapp's own application entity: its AE title, and where its storage SCP listens during a C-MOVE.
+
+    `listen_address` "" (the default) means the one local address the PACS is routed through (`route_address`), not
+    every interface: a laptop on a hospital network and a guest Wi-Fi at once exposes its storage SCP only on the
+    network the PACS is on. Set it explicitly (e.g. "0.0.0.0") when the PACS reaches medapp through a NAT.
+    """
 
     ae_title: str = "MEDAPP"
     port: int = 11112
-    listen_address: str = "0.0.0.0"
+    listen_address: str = ""
     timeout: float = 30.0
 
 
@@ -166,3 +171,25 @@ def node_from_dict(item: dict[str, Any]) -> Node:
         retrieve=item.get("retrieve", "get"),
         tls=TlsOptions(**tls) if isinstance(tls, dict) else None,
     )
+
+
+def route_address(host: str, port: int) -> str:
+    """The local IP address the operating system would send packets to `host` from.
+
+    Connecting a UDP socket only asks the routing table; no packet leaves the machine. Falls back to "0.0.0.0" when
+    the host cannot be resolved or routed (the association itself will then name the problem).
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError:
+        return "0.0.0.0"
+    for family, kind, proto, _, sockaddr in infos:
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.connect(sockaddr)
+                return str(sock.getsockname()[0])
+        except OSError:
+            continue
+    return "0.0.0.0"

@@ -21,7 +21,7 @@ from medapp.pacs.association import associate, lost, make_ae, require_service, s
 from medapp.pacs.cache import StudyCache
 from medapp.pacs.contexts import DOCUMENT_CLASSES, STORAGE_CLASSES, TRANSFER_SYNTAXES
 from medapp.pacs.errors import PacsError, RetrieveCancelled
-from medapp.pacs.nodes import LocalAE, Node
+from medapp.pacs.nodes import LocalAE, Node, route_address
 from medapp.pacs.query import InstanceMatch, find_instances, find_series, is_uid
 
 __all__ = ["RetrieveResult", "retrieve_study", "ProgressFn"]
@@ -248,11 +248,11 @@ def _move(local: LocalAE, node: Node, requests: list[Any], receiver: _Receiver,
     scp_ae = make_ae(local)
     _storage_contexts(scp_ae, scp_role=False)
     scp_ae.require_calling_aet = [node.ae_title]
+    address = local.listen_address or route_address(node.host, node.port)
     try:
-        server = scp_ae.start_server((local.listen_address, local.port), block=False,
-                                     evt_handlers=[(evt.EVT_C_STORE, receiver)])
+        server = scp_ae.start_server((address, local.port), block=False, evt_handlers=[(evt.EVT_C_STORE, receiver)])
     except OSError as exc:
-        raise PacsError(f"cannot listen on {local.listen_address}:{local.port} for the C-MOVE ({exc.strerror or exc}); "
+        raise PacsError(f"cannot listen on {address}:{local.port} for the C-MOVE ({exc.strerror or exc}); "
                         "set pacs_port to a free port the PACS knows for medapp") from exc
     try:
         ae = make_ae(local)

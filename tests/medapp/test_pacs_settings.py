@@ -129,3 +129,19 @@ def test_missing_orthanc_fails_the_pacs_tests_with_the_fix(monkeypatch: pytest.M
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(pytest.fail.Exception, match=r"Orthanc is not installed.*apt-get install orthanc"):
         pacs_support.orthanc_binary(candidates=("/nonexistent/Orthanc",))
+
+
+def test_the_storage_scp_listens_only_on_the_route_to_the_pacs_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C-MOVE storage SCP binds the one local address the PACS is routed through, not 0.0.0.0."""
+    from medapp.pacs.nodes import LocalAE, route_address
+
+    assert LocalAE().listen_address == "" and Settings().pacs_listen_address == ""
+    assert route_address("127.0.0.1", 104) == "127.0.0.1"  # loopback PACS: loopback only
+    assert route_address("::1", 104) in ("::1", "0.0.0.0")  # IPv6 loopback (0.0.0.0 where IPv6 is off)
+
+    def unresolvable(*_a: object, **_k: object) -> None:
+        raise OSError("no such host")
+
+    monkeypatch.setattr("socket.getaddrinfo", unresolvable)
+    assert route_address("pacs.example", 104) == "0.0.0.0"  # the association will name the problem
+    assert Settings().updated(pacs_listen_address="0.0.0.0").pacs_listen_address == "0.0.0.0"  # explicit is kept
