@@ -12,6 +12,7 @@ running: whoever started it stops it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,27 @@ def prepare_environment(*, local: bool) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if local:
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node IP stays 127.0.0.1 (see the module docstring)
+        # token authentication is Ray's default for a new local cluster, and it says so at every start: keep the
+        # default, drop the announcement (setting RAY_AUTH_MODE=token instead makes the local GCS refuse the driver)
+        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_drop_token_notice)
+
+
+def _drop_token_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Token authentication is enabled for this Ray cluster")
+
+
+def quiet_ray_data() -> None:
+    """No Ray Data progress bars or execution banners: the CLI prints its own one-line progress, and a terminal full
+    of operator tables hides the one line that matters (and the plan names the dataset's columns)."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.enable_operator_progress_bars = False
+    if hasattr(context, "print_on_execution_start"):
+        context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "Progress bars disabled. To enable…"
 
 
 def _keep_loopback() -> Callable[[], None]:
@@ -88,7 +110,7 @@ def ray_session(
     if ray.is_initialized():
         yield cluster_shape()
         return
-    common: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}
+    common: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False, "logging_level": logging.WARNING}
     undo = _keep_loopback() if address is None else (lambda: None)
     try:
         if address is None:
@@ -105,6 +127,7 @@ def ray_session(
             # fail closed: a workstation run never listens on the network
             raise UserError("the local Ray did not stay on 127.0.0.1; not captioning (pass a cluster address to "
                             "--ray to run on a cluster on purpose)")
+        quiet_ray_data()
         yield cluster_shape()
     finally:
         ray.shutdown()

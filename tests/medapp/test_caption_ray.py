@@ -340,10 +340,11 @@ def test_a_fresh_process_starts_ray_on_loopback_and_stops_it(tmp_path: Path) -> 
     """What the CLI does in a new process: environment set before Ray's import, 127.0.0.1 only, shut down at the end."""
     temp = tempfile.mkdtemp(prefix="mray")
     code = (
-        "import ray\n"  # imported first on purpose: the session must still stay on loopback
+        "import ray, ray.data\n"  # imported first on purpose: the session must still stay on loopback
         "from medapp.cluster.runtime import ray_session\n"
         f"with ray_session(None, num_cpus=1, object_store_memory=100 * 2**20, temp_dir={temp!r}):\n"
         "    print(sorted({n['NodeManagerAddress'] for n in ray.nodes()}))\n"
+        "    ray.data.range(3).map_batches(lambda b: b).materialize()\n"
         "print(ray.is_initialized())\n"
     )
     try:
@@ -353,6 +354,10 @@ def test_a_fresh_process_starts_ray_on_loopback_and_stops_it(tmp_path: Path) -> 
         shutil.rmtree(temp, ignore_errors=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["['127.0.0.1']", "False"]
+    # a quiet terminal: no Ray start-up banner, token notice, Ray Data progress or execution-plan tables
+    for noise in ("Started a local Ray instance", "Token authentication is enabled", "Running Dataset",
+                  "Execution plan", "Progress bars disabled", " INFO "):
+        assert noise not in out.stderr, out.stderr[-2000:]
 
 
 def test_import_medapp_does_not_import_ray() -> None:
