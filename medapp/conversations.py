@@ -17,8 +17,9 @@ pixels=...)`). An answer about another window or region would be read by the mod
 now sees; showing it to the clinician, labelled with its view, is safe, feeding it to the model is not.
 
 With a `medapp.session.Session` the turns are saved in it (autosaved, survive a crash); without one (tests, early
-start-up) they live in memory for the store's lifetime. Turns of older sessions (keyed by the pixels' hash, no view)
-stay readable in the session file; they are not found under the new keys.
+start-up) they live in memory for the store's lifetime. Turns of older sessions were keyed by the pixels' hash and
+have no view: `history(key, pixels=...)` puts them first while exactly those pixels are on screen (as they were
+found before), labelled as such, and they count as context for those pixels.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,9 @@ __all__ = ["ChatTurn", "ConversationStore", "STOPPED_REASONS", "TurnView", "conv
 
 #: session `Turn.stop_reason` values that mean the clinician pressed Stop
 STOPPED_REASONS = frozenset({"cancelled", "cancel", "stopped"})
+
+#: how a turn of an older session (keyed by the pixels, no view recorded) is labelled
+LEGACY_LABEL = "this exact view (saved by an earlier version)"
 
 #: longest side of the thumbnail kept with every turn (small: the session is rewritten on every change)
 TURN_THUMB_PX = 64
@@ -194,8 +198,17 @@ class ConversationStore:
         """True when the turns are saved in a session (they survive closing the window)."""
         return self.session is not None
 
-    def history(self, key: str) -> list[ChatTurn]:
-        """The turns about the image `key`, oldest first (stopped ones included), whatever view they were about."""
+    def history(self, key: str, *, pixels: str | None = None) -> list[ChatTurn]:
+        """The turns about the image `key`, oldest first (stopped ones included), whatever view they were about.
+        With `pixels` (the content hash of the view on screen) an older session's turns about exactly those pixels
+        come first (see the module docstring)."""
+        turns = self._turns(key)
+        if pixels and pixels != key:
+            legacy = TurnView(label=LEGACY_LABEL, pixels=pixels)
+            turns = [replace(t, view=t.view or legacy) for t in self._turns(pixels)] + turns
+        return turns
+
+    def _turns(self, key: str) -> list[ChatTurn]:
         if self.session is None:
             with self._lock:
                 return list(self._memory.get(key, []))
@@ -211,7 +224,7 @@ class ConversationStore:
         turns about exactly those pixels: the model takes the context as being about the image it is given."""
         return [
             (t.question, t.answer)
-            for t in self.history(key)
+            for t in self.history(key, pixels=pixels)
             if not t.stopped and (pixels is None or (t.view is not None and t.view.pixels == pixels))
         ]
 

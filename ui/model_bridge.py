@@ -228,9 +228,10 @@ class ModelBridge(QObject):
     def history_is_persistent(self) -> bool:
         return self.conversations.persistent
 
-    def chat_history(self, key: str) -> list[ChatTurn]:
-        """The turns about the image `key` (`conversation_key`: study and image, any view), oldest first."""
-        return self.conversations.history(key)
+    def chat_history(self, key: str, pixels: str | None = None) -> list[ChatTurn]:
+        """The turns about the image `key` (`conversation_key`: study and image, any view), oldest first; with
+        `pixels` (the view on screen) an older session's turns about exactly those pixels first."""
+        return self.conversations.history(key, pixels=pixels)
 
     def _record_turn(self, key: str, turn: ChatTurn) -> None:
         self.conversations.record(key, turn)

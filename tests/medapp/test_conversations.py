@@ -130,6 +130,8 @@ def test_the_view_and_its_thumbnail_survive_the_session(tmp_path: Path) -> None:
 def test_an_older_session_stays_readable(tmp_path: Path) -> None:
     import json
 
+    from medapp.conversations import LEGACY_LABEL, TurnView
+
     (tmp_path / "session.json").write_text(json.dumps({
         "version": 1, "open_paths": [], "current": None, "views": {},
         "conversations": {"f" * 64: [{"question": "Old Q", "answer": "Old A", "time": "t", "stop_reason": ""}],
@@ -140,5 +142,13 @@ def test_an_older_session_stays_readable(tmp_path: Path) -> None:
     assert session.recovered_from is None
     (old,) = ConversationStore(session).history("f" * 64)
     assert (old.question, old.answer, old.view) == ("Old Q", "Old A", None)
+    # Shown again while exactly those pixels are on screen, first, labelled, and as context for those pixels only.
+    store = ConversationStore(session)
+    store.record("uid:1|sop:2#0", ChatTurn("New about it", "A2", view=TurnView(label="now", pixels="f" * 64)))
+    turns = store.history("uid:1|sop:2#0", pixels="f" * 64)
+    assert [t.question for t in turns] == ["Old Q", "New about it"] and turns[0].view.label == LEGACY_LABEL
+    assert store.context("uid:1|sop:2#0", pixels="f" * 64) == [("Old Q", "Old A"), ("New about it", "A2")]
+    assert [t.question for t in store.history("uid:1|sop:2#0", pixels="e" * 64)] == ["New about it"]
+    assert store.context("uid:1|sop:2#0", pixels="e" * 64) == []
     (new,) = ConversationStore(session).history("k")
     assert new.view is not None and new.view.label == "x" and new.view.thumbnail == b"", "a bad thumbnail is dropped"

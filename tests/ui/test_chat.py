@@ -192,6 +192,7 @@ def test_copy_puts_labelled_answer_on_clipboard(qtbot, panel):
     text = panel.copy_last_answer()
     assert QGuiApplication.clipboard().text() == text
     assert text.startswith(f"[{AI_LABEL}") and "Q: Copy me" in text and panel.last_answer().answer in text
+    assert "\nAbout: CT slice 1 · W 400 / L 40\n" in text, "the copy says which view the answer was about"
 
 
 def test_ask_about_region_sends_the_roi_or_the_whole_view(qtbot, panel):

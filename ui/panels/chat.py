@@ -254,7 +254,7 @@ class ChatPanel(QWidget):
         self.thumbnail.setToolTip(text)
 
     def _render_history(self, key: str) -> None:
-        turns = self._bridge.chat_history(key)
+        turns = self._bridge.chat_history(key, self._shown_pixels)
         images: dict[str, QImage] = {}
         for turn in turns:
             png = turn.view.thumbnail if turn.view is not None else b""
@@ -420,7 +420,7 @@ class ChatPanel(QWidget):
     def last_answer(self) -> ChatTurn | None:
         if self._shown_key is None:
             return None
-        turns = self._bridge.chat_history(self._shown_key)
+        turns = self._bridge.chat_history(self._shown_key, self._shown_pixels)
         return turns[-1] if turns else None
 
     def copy_last_answer(self) -> str:
@@ -429,7 +429,8 @@ class ChatPanel(QWidget):
         if turn is None:
             return ""
         model = f", {turn.model}" if turn.model else ""
-        text = f"[{AI_LABEL}{model}]\nQ: {turn.question}\nA: {turn.answer}"
+        about = f"\nAbout: {turn.view.summary()}" if turn.view is not None else ""
+        text = f"[{AI_LABEL}{model}]{about}\nQ: {turn.question}\nA: {turn.answer}"
         QGuiApplication.clipboard().setText(text)
         self.status.setText("Answer copied.")
         return text
