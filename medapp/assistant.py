@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from medapp.conversations import ChatTurn, ConversationStore, now_local
+from medapp.conversations import ChatTurn, ConversationStore, TurnView, conversation_key, now_local, thumbnail_png
 
 __all__ = ["engine_label", "ask_about", "draft_about", "regenerate_section_text"]
 
@@ -41,20 +41,24 @@ def ask_about(
     on_token: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> tuple[str, ChatTurn]:
-    """Answer `question` about `model_input` with the image's finished earlier turns as context.
+    """Answer `question` about `model_input` with the finished earlier turns about the same pixels as context.
 
-    Returns `(image key, turn)`; the turn is not recorded here (the caller records it on its own thread, so the
-    session is only touched from one). A stopped answer comes back with `stopped=True`.
+    Returns `(conversation key, turn)` (`medapp.conversations.conversation_key`: the study and image, whatever the
+    window or region); the turn carries its `TurnView` (label, window, region, level, pixel hash, thumbnail). It is
+    not recorded here (the caller records it on its own thread, so the session is only touched from one). A
+    stopped answer comes back with `stopped=True`.
     """
     from medapp.jobs.ask import ask
 
     image = model_input.image
-    key = model_input.key
+    key = conversation_key(model_input)
+    pixels = model_input.key
+    view = TurnView.of(model_input, thumbnail=thumbnail_png(image), pixels=pixels)
     answer = ask(
         engine,
         image,
         question,
-        conversations.context(key),
+        conversations.context(key, pixels=pixels),
         on_token=on_token,
         cancel=cancel,
         limits=settings.generation() if settings is not None else None,
@@ -62,7 +66,7 @@ def ask_about(
     )
     stopped = bool(getattr(answer, "cancelled", False)) or (cancel is not None and cancel.is_set())
     text = str(getattr(answer, "text", answer))
-    return key, ChatTurn(question, text, stopped=stopped, model=label, when=now_local())
+    return key, ChatTurn(question, text, stopped=stopped, model=label, when=now_local(), view=view)
 
 
 def _draft_kwargs(model_input: Any, indication: str, settings: Any, audit: Any) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """What the user is working on, saved to disk after every change so a crash loses nothing.
 
 The session holds: the open inputs, the current one, which frame / region / window is shown, the conversation about
-each image (keyed by the image's content hash, so the same pixels always find their answers again), and the report
-draft (`Report.to_dict()`). Every mutating method writes the whole state atomically (`reports.atomic`): the file on
-disk is always either the previous or the new state, never half of one. Constructing a `Session` on the same folder
-restores it — that is the crash recovery, nothing else is needed.
+each image (keyed by study and image, `medapp.conversations.conversation_key`; each turn keeps the view it was
+about), and the report draft (`Report.to_dict()`). Every mutating method writes the whole state atomically
+(`reports.atomic`): the file on disk is always either the previous or the new state, never half of one. Constructing
+a `Session` on the same folder restores it — that is the crash recovery, nothing else is needed.
 
 The session is local working data of the signed-in clinician (it contains file paths and question text, like the
 open study itself) and lives in the user's data folder; it is never written to the audit log or exported.
@@ -55,10 +55,21 @@ class ViewSnapshot:
 
 @dataclass
 class Turn:
+    """One chat turn as saved. `model` and `view` (`medapp.conversations.TurnView.to_dict()`: the window, region,
+    magnification and thumbnail it was about) are absent in older sessions and default to empty."""
+
     question: str
     answer: str
     time: str = ""
     stop_reason: str = ""
+    model: str = ""
+    view: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Turn:
+        """Unknown keys (a newer version's) are ignored, so a session stays readable both ways."""
+        names = {"question", "answer", "time", "stop_reason", "model", "view"}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass
@@ -67,7 +78,8 @@ class SessionState:
     open_paths: list[str] = field(default_factory=list)
     current: str | None = None
     views: dict[str, ViewSnapshot] = field(default_factory=dict)  # path -> view
-    conversations: dict[str, list[Turn]] = field(default_factory=dict)  # image sha256 -> turns
+    # conversation key (medapp.conversations.conversation_key; older sessions: image sha256) -> turns
+    conversations: dict[str, list[Turn]] = field(default_factory=dict)
     report_draft: dict[str, Any] | None = None  # the draft without a study (and every draft of older sessions)
     report_drafts: dict[str, dict[str, Any]] = field(default_factory=dict)  # study key -> draft (medapp.signoff)
     export_dir: str | None = None  # the folder the last report export went to
@@ -82,7 +94,7 @@ class SessionState:
             open_paths=[str(p) for p in data.get("open_paths", [])],
             current=data.get("current"),
             views={k: ViewSnapshot(**v) for k, v in data.get("views", {}).items()},
-            conversations={k: [Turn(**t) for t in v] for k, v in data.get("conversations", {}).items()},
+            conversations={k: [Turn.from_dict(t) for t in v] for k, v in data.get("conversations", {}).items()},
             report_draft=data.get("report_draft"),
             report_drafts={str(k): v for k, v in (data.get("report_drafts") or {}).items() if isinstance(v, dict)},
             export_dir=data.get("export_dir"),
@@ -260,9 +272,13 @@ class Session:
                           clear_region=snap.region is None)
 
     # -- conversations ----------------------------------------------------------------------------------------
-    def add_turn(self, image_sha256: str, question: str, answer: str, stop_reason: str = "") -> None:
+    def add_turn(
+        self, image_sha256: str, question: str, answer: str, stop_reason: str = "", *, model: str = "",
+        view: dict[str, Any] | None = None,
+    ) -> None:
+        """Append a turn to conversation `image_sha256` (any key: `medapp.conversations` passes its own)."""
         with self._lock:
-            turn = Turn(question, answer, datetime.now(UTC).isoformat(timespec="seconds"), stop_reason)
+            turn = Turn(question, answer, datetime.now(UTC).isoformat(timespec="seconds"), stop_reason, model, view)
             self.state.conversations.setdefault(image_sha256, []).append(turn)
             self._changed()
 

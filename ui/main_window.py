@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
 
         self._bridge = ModelBridge(self.context)
         self.chat_panel = ChatPanel(self.context, self._bridge)
+        self.chat_panel.focus_viewer.connect(self.focus_viewer)
         self.panels.addTab(self.chat_panel, "Ask")
         self.report_panel = ReportPanel(self.context, self._bridge)
         self.panels.addTab(self.report_panel, "Report")
@@ -421,6 +422,12 @@ class MainWindow(QMainWindow):
     def current_viewer(self) -> ImageViewer | SlideViewer | None:
         widget = self.stack.currentWidget()
         return widget if isinstance(widget, (ImageViewer, SlideViewer)) else None
+
+    def focus_viewer(self) -> None:
+        """Give the keyboard to the viewer on screen (after asking, Esc in the chat): its keys work at once."""
+        viewer = self.current_viewer
+        if viewer is not None:
+            viewer.setFocus(Qt.FocusReason.OtherFocusReason)
 
     # --- recent files -------------------------------------------------------------------------------------------
     def recent_paths(self) -> list[Path]:

@@ -24,7 +24,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from medapp.assistant import ask_about, draft_about, engine_label, regenerate_section_text
-from medapp.conversations import ChatTurn, ConversationStore
+from medapp.conversations import ChatTurn, ConversationStore, conversation_key
 from ui.widgets.images import small_copy
 from ui.workers import Worker, WorkerFailure
 
@@ -158,11 +158,15 @@ class ModelBridge(QObject):
         return handle
 
     def preview(self, model_input: Any) -> JobHandle:
-        """A job rendering `model_input` off the UI thread; result `(key, thumbnail, (width, height))`."""
+        """A job rendering `model_input` off the UI thread; result `(conversation key, pixel hash, thumbnail,
+        (width, height))`. The conversation key (`medapp.conversations.conversation_key`) reads the header, so it
+        is made here too."""
 
-        def job(on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any) -> tuple[str, Any, Any]:
+        def job(
+            on_token: Callable[[str], None], progress: Callable[[Any], None], cancel: Any
+        ) -> tuple[str, str, Any, Any]:
             image = model_input.image
-            return model_input.key, small_copy(image, THUMBNAIL_PX), image.size
+            return conversation_key(model_input), model_input.key, small_copy(image, THUMBNAIL_PX), image.size
 
         return self.make_job("Preview model input", job)
 
@@ -224,17 +228,19 @@ class ModelBridge(QObject):
     def history_is_persistent(self) -> bool:
         return self.conversations.persistent
 
-    def chat_history(self, key: str) -> list[ChatTurn]:
-        """The turns about the image with content hash `key`, oldest first."""
-        return self.conversations.history(key)
+    def chat_history(self, key: str, pixels: str | None = None) -> list[ChatTurn]:
+        """The turns about the image `key` (`conversation_key`: study and image, any view), oldest first; with
+        `pixels` (the view on screen) an older session's turns about exactly those pixels first."""
+        return self.conversations.history(key, pixels=pixels)
 
     def _record_turn(self, key: str, turn: ChatTurn) -> None:
         self.conversations.record(key, turn)
 
     def ask(self, model_input: Any, question: str) -> JobHandle:
-        """A job answering `question` about `model_input` (the earlier turns about the same image are sent as
+        """A job answering `question` about `model_input` (the earlier turns about the same pixels are sent as
         context). The turn — stopped or not — is stored in the history before `succeeded` / `cancelled` fires, so
-        the panel re-renders from the history alone. The result is `(key, ChatTurn)`. `progress` carries
+        the panel re-renders from the history alone. The result is `(conversation key, ChatTurn)`; the turn carries
+        the view it was about (`medapp.conversations.TurnView`). `progress` carries
         `("input", image, thumbnail)` once the exact model input is rendered (in the worker, like everything slow).
         """
         label = self.model_label()

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from medapp.assistant import ask_about, engine_label, regenerate_section_text
-from medapp.conversations import ConversationStore
+from medapp.conversations import ConversationStore, conversation_key
 from medapp.documents import open_document
 from medapp.model_input import model_input_for
 from medapp.settings import Settings
@@ -31,7 +31,9 @@ def test_ask_about_returns_the_turn_and_marks_a_stop(tiny_engine, ct_small: Path
     given = _input(ct_small)
     settings = Settings(max_new_tokens=3)
     key, turn = ask_about(tiny_engine, given, "What is shown?", store, settings=settings, label="tiny")
-    assert key == given.key and turn.question == "What is shown?" and not turn.stopped and turn.model == "tiny"
+    assert key == conversation_key(given) and turn.question == "What is shown?" and not turn.stopped
+    assert turn.model == "tiny" and turn.view is not None and turn.view.pixels == given.key
+    assert turn.view.label == "CT" and turn.view.window is not None and turn.view.thumbnail.startswith(b"\x89PNG")
     assert store.history(key) == []  # recording is the caller's job (its own thread)
     stop = threading.Event()
     stop.set()
@@ -40,6 +42,7 @@ def test_ask_about_returns_the_turn_and_marks_a_stop(tiny_engine, ct_small: Path
     store.record(key, turn)
     store.record(key, stopped)
     assert store.context(key) == [("What is shown?", turn.answer)]
+    assert store.context(key, pixels=given.key) == [("What is shown?", turn.answer)]
 
 
 def test_a_stopped_regeneration_gives_nothing(tiny_engine, ct_small: Path) -> None:

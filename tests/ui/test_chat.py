@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from medapp.audit import AuditLog
+from medapp.conversations import conversation_key
 from medapp.session import Session
 from medapp.settings import Settings
 from ui.context import AppContext, ModelInput
@@ -104,7 +105,7 @@ def test_answer_streams_in_and_is_marked_as_ai(qtbot, panel, ctx):
     text = panel.transcript.toPlainText()
     assert "What does this CT slice show?" in text and AI_LABEL in text and turn.answer.strip()[:20] in text
     assert _audit(ctx, "ask")[-1]["details"]["n_tokens"] == 12
-    key = panel.viewer.provide().key
+    key = conversation_key(panel.viewer.provide())
     assert ctx.session.history(key) == [("What does this CT slice show?", turn.answer)]
     assert panel.sent_image is not None and panel.sent_image.size == (128, 128)
     assert panel.sent_image.tobytes() == panel.viewer.provide().image.tobytes(), "the thumbnail is what was sent"
@@ -158,21 +159,30 @@ def test_stop_before_the_model_starts_keeps_nothing(qtbot, panel):
     assert turn is None or turn.stopped, "either nothing was asked, or it stopped at once"
 
 
-def test_history_is_per_image_and_kept_in_the_session(qtbot, panel, ctx):
+def test_history_belongs_to_the_image_not_the_view_and_is_kept_in_the_session(qtbot, panel, ctx):
+    """Issue #15 item 4: another window or region keeps the conversation on screen; each turn is labelled with
+    its view; only the turns about the same pixels go to the model as context."""
     import dicom_io
 
     _answer(panel, qtbot, "First question")
     _answer(panel, qtbot, "Second question")
-    soft_tissue_key = panel.viewer.provide().key
-    panel.viewer.show(window=dicom_io.Window(300.0, 1500.0))  # other pixels: another conversation
-    qtbot.waitUntil(lambda: "First question" not in panel.transcript.toPlainText())
+    key = conversation_key(panel.viewer.provide())
+    panel.viewer.show(window=dicom_io.Window(300.0, 1500.0))  # other pixels, same image: the same conversation
+    qtbot.waitUntil(lambda: not panel._preview_pending)
+    assert "First question" in panel.transcript.toPlainText(), "the history stayed across the window change"
     _answer(panel, qtbot, "Bone window question")
-    panel.viewer.show(window=dicom_io.Window(40.0, 400.0))
-    qtbot.waitUntil(lambda: "Second question" in panel.transcript.toPlainText())
-    assert "Bone window question" not in panel.transcript.toPlainText()
+    panel.viewer.show(window=dicom_io.Window(40.0, 400.0), region=(16, 24, 64, 48))
+    qtbot.waitUntil(lambda: not panel._preview_pending)
+    text = panel.transcript.toPlainText()
+    assert all(q in text for q in ("First question", "Second question", "Bone window question"))
+    assert text.count("About: CT slice 1 · W 400 / L 40") == 2 and text.count("About: CT slice 1 · W 1500") == 1
+    assert "on screen" not in text, "no answer is about the region now on screen"
     reopened = Session(ctx.session.directory)
-    assert [q for q, _ in reopened.history(soft_tissue_key)] == ["First question", "Second question"]
-    assert _audit(ctx, "ask")[1]["details"]["turn"] == 2, "the first turn went to the model as context"
+    assert [q for q, _ in reopened.history(key)] == ["First question", "Second question", "Bone window question"]
+    turns = [e["details"]["turn"] for e in _audit(ctx, "ask")]
+    assert turns == [1, 2, 1], "context: the earlier turns about the same pixels only, not the other window's"
+    thumbnails = panel.transcript.images
+    assert len(thumbnails) == 2 and all(not i.isNull() and max(i.width(), i.height()) == 64 for i in thumbnails.values())
 
 
 def test_copy_puts_labelled_answer_on_clipboard(qtbot, panel):
@@ -182,6 +192,7 @@ def test_copy_puts_labelled_answer_on_clipboard(qtbot, panel):
     text = panel.copy_last_answer()
     assert QGuiApplication.clipboard().text() == text
     assert text.startswith(f"[{AI_LABEL}") and "Q: Copy me" in text and panel.last_answer().answer in text
+    assert "\nAbout: CT slice 1 · W 400 / L 40\n" in text, "the copy says which view the answer was about"
 
 
 def test_ask_about_region_sends_the_roi_or_the_whole_view(qtbot, panel):

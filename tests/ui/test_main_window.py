@@ -273,11 +273,15 @@ def test_load_golden_tiny_model_from_settings(qtbot, tmp_path, monkeypatch, v2_c
     with qtbot.waitSignal(window.document_shown, timeout=20000):
         window.open_paths([example_ct])
     _settle(qtbot, window)
+    from medapp.conversations import conversation_key
+
     panel = window.chat_panel
     with qtbot.waitSignal(panel.answer_finished, timeout=120000) as blocker:
         panel.ask("What does this CT slice show?")
     key, turn = blocker.args
-    assert key == window.context.current_model_input().key  # the answer is about exactly what is on screen
+    shown = window.context.current_model_input()
+    assert key == conversation_key(shown)  # the conversation of the study and image on screen
+    assert turn.view.pixels == shown.key  # the answer is about exactly what is on screen
     assert turn.answer.strip()
     _settle(qtbot, window)
     window.grab().save(str(screenshots / "main_window_ct_chat.png"))

@@ -1,7 +1,11 @@
 """The chat panel: questions about exactly the image (or region) on screen, answers streamed token by token.
 
 What the panel owns is presentation only. The conversation lives in the session (through the bridge, keyed by
-`ModelInput.key`), so switching images swaps the history and nothing is lost when the window closes. The model runs
+study and image, `medapp.conversations.conversation_key`), so switching images swaps the history, changing the
+window, region or magnification keeps it, and nothing is lost when the window closes. Each turn is shown under a
+line naming the view it was about (thumbnail, window, region), marked "on screen" when that is the current view.
+Asking, or Esc in the panel, hands the keyboard back to the viewer (`focus_viewer`), so "1" applies a preset
+instead of typing into the question. The model runs
 in a worker (`ModelBridge.ask`); tokens arrive as queued signals and are appended at the end of the transcript, so
 streaming costs one cursor insert per token. Stop sets the job's cancel event (the engine checks it before every
 token) and the panel drops anything that still arrives, so the text stops at once.
@@ -12,11 +16,12 @@ so a screenshot of the panel can never pass for a clinician's words.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QGuiApplication, QTextCursor
+from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QGuiApplication, QImage, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -38,6 +43,21 @@ __all__ = ["ChatPanel"]
 THUMB_PX = 112
 AI_LABEL = "AI output · not reviewed"
 _AI_STYLE = "background:#fff4e0; border-left:4px solid #d98c00; padding:4px;"
+_THUMB_SCHEME = "turnthumb"  # <img src="turnthumb:<hash>">: a turn's thumbnail, served by _Transcript
+
+
+class _Transcript(QTextBrowser):
+    """The transcript, serving the turns' thumbnails (`images`, by content hash) to its HTML."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.images: dict[str, QImage] = {}
+
+    def loadResource(self, kind: int, url: QUrl | str) -> Any:  # noqa: N802 (Qt override)
+        url = QUrl(url)
+        if url.scheme() == _THUMB_SCHEME:
+            return self.images.get(url.path(), QImage())
+        return super().loadResource(kind, url)
 
 
 def _describe_input(model_input: Any, size: tuple[int, int] | None = None) -> str:
@@ -52,6 +72,16 @@ def _describe_input(model_input: Any, size: tuple[int, int] | None = None) -> st
     return " · ".join(parts)
 
 
+def _identity(model_input: Any) -> tuple[Any, ...]:
+    """Which image an input shows, without reading anything: the same identity means the same conversation."""
+    return (getattr(model_input, "kind", None), str(getattr(model_input, "source", None)),
+            getattr(model_input, "frame", None))
+
+
+def _thumb_name(png: bytes) -> str:
+    return hashlib.sha1(png, usedforsecurity=False).hexdigest()[:16]
+
+
 class ChatPanel(QWidget):
     """Question box, streamed transcript, Stop, Copy, "Ask about region", and a thumbnail of the model's input.
 
@@ -62,6 +92,7 @@ class ChatPanel(QWidget):
 
     answer_finished = Signal(str, object)
     busy_changed = Signal(bool)
+    focus_viewer = Signal()  # after asking and on Esc: the window gives the keyboard back to the viewer
 
     def __init__(self, ctx: Any, bridge: ModelBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -70,13 +101,15 @@ class ChatPanel(QWidget):
         self._job: JobHandle | None = None
         self._job_input: Any = None
         self.sent_image: Any = None  # the exact PIL image the model was given for the last question
-        self._sent_key: str | None = None
+        self._sent_pixels: str | None = None  # content hash of the last input sent
         self._sent_thumb: Any = None
         self._sent_view_id = ""  # cheap identity of the view last sent (no pixels), when the viewer gives one
         self._preview_serial = 0
         self._preview_pending = False
         self._preview_job: JobHandle | None = None
-        self._shown_key: str | None = None
+        self._shown_key: str | None = None  # the conversation on screen (study and image)
+        self._shown_pixels: str | None = None  # the view previewed last (its turns are marked "on screen")
+        self._shown_identity: tuple[Any, ...] | None = None  # (kind, source, frame) of the conversation on screen
         self.last_error_box = None
         self._asked_text = ""
         self._build()
@@ -104,7 +137,8 @@ class ChatPanel(QWidget):
         header.addWidget(self.thumbnail)
         header.addLayout(side, 1)
 
-        self.transcript = QTextBrowser(objectName="chatTranscript")
+        self.transcript = _Transcript()
+        self.transcript.setObjectName("chatTranscript")
         self.transcript.setOpenExternalLinks(False)
         self.transcript.setPlaceholderText("Ask a question about the image on screen.")
 
@@ -133,6 +167,20 @@ class ChatPanel(QWidget):
         layout.addWidget(self.transcript, 1)
         layout.addLayout(row)
         layout.addWidget(self.status)
+        self.question.installEventFilter(self)
+        self.transcript.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        """Esc in the question box or the transcript: back to the viewer (the question text stays)."""
+        if (
+            event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Escape
+            and not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ):
+            self.focus_viewer.emit()
+            return True
+        return super().eventFilter(watched, event)
 
     # -- input and history -------------------------------------------------------------------------------------
     def _current_input(self) -> Any:
@@ -161,6 +209,7 @@ class ChatPanel(QWidget):
             self.thumbnail.setText("no image")
             self.input_label.setText("Open an image to ask about it.")
             self._shown_key = None
+            self._shown_identity = None
             self._preview_pending = False
             self.transcript.clear()
             return
@@ -180,18 +229,22 @@ class ChatPanel(QWidget):
         self._preview_job = job
         job.start()
 
-    def _on_preview(self, serial: int, model_input: Any, key: str, thumb: Any, size: tuple[int, int]) -> None:
+    def _on_preview(
+        self, serial: int, model_input: Any, key: str, pixels: str, thumb: Any, size: tuple[int, int]
+    ) -> None:
         if not isValid(self):
             return  # the panel was closed while the preview rendered (lambdas are not disconnected by Qt)
         if serial != self._preview_serial or self.is_busy:
             return  # a newer view (or a question) superseded this preview
         self._preview_pending = False
-        if key == self._sent_key and self._sent_thumb is not None:
+        if pixels == self._sent_pixels and self._sent_thumb is not None:
             self._show_thumbnail(model_input, self._sent_thumb, size, "Sent to the model")
         else:
             self._show_thumbnail(model_input, thumb, size, "Will be sent to the model")
-        if key != self._shown_key:
+        self._shown_identity = _identity(model_input)
+        if key != self._shown_key or pixels != self._shown_pixels:  # same conversation: only the "on screen" marks
             self._shown_key = key
+            self._shown_pixels = pixels
             self._render_history(key)
 
     def _show_thumbnail(self, model_input: Any, thumb: Any, size: tuple[int, int], verb: str) -> None:
@@ -201,9 +254,31 @@ class ChatPanel(QWidget):
         self.thumbnail.setToolTip(text)
 
     def _render_history(self, key: str) -> None:
-        blocks = [self._turn_html(turn) for turn in self._bridge.chat_history(key)]
-        self.transcript.setHtml("".join(blocks))
+        turns = self._bridge.chat_history(key, self._shown_pixels)
+        images: dict[str, QImage] = {}
+        for turn in turns:
+            png = turn.view.thumbnail if turn.view is not None else b""
+            if png:
+                images.setdefault(_thumb_name(png), QImage.fromData(png, "PNG"))
+        self.transcript.images = images
+        self.transcript.setHtml("".join(self._turn_html(turn) for turn in turns))
         self.transcript.moveCursor(QTextCursor.MoveOperation.End)
+
+    def _view_html(self, turn: ChatTurn) -> str:
+        """The line above a turn naming the view it was about: thumbnail, description (window, region,
+        magnification), time; "on screen" when that view is the one previewed now."""
+        view = turn.view
+        if view is None:
+            return ""
+        cells = ""
+        image = self.transcript.images.get(_thumb_name(view.thumbnail)) if view.thumbnail else None
+        if image is not None and not image.isNull():
+            src = f"{_THUMB_SCHEME}:{_thumb_name(view.thumbnail)}"
+            cells += f"<td width='{image.width()}'><img src='{src}' width='{image.width()}' height='{image.height()}'></td>"
+        here = " · <b style='color:#2a7a2a;'>on screen</b>" if view.pixels and view.pixels == self._shown_pixels else ""
+        when = f"<br>{html.escape(turn.when.replace('T', ' ')[:19])}" if turn.when else ""
+        cells += (f"<td style='color:#555; font-size:small;'>About: {html.escape(view.summary())}{here}{when}</td>")
+        return f"<table cellpadding='2' style='margin-top:10px;'><tr>{cells}</tr></table>"
 
     @staticmethod
     def _question_html(question: str) -> str:
@@ -218,7 +293,8 @@ class ChatPanel(QWidget):
         answer = html.escape(turn.answer)  # pre-wrap below keeps tabs, runs of spaces and newlines as generated
         note = " <i style='color:#b00;'>[stopped]</i>" if turn.stopped else ""
         return (
-            self._question_html(turn.question)
+            self._view_html(turn)
+            + self._question_html(turn.question)
             + f"<table width='100%' cellpadding='4'><tr><td style='{_AI_STYLE}'>"
             + self._ai_header_html(turn.model)
             + f"<p style='margin:2px 0; white-space:pre-wrap;'>{answer}{note}</p></td></tr></table>"
@@ -240,11 +316,13 @@ class ChatPanel(QWidget):
             return None
         self._asked_text = text  # put back into the box if the question fails: typed work is never lost
         self.question.clear()
-        if self._preview_pending:  # which conversation this image belongs to is known only once it is rendered
+        if self._preview_pending:  # the view changed and its preview has not come back yet
             self._preview_serial += 1
             self._preview_pending = False
-            self._shown_key = None
-            self.transcript.clear()
+            if _identity(model_input) != self._shown_identity:  # another image: its conversation is not known yet
+                self._shown_key = None
+                self._shown_identity = None
+                self.transcript.clear()
         self._job_input = model_input
         self._sent_view_id = getattr(model_input, "view_id", "")
         cursor = self.transcript.textCursor()
@@ -267,6 +345,7 @@ class ChatPanel(QWidget):
         loaded = getattr(getattr(self._ctx, "model", None), "engine", None) is not None
         self.status.setText("Generating…" if loaded else "Loading the model (first question only), then answering…")
         job.start()
+        self.focus_viewer.emit()  # the keyboard goes back to the image: "1" applies a preset, not a digit
         return job
 
     def stop(self) -> None:
@@ -297,8 +376,10 @@ class ChatPanel(QWidget):
             self._on_nothing_asked()
             return
         key, turn = result
-        self._sent_key = key
+        self._sent_pixels = turn.view.pixels if turn.view is not None else None
         self._shown_key = key
+        self._shown_identity = _identity(self._job_input)
+        self._shown_pixels = self._sent_pixels
         self._render_history(key)
         self._settle("Stopped." if turn.stopped else "Done.")
         self.answer_finished.emit(key, turn)  # after the panel is idle again, so listeners see a settled panel
@@ -339,7 +420,7 @@ class ChatPanel(QWidget):
     def last_answer(self) -> ChatTurn | None:
         if self._shown_key is None:
             return None
-        turns = self._bridge.chat_history(self._shown_key)
+        turns = self._bridge.chat_history(self._shown_key, self._shown_pixels)
         return turns[-1] if turns else None
 
     def copy_last_answer(self) -> str:
@@ -348,7 +429,8 @@ class ChatPanel(QWidget):
         if turn is None:
             return ""
         model = f", {turn.model}" if turn.model else ""
-        text = f"[{AI_LABEL}{model}]\nQ: {turn.question}\nA: {turn.answer}"
+        about = f"\nAbout: {turn.view.summary()}" if turn.view is not None else ""
+        text = f"[{AI_LABEL}{model}]{about}\nQ: {turn.question}\nA: {turn.answer}"
         QGuiApplication.clipboard().setText(text)
         self.status.setText("Answer copied.")
         return text

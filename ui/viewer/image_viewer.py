@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGrap
 
 from medapp.model_input import ModelInput, model_input_for
 from ui.context import AppContext
-from ui.viewer.keymap import STACK_KEYS, slice_target
+from ui.viewer.keymap import STACK_KEYS, slice_target, viewer_binding
 from ui.viewer.overlay import format_window, paint_overlay, stack_overlay
 from ui.viewer.qimage import array_to_qimage
 from ui.viewer.roi_tool import RoiToolMixin
@@ -367,7 +367,7 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
         event.accept()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        binding = STACK_KEYS.get(event.key())
+        binding = viewer_binding(STACK_KEYS, event)  # None with Ctrl / Alt, or while text is typed
         if binding is None or self.state.stack is None:
             super().keyPressEvent(event)
             return

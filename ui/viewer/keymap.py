@@ -8,6 +8,8 @@ window first, 0 goes back to the file's default.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QPlainTextEdit, QTextEdit
 
 #: key → (action, argument)
 STACK_KEYS: dict[int, tuple[str, int]] = {
@@ -51,6 +53,40 @@ SLIDE_KEYS: dict[int, tuple[str, int]] = {
 PAN_STEPS: tuple[tuple[float, float], ...] = ((-0.25, 0.0), (0.25, 0.0), (0.0, -0.25), (0.0, 0.25))
 
 SHIFT_FACTOR = 10
+
+#: actions a held Shift belongs to (a bigger step; "+" needs Shift on many layouts); other keys ignore Shift+key
+SHIFT_ACTIONS = frozenset({"step", "page", "first", "last", "zoom", "mag_step", "pan"})
+_NOT_VIEWER_MODIFIERS = (
+    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier
+)
+
+
+def text_field_has_focus() -> bool:
+    """Is the keyboard in an editable text field (question box, tag search, settings)? Then keys are text."""
+    widget = QApplication.focusWidget()
+    if isinstance(widget, QLineEdit | QAbstractSpinBox):
+        return not (isinstance(widget, QLineEdit) and widget.isReadOnly())
+    if isinstance(widget, QTextEdit | QPlainTextEdit):
+        return not widget.isReadOnly()
+    return isinstance(widget, QComboBox) and widget.isEditable()
+
+
+def viewer_binding(table: dict[int, tuple[str, int]], event: QKeyEvent) -> tuple[str, int] | None:
+    """The (action, argument) of key `event` in `table` (STACK_KEYS / SLIDE_KEYS), or None when the key is not the
+    viewer's: with Ctrl, Alt or Meta held (the window's and the system's shortcuts: Ctrl+1 is no preset), with Shift
+    on a key that takes none (typing a capital "P" must not put patient data on screen), or while an editable text
+    field has the keyboard (the key is text). The one guard both viewers' keyPressEvent go through."""
+    binding = table.get(event.key())
+    if binding is None:
+        return None
+    modifiers = event.modifiers()
+    if modifiers & _NOT_VIEWER_MODIFIERS:
+        return None
+    if modifiers & Qt.KeyboardModifier.ShiftModifier and binding[0] not in SHIFT_ACTIONS:
+        return None
+    if text_field_has_focus():
+        return None
+    return binding
 
 
 def slice_target(action: str, arg: int, current: int, n_frames: int, shift: bool) -> int:

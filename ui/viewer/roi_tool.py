@@ -6,13 +6,17 @@ and where the region is kept stay with each viewer: the host hands the finished 
 The host is a QGraphicsView with a `tool_changed = Signal(str)`; it calls `_init_roi_tool(colour)` once its scene
 exists, and in its mouse handlers `_roi_press`, `_roi_move` and `_roi_release`, which return whether they took the
 event.
+
+A press and release closer than the platform's drag distance (`QApplication.startDragDistance()`, in screen pixels)
+is a click, not a rubber band: it leaves the region as it was. A click only to give the viewer the keyboard used to
+draw an empty band and erase the region.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QMouseEvent, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsView
+from PySide6.QtWidgets import QApplication, QGraphicsRectItem, QGraphicsView
 
 __all__ = ["RoiToolMixin"]
 
@@ -24,6 +28,8 @@ class RoiToolMixin:
 
     _roi_item: QGraphicsRectItem
     _roi_start: QPointF | None
+    _roi_press_at: QPointF  # viewport position of the press (the drag distance is measured on screen)
+    _roi_dragging: bool  # the mouse moved past the drag distance since the press
     _tool: str
 
     def _init_roi_tool(self, colour: QColor) -> None:
@@ -70,14 +76,26 @@ class RoiToolMixin:
         """Start a rubber band on a left press with the "roi" tool (the host checks it has something shown)."""
         if event.button() == Qt.MouseButton.LeftButton and self._tool == "roi":
             self._roi_start = self.mapToScene(event.position().toPoint())
+            self._roi_press_at = event.position()
+            self._roi_dragging = False
             event.accept()
             return True
         return False
+
+    def _roi_dragged(self, event: QMouseEvent) -> bool:
+        """Has the mouse gone at least the drag distance from the press (ever, during this band)?"""
+        if not self._roi_dragging:
+            moved = (event.position() - self._roi_press_at).manhattanLength()
+            self._roi_dragging = moved >= QApplication.startDragDistance()
+        return self._roi_dragging
 
     def _roi_move(self, event: QMouseEvent) -> bool:
         """Follow the mouse with the rectangle while a rubber band is being drawn."""
         if self._roi_start is None:
             return False
+        if not self._roi_dragged(event):  # a click so far: the region stays as drawn
+            event.accept()
+            return True
         end = self.mapToScene(event.position().toPoint())
         self._roi_item.setRect(QRectF(self._roi_start, end).normalized())
         self._roi_item.show()
@@ -86,8 +104,12 @@ class RoiToolMixin:
 
     def _roi_release(self, event: QMouseEvent) -> tuple[float, float, float, float] | None:
         """End the rubber band on the left release: the drawn (x, y, w, h) in scene coordinates, for the host's
-        `set_roi`; None (event not taken) when no band was being drawn."""
+        `set_roi`; None when no band was being drawn, or when it was a click (the region is left as it was)."""
         if self._roi_start is None or event.button() != Qt.MouseButton.LeftButton:
+            return None
+        if not self._roi_dragged(event):
+            self._roi_start = None
+            event.accept()
             return None
         rect = QRectF(self._roi_start, self.mapToScene(event.position().toPoint())).normalized()
         self._roi_start = None

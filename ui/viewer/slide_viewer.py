@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGrap
 from medapp.model_input import ModelInput, model_input_for, model_level  # model_level: re-exported
 from medapp.viewer_state import ViewerState
 from ui.context import AppContext
-from ui.viewer.keymap import PAN_STEPS, SLIDE_KEYS
+from ui.viewer.keymap import PAN_STEPS, SLIDE_KEYS, viewer_binding
 from ui.viewer.magnification import MAG_STEPS, base_magnification, format_mag, scale_bar, step_magnification
 from ui.viewer.minimap import Minimap
 from ui.viewer.overlay import paint_overlay
@@ -445,7 +445,7 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
         event.accept()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        binding = SLIDE_KEYS.get(event.key())
+        binding = viewer_binding(SLIDE_KEYS, event)  # None with Ctrl / Alt, or while text is typed
         if self.slide is None or binding is None:
             super().keyPressEvent(event)
             return
