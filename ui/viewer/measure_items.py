@@ -102,7 +102,7 @@ class MeasurementGraphic(QGraphicsItem):
             if self.points:
                 self._dot(painter, QPointF(*self.points[0]))
             return
-        for pen in (_cosmetic(HALO, 4.0), _cosmetic(self.ink, 1.6)):
+        for pen in (_cosmetic(HALO, 4.0), _cosmetic(self.ink, 2.0)):
             painter.setPen(pen)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawPath(self._path)
@@ -159,12 +159,27 @@ class HaloLabel(QGraphicsItem):
         stroker.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
         self._halo = stroker.createStroke(self._path)
 
+    def _shift(self, rect: QRectF) -> QPointF:
+        """How far to move the text so it stays on screen: to the left of its anchor when it would run off the
+        right edge, above it when it would run off the bottom."""
+        return QPointF(-(rect.right() + rect.left()), -(rect.height() + 8.0))
+
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
-        return self._halo.boundingRect().adjusted(-2, -2, 2, 2)
+        rect = self._halo.boundingRect().adjusted(-2, -2, 2, 2)
+        shift = self._shift(rect)
+        return rect.united(rect.translated(shift.x(), 0)).united(rect.translated(shift.x(), shift.y()))
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         if not self.lines:
             return
+        rect = self._halo.boundingRect()
+        device = painter.device()
+        if device is not None:
+            at = painter.worldTransform().map(QPointF(0.0, 0.0))
+            shift = self._shift(rect)
+            dx = shift.x() if at.x() + rect.right() > device.width() - 2 and at.x() + shift.x() > 0 else 0.0
+            dy = shift.y() if at.y() + rect.bottom() > device.height() - 2 and at.y() + shift.y() > 0 else 0.0
+            painter.translate(dx, dy)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(HALO)

@@ -64,14 +64,23 @@ CLICK_PX = 3.0  # a press and release closer than this (screen px) is a click, n
 FREEHAND_STEP_PX = 2.0  # a freehand outline takes a point every this many screen px
 
 
+_INPUT_EVENTS = frozenset({QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove,
+                           QEvent.Type.MouseButtonRelease, QEvent.Type.MouseButtonDblClick})
+
+
 class _MeasureFilter(QObject):
-    """Hands the host's viewport mouse events and view key events to the mixin before the host sees them."""
+    """Hands the host's viewport mouse events and view key events to the mixin before the host sees them.
+
+    Every other event passes untouched, without calling into the host: the view also gets events while Qt tears
+    it down (children removed), when its Python side must not be touched any more."""
 
     def __init__(self, host: Any) -> None:
         super().__init__(host)
         self._host = host
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        if event.type() not in _INPUT_EVENTS:
+            return False
         return bool(self._host._measure_event(watched, event))
 
 
