@@ -610,7 +610,7 @@ class MainWindow(QMainWindow):
         """The Measurements dock (left, under the studies), the Measure toolbar, and the session sync of the
         window's `MeasurementStore` (loaded when a document is shown, saved on every change)."""
         from ui.panels.measurements import MeasurementsPanel
-        from ui.viewer.measure_tool import MEASURE_KEYS, MEASURE_TOOLS, TOOL_TITLES
+        from ui.viewer.measure_tool import MEASURE_KEYS, MEASURE_TOOLS, TOOL_SHORT, TOOL_TITLES
 
         self.measure_panel = MeasurementsPanel(self.context)
         self.measure_dock = self._dock("Measurements", self.measure_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -623,7 +623,7 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("measure_toolbar")
         toolbar.setMovable(False)
         for tool in MEASURE_TOOLS:
-            act = QAction(TOOL_TITLES[tool], self)
+            act = QAction(TOOL_SHORT[tool], self)
             act.setCheckable(True)
             act.setToolTip(f"{TOOL_TITLES[tool]} ({keys[tool]}); again: back to panning")
             act.setStatusTip(act.toolTip())

@@ -221,7 +221,7 @@ def test_uncalibrated_image_says_px(qtbot, app_context, tmp_path):
     assert rect.splitlines() == ["area 100.0 px²", "mean 90.0, SD 0.0", "min 90.0, max 90.0"]
 
 
-def test_slide_ruler_in_micrometres(qtbot, app_context, tiled_tiff_slide):
+def test_slide_ruler_in_micrometres(qtbot, app_context, tiled_tiff_slide, screenshots):
     _, _, slide, setup = open_job(tiled_tiff_slide)
     viewer = SlideViewer(app_context)
     qtbot.addWidget(viewer)
@@ -238,9 +238,14 @@ def test_slide_ruler_in_micrometres(qtbot, app_context, tiled_tiff_slide):
     assert np.allclose(ruler.points, [(100.0, 200.0), (700.0, 200.0)], atol=1e-6)
     assert rect.stats is None  # slides: area only
     assert sorted(_labels(viewer)) == ["300.0 µm", "area 20000 µm²"]
+    viewer.set_tool("freehand")
+    _drag(viewer, *[(600 + 250 * np.cos(t), 1500 + 180 * np.sin(t)) for t in np.linspace(0, 2 * np.pi, 60)])
+    qtbot.waitUntil(viewer.is_idle, timeout=20000)
+    viewer.grab().save(str(screenshots / "measure_slide.png"))
+    assert len(viewer.measurement_graphics) == 3
 
 
-def test_panel_lists_deletes_and_inserts_into_findings(qtbot, make_window, tmp_path, ct_dataset):
+def test_panel_lists_deletes_and_inserts_into_findings(qtbot, make_window, tmp_path, ct_dataset, screenshots):
     path = _ct_file(tmp_path, ct_dataset)
     window = make_window()
     with qtbot.waitSignal(window.document_shown, timeout=20000):
@@ -270,6 +275,7 @@ def test_panel_lists_deletes_and_inserts_into_findings(qtbot, make_window, tmp_p
     assert findings.splitlines()[0] == "Ruler: 10.0 mm." and "mean" in findings and "HU" in findings
     assert window.panels.currentWidget() is window.report_panel
     assert window.report_panel.editor("findings").toPlainText() == findings
+    window.grab().save(str(screenshots / "measure_window_findings.png"))
     # kept in the session: a restart brings them back on the same image
     qtbot.waitUntil(lambda: len(window.context.session.measurements(path)) == 2, timeout=5000)
     window.close()

@@ -47,6 +47,8 @@ class MeasurementsPanel(QWidget):
         self.calibration_label.setStyleSheet("color:#555;")
         self.list = QListWidget(objectName="measurementList")
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        self.list.setWordWrap(True)  # an ROI line is long; the dock is narrow
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.itemSelectionChanged.connect(self._on_selection)
         self.list.itemDoubleClicked.connect(self._go_to)
         self.hint = QLabel(EMPTY_HINT, objectName="measurementHint")

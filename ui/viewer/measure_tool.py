@@ -40,11 +40,14 @@ from medapp.measurements import (
 )
 from ui.viewer.measure_items import DRAFT_INK, INK, SELECTED_INK, MeasurementGraphic
 
-__all__ = ["MeasureToolMixin", "MEASURE_TOOLS", "MEASURE_KEYS", "MEASURE_HELP", "TOOL_TITLES"]
+__all__ = ["MeasureToolMixin", "MEASURE_TOOLS", "MEASURE_KEYS", "MEASURE_HELP", "TOOL_TITLES", "TOOL_SHORT"]
 
 MEASURE_TOOLS = ("ruler", "angle", "rect", "ellipse", "freehand", "text")
 TOOL_TITLES = {"ruler": "Ruler", "angle": "Angle", "rect": "Rectangle ROI", "ellipse": "Ellipse ROI",
                "freehand": "Freehand ROI", "text": "Text note"}
+#: the toolbar's short names (the tooltips say the rest)
+TOOL_SHORT = {"ruler": "Ruler", "angle": "Angle", "rect": "Rect", "ellipse": "Ellipse", "freehand": "Freehand",
+              "text": "Note"}
 #: key (no modifier) → tool; pressing it again goes back to "pan"
 MEASURE_KEYS: dict[int, str] = {
     Qt.Key.Key_M: "ruler",
