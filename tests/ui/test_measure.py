@@ -14,6 +14,7 @@ from medapp.measurements import length, roi_mask
 from ui.main_window import open_job
 from ui.panels.measurements import MeasurementsPanel
 from ui.viewer.image_viewer import ImageViewer
+from ui.viewer.measure_items import SELECTED_INK
 from ui.viewer.slide_viewer import SlideViewer
 
 L, NONE = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
@@ -204,6 +205,18 @@ def test_measurements_belong_to_their_frame(qtbot, app_context, ct_series_dir):
     assert viewer.measurement_graphics == {}  # drawn on frame 3 only
     viewer.state.set_frame(3)
     assert len(viewer.measurement_graphics) == 1
+    # the panel names the image; selecting highlights it; double-clicking from another image goes back to it
+    panel = MeasurementsPanel(app_context)
+    qtbot.addWidget(panel)
+    panel.selected.connect(viewer.highlight_measurement)
+    assert panel.lines()[0].endswith("(image 4)")
+    panel.list.item(0).setSelected(True)
+    (graphic,) = viewer.measurement_graphics.values()
+    assert graphic.ink == SELECTED_INK
+    viewer.state.set_frame(9)
+    panel.list.itemDoubleClicked.emit(panel.list.item(0))
+    assert viewer.state.frame == 3
+    assert panel.findings_text() == panel.lines()[0].replace("  (image 4)", " (image 4).")
 
 
 def test_uncalibrated_image_says_px(qtbot, app_context, tmp_path):
@@ -330,3 +343,22 @@ def test_screenshots_of_each_tool(qtbot, app_context, example_ct, screenshots):
     viewer.centerOn(QPointF(80, 70))
     viewer.grab().save(str(screenshots / "measure_ct_zoomed.png"))  # labels near the right edge move left
     assert (screenshots / "measure_ct_tools.png").stat().st_size > 1000
+
+
+def test_insert_into_a_signed_report_returns_it_to_draft(qtbot, app_context):
+    from medapp.reporting import Report
+    from ui.model_bridge import ModelBridge
+    from ui.panels.report import ReportPanel
+
+    panel = ReportPanel(app_context, ModelBridge(app_context))
+    qtbot.addWidget(panel)
+    report = Report.from_dict(Report().to_dict())
+    report.set_section("findings", "Normal lungs.")
+    report.set_section("impression", "Normal.")
+    report.sign("Dr Test Reader")
+    panel.set_report(report, save=False)
+    assert panel.report.is_signed
+    panel.insert_findings("Ruler: 10.0 mm.")
+    assert panel.report.text("findings") == "Normal lungs.\nRuler: 10.0 mm."
+    assert not panel.report.is_signed and "signed again" in panel.status.text()
+    assert panel.editor("findings").toPlainText() == "Normal lungs.\nRuler: 10.0 mm."
