@@ -215,18 +215,21 @@ def area(m: Measurement, cal: Calibration) -> float | None:
     return px * cal.sx * cal.sy
 
 
-def _points_in_polygon(px: np.ndarray, py: np.ndarray, poly: Sequence[Point]) -> np.ndarray:
-    """Even-odd rule, vectorised over the query points (crossing number of a ray to +x)."""
-    inside = np.zeros(px.shape, dtype=bool)
+def _polygon_mask(rows: np.ndarray, cols: np.ndarray, poly: Sequence[Point]) -> np.ndarray:
+    """Even-odd rule at the pixel centres `rows` × `cols` (y and x of the centres), one scanline pass per edge:
+    an edge only touches the rows it spans, so a long freehand outline costs about two passes over its box."""
+    inside = np.zeros((rows.size, cols.size), dtype=bool)
     n = len(poly)
     for i in range(n):
         x1, y1 = poly[i]
         x2, y2 = poly[(i + 1) % n]
         if y1 == y2:
             continue
-        crosses = (y1 > py) != (y2 > py)
-        x_at = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
-        inside ^= crosses & (px < x_at)
+        hit = np.nonzero((y1 > rows) != (y2 > rows))[0]
+        if hit.size == 0:
+            continue
+        x_at = x1 + (rows[hit] - y1) * (x2 - x1) / (y2 - y1)
+        inside[hit] ^= cols[None, :] < x_at[:, None]
     return inside
 
 
@@ -242,7 +245,8 @@ def roi_mask(m: Measurement, shape: tuple[int, ...]) -> tuple[slice, slice, np.n
     r0, r1 = max(0, math.floor(min(ys))), min(height, math.ceil(max(ys)))
     if c1 <= c0 or r1 <= r0:
         return None
-    cy, cx = np.mgrid[r0:r1, c0:c1].astype(np.float64) + 0.5
+    row_centres, col_centres = np.arange(r0, r1) + 0.5, np.arange(c0, c1) + 0.5
+    cy, cx = row_centres[:, None], col_centres[None, :]
     if m.kind == "rect":
         mask = (cx >= min(xs)) & (cx <= max(xs)) & (cy >= min(ys)) & (cy <= max(ys))
     elif m.kind == "ellipse":
@@ -252,7 +256,8 @@ def roi_mask(m: Measurement, shape: tuple[int, ...]) -> tuple[slice, slice, np.n
         mx, my = (max(xs) + min(xs)) / 2.0, (max(ys) + min(ys)) / 2.0
         mask = ((cx - mx) / a) ** 2 + ((cy - my) / b) ** 2 <= 1.0
     else:
-        mask = _points_in_polygon(cx, cy, m.points)
+        mask = _polygon_mask(row_centres, col_centres, m.points)
+    mask = np.broadcast_to(mask, (r1 - r0, c1 - c0))
     if not mask.any():
         return None
     return slice(r0, r1), slice(c0, c1), mask

@@ -238,3 +238,14 @@ def test_session_keeps_measurements_per_image(tmp_path):
     assert again.measurements(tmp_path / "a.dcm") == [m]
     again.set_measurements(tmp_path / "a.dcm", [])
     assert str(tmp_path / "a.dcm") not in Session(tmp_path / "s").state.measurements
+
+
+def test_a_long_freehand_outline_on_a_big_image():
+    """2000 outline points around a 1500² box (the scanline mask): the pixel count is the circle's area."""
+    t = np.linspace(0, 2 * np.pi, 2000, endpoint=False)
+    ring = Measurement("freehand", tuple(zip(1000 + 750 * np.cos(t), 1000 + 750 * np.sin(t), strict=True)))
+    rows, cols, mask = roi_mask(ring, (2048, 2048))
+    assert mask.shape == (1500, 1500)
+    assert mask.sum() == pytest.approx(math.pi * 750**2, rel=1e-3)
+    ellipse = roi_mask(Measurement("ellipse", ((250, 250), (1750, 1750))), (2048, 2048))[2]
+    assert np.count_nonzero(mask != ellipse) < 0.001 * mask.size  # the polygon hugs the same circle
