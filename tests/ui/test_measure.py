@@ -362,3 +362,29 @@ def test_insert_into_a_signed_report_returns_it_to_draft(qtbot, app_context):
     assert panel.report.text("findings") == "Normal lungs.\nRuler: 10.0 mm."
     assert not panel.report.is_signed and "signed again" in panel.status.text()
     assert panel.editor("findings").toPlainText() == "Normal lungs.\nRuler: 10.0 mm."
+
+
+def test_points_are_image_pixels_under_rotation_and_flip(qtbot, app_context, tmp_path, ct_dataset):
+    """Rotating the view and flipping the image item (what the viewer's rotate / flip may do) leaves the measured
+    points in image pixels: mapping goes viewport → scene → image item."""
+    from PySide6.QtGui import QTransform
+
+    viewer = _show(qtbot, app_context, _ct_file(tmp_path, ct_dataset))
+    item = viewer._pixmap_item
+    item.setTransform(QTransform(-1, 0, 0, 1, 64, 0))  # mirrored left-right
+    viewer.rotate(90)
+
+    def at(x, y):
+        return viewer.viewportTransform().map(item.mapToScene(QPointF(x, y)))
+
+    viewer.set_tool("ruler")
+    _send(viewer, QEvent.Type.MouseButtonPress, at(10.0, 20.0), L, L)
+    _send(viewer, QEvent.Type.MouseMove, at(20.0, 20.0), NONE, L)
+    _send(viewer, QEvent.Type.MouseButtonRelease, at(30.0, 20.0), L, NONE)
+    (m,) = _items(app_context, viewer)
+    assert np.allclose(m.points, [(10.0, 20.0), (30.0, 20.0)], atol=1e-6)
+    assert _labels(viewer) == ["10.0 mm"]
+    (graphic,) = viewer.measurement_graphics.values()
+    start = graphic.mapToScene(QPointF(10.0, 20.0))
+    assert np.allclose((start.x(), start.y()), (item.mapToScene(QPointF(10.0, 20.0)).x(),
+                                                 item.mapToScene(QPointF(10.0, 20.0)).y()))
