@@ -138,7 +138,7 @@ def document_key(document: Any) -> str | None:
 @dataclass(frozen=True)
 class Measurement:
     """One drawn measurement. `points` in image pixels of `frame` (slides: level-0 px, frame 0); `label` is the
-    text of a note (kind "text"); `stats` the ROI statistics on the frame's modality values, taken when it was drawn
+    text of a note (kind "text") or the name the clinician gave a measurement ("lesion 1"); `stats` the ROI statistics on the frame's modality values, taken when it was drawn
     (the pixels do not change, and the panel lists measurements of frames that are not decoded now)."""
 
     kind: str
@@ -322,24 +322,33 @@ def _stats_lines(stats: dict[str, float] | None, unit: str) -> list[str]:
     return []
 
 
-def label_lines(m: Measurement, cal: Calibration, unit: str = "") -> list[str]:
-    """What is written beside the shape on screen: the value first, then the ROI statistics."""
-    if m.kind == "text":
-        return [m.label]
+def _value_lines(m: Measurement, cal: Calibration, unit: str) -> list[str]:
     if m.kind == "ruler":
         return [_length_text(length(m.points[0], m.points[1], cal), cal)]
     if m.kind == "angle":
         return [f"{angle_degrees(m.points[0], m.points[1], m.points[2], cal):.1f}°"]
     value = area(m, cal)
-    lines = [f"area {_area_text(value or 0.0, cal)}"]
-    return lines + _stats_lines(m.stats, unit)
+    return [f"area {_area_text(value or 0.0, cal)}"] + _stats_lines(m.stats, unit)
+
+
+def label_lines(m: Measurement, cal: Calibration, unit: str = "") -> list[str]:
+    """What is written beside the shape on screen: the value first (after its name, if the clinician gave it one),
+    then the ROI statistics; a note is its text."""
+    if m.kind == "text":
+        return [m.label]
+    lines = _value_lines(m, cal, unit)
+    if m.label:
+        lines[0] = f"{m.label}: {lines[0]}"
+    return lines
 
 
 def describe(m: Measurement, cal: Calibration, unit: str = "") -> str:
-    """One line: "Ruler: 10.0 mm", "Ellipse: area 78.5 mm², mean 40.2 HU, SD 3.1, min 30.0, max 50.0 HU"."""
+    """One line: "Ruler: 10.0 mm", "Ruler (lesion 1): 10.0 mm",
+    "Ellipse: area 78.5 mm², mean 40.2 HU, SD 3.1, min 30.0, max 50.0 HU"."""
     if m.kind == "text":
         return f"Note: {m.label}"
-    return f"{KIND_TITLES[m.kind]}: " + ", ".join(label_lines(m, cal, unit))
+    name = f"{KIND_TITLES[m.kind]} ({m.label})" if m.label else KIND_TITLES[m.kind]
+    return f"{name}: " + ", ".join(_value_lines(m, cal, unit))
 
 
 def findings_text(measurements: Iterable[Measurement], cal: Calibration, unit: str = "", *,

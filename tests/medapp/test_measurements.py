@@ -249,3 +249,11 @@ def test_a_long_freehand_outline_on_a_big_image():
     assert mask.sum() == pytest.approx(math.pi * 750**2, rel=1e-3)
     ellipse = roi_mask(Measurement("ellipse", ((250, 250), (1750, 1750))), (2048, 2048))[2]
     assert np.count_nonzero(mask != ellipse) < 0.001 * mask.size  # the polygon hugs the same circle
+
+
+def test_named_measurements():
+    ruler = Measurement("ruler", ((0, 0), (20, 0)), label="lesion 1")
+    assert describe(ruler, MM05) == "Ruler (lesion 1): 10.0 mm"
+    assert label_lines(ruler, MM05) == ["lesion 1: 10.0 mm"]
+    roi = Measurement("rect", ((0, 0), (2, 2)), label="liver", stats={"n": 4, "mean": 50, "sd": 1, "min": 49, "max": 51})
+    assert label_lines(roi, MM05, "HU") == ["liver: area 1.0 mm²", "mean 50.0 HU, SD 1.0", "min 49.0, max 51.0 HU"]

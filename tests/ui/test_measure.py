@@ -279,13 +279,18 @@ def test_panel_lists_deletes_and_inserts_into_findings(qtbot, make_window, tmp_p
     lines = panel.lines()
     assert lines[0] == "Ruler: 10.0 mm" and lines[1].startswith("Rectangle: area 128.0 mm², mean ")
     assert lines[2] == "Angle: 90.0°"
+    panel.list.item(0).setSelected(True)
+    assert panel.edit_label("lesion 1")
+    assert panel.lines()[0] == "Ruler (lesion 1): 10.0 mm"
+    assert "lesion 1: 10.0 mm" in _labels(viewer)
+    panel.list.clearSelection()
     panel.list.item(2).setSelected(True)
     qtbot.mouseClick(panel.delete_button, Qt.MouseButton.LeftButton)
     assert len(panel.lines()) == 2 and len(viewer.measurement_graphics) == 2
     qtbot.mouseClick(panel.insert_button, Qt.MouseButton.LeftButton)
     report = window.report_panel.report
     findings = report.text("findings")
-    assert findings.splitlines()[0] == "Ruler: 10.0 mm." and "mean" in findings and "HU" in findings
+    assert findings.splitlines()[0] == "Ruler (lesion 1): 10.0 mm." and "mean" in findings and "HU" in findings
     assert window.panels.currentWidget() is window.report_panel
     assert window.report_panel.editor("findings").toPlainText() == findings
     window.grab().save(str(screenshots / "measure_window_findings.png"))

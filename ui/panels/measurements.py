@@ -8,10 +8,20 @@ on the image and the report say the same numbers. Double-clicking a line shows i
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from medapp.measurements import (
     MeasurementStore,
@@ -54,26 +64,31 @@ class MeasurementsPanel(QWidget):
         self.hint = QLabel(EMPTY_HINT, objectName="measurementHint")
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color:#666;")
-        self.delete_button = QPushButton("Delete", objectName="measurementDelete")
+        # tool buttons (no push-button minimum width): the dock stays about as narrow as the study browser
+        self.label_button = QToolButton(objectName="measurementLabel", text="Label…")
+        self.label_button.setToolTip("Name the selected measurement (\u201clesion 1\u201d) or edit a note's text")
+        self.label_button.clicked.connect(lambda: self.edit_label())
+        self.delete_button = QToolButton(objectName="measurementDelete", text="Delete")
         self.delete_button.setToolTip("Remove the selected measurements")
         self.delete_button.clicked.connect(self.delete_selected)
-        self.clear_button = QPushButton("Delete all", objectName="measurementClear")
+        self.clear_button = QToolButton(objectName="measurementClear", text="Delete all")
         self.clear_button.setToolTip("Remove every measurement on this image")
         self.clear_button.clicked.connect(self.clear_all)
         self.insert_button = QPushButton("Insert into Findings", objectName="measurementInsert")
         self.insert_button.setToolTip("Append these measurements to the report's Findings (a new report if none)")
         self.insert_button.clicked.connect(self.insert_into_findings)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.label_button)
         buttons.addWidget(self.delete_button)
         buttons.addWidget(self.clear_button)
         buttons.addStretch(1)
-        buttons.addWidget(self.insert_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.calibration_label)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.hint)
         layout.addLayout(buttons)
+        layout.addWidget(self.insert_button)  # a row of its own, for the same reason
 
         store, events = self._store, self._view.events
         on_store, on_document = self._on_store, self.refresh
@@ -119,6 +134,7 @@ class MeasurementsPanel(QWidget):
         has = self.list.count() > 0
         self.hint.setVisible(document is not None and not has)
         self.delete_button.setEnabled(bool(self.list.selectedItems()))
+        self.label_button.setEnabled(len(self.list.selectedItems()) == 1)
         self.clear_button.setEnabled(has)
         self.insert_button.setEnabled(has)
 
@@ -135,6 +151,7 @@ class MeasurementsPanel(QWidget):
     def _on_selection(self) -> None:
         ids = self._selected_ids()
         self.delete_button.setEnabled(bool(ids))
+        self.label_button.setEnabled(len(ids) == 1)
         self.selected.emit(ids[0] if len(ids) == 1 else None)
 
     def _go_to(self, item: QListWidgetItem) -> None:
@@ -143,6 +160,27 @@ class MeasurementsPanel(QWidget):
         m = next((m for m in self.measurements() if m.id == mid), None)
         if m is not None and not self._view.is_slide and m.frame != self._view.frame:
             self._view.set_frame(m.frame)
+
+    def edit_label(self, text: str | None = None) -> bool:
+        """Name the one selected measurement (or rewrite a note) — asked when `text` is None; an empty name clears
+        it (a note keeps its text). True when it changed."""
+        ids = self._selected_ids()
+        key = self.key
+        m = next((m for m in self.measurements() if ids and m.id == ids[0]), None)
+        if key is None or m is None or len(ids) != 1:
+            return False
+        if text is None:
+            from PySide6.QtWidgets import QInputDialog
+
+            title = "Note" if m.kind == "text" else "Name the measurement"
+            text, ok = QInputDialog.getText(self, title, "Text:" if m.kind == "text" else "Name:", text=m.label)
+            if not ok:
+                return False
+        text = text.strip()
+        if (m.kind == "text" and not text) or text == m.label:
+            return False
+        self._store.update(key, replace(m, label=text))
+        return True
 
     def delete_selected(self) -> None:
         key = self.key
