@@ -294,6 +294,9 @@ def test_panel_lists_deletes_and_inserts_into_findings(qtbot, make_window, tmp_p
     assert window.panels.currentWidget() is window.report_panel
     assert window.report_panel.editor("findings").toPlainText() == findings
     window.grab().save(str(screenshots / "measure_window_findings.png"))
+    help_box = window.show_key_help()
+    assert "ruler / angle" in help_box.text() and "rectangle / ellipse / freehand ROI" in help_box.text()
+    help_box.close()
     # kept in the session: a restart brings them back on the same image
     qtbot.waitUntil(lambda: len(window.context.session.measurements(path)) == 2, timeout=5000)
     window.close()
