@@ -396,3 +396,20 @@ def test_points_are_image_pixels_under_rotation_and_flip(qtbot, app_context, tmp
     start = graphic.mapToScene(QPointF(10.0, 20.0))
     assert np.allclose((start.x(), start.y()), (item.mapToScene(QPointF(10.0, 20.0)).x(),
                                                  item.mapToScene(QPointF(10.0, 20.0)).y()))
+
+
+def test_roi_statistics_wait_for_the_frame_values(qtbot, app_context, tmp_path, ct_dataset):
+    """An ROI drawn before the frame's values are decoded gets its statistics when they arrive, once."""
+    viewer = _show(qtbot, app_context, _ct_file(tmp_path, ct_dataset))
+    values = viewer._values
+    viewer._values = None  # as if the render worker had not delivered them yet
+    viewer.set_tool("ellipse")
+    _drag(viewer, (10.0, 10.0), (30.0, 26.0))
+    (m,) = _items(app_context, viewer)
+    assert m.stats is None and _labels(viewer)[0].count("\n") == 0  # area only, for now
+    viewer._values = values
+    viewer.frame_rendered.emit()
+    (m,) = _items(app_context, viewer)
+    rows, cols, mask = roi_mask(m, values[1].shape)
+    assert m.stats["mean"] == pytest.approx(float(values[1][rows, cols][mask].mean()))
+    assert "HU" in _labels(viewer)[0]
