@@ -58,8 +58,8 @@ KIND_TITLES = {"ruler": "Ruler", "angle": "Angle", "rect": "Rectangle", "ellipse
 #: the number of points each kind is made of (freehand: at least 3)
 N_POINTS = {"ruler": 2, "angle": 3, "rect": 2, "ellipse": 2, "text": 1}
 
-DETECTOR_CAVEAT = ("calibrated at the detector plane (ImagerPixelSpacing): not corrected for geometric "
-                   "magnification, true sizes at the patient are smaller")
+DETECTOR_CAVEAT = ("calibrated at the detector plane, not corrected for geometric magnification; true sizes at the "
+                   "patient are smaller")
 UNCALIBRATED_NOTE = "no pixel spacing in the file: sizes are in pixels"
 
 Point = tuple[float, float]
@@ -364,7 +364,7 @@ def findings_text(measurements: Iterable[Measurement], cal: Calibration, unit: s
         return ""
     measured = any(m.kind != "text" for m in items)
     if measured and cal.caveat:
-        lines.append(f"Sizes {cal.caveat}.")
+        lines.append(f"Sizes from {cal.source}: {cal.caveat}.")
     elif measured and not cal.calibrated and any(m.kind not in ("angle", "text") for m in items):
         lines.append(f"Note: {UNCALIBRATED_NOTE}.")
     return "\n".join(lines)

@@ -67,7 +67,8 @@ def test_imager_pixel_spacing_is_read_and_carries_the_detector_caveat(tmp_path, 
     assert "detector plane" in cal.describe()
     assert value_unit(stack) == ""  # DX values have no known unit
     text = findings_text([Measurement("ruler", ((0, 0), (50, 0)))], cal)
-    assert "Ruler: 10.0 mm." in text and "detector plane" in text
+    assert text.splitlines() == ["Ruler: 10.0 mm.", f"Sizes from ImagerPixelSpacing: {DETECTOR_CAVEAT}."]
+    assert cal.describe().count("ImagerPixelSpacing") == 1
 
 
 def test_pixel_spacing_wins_over_imager_pixel_spacing():

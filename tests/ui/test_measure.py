@@ -308,7 +308,7 @@ def test_panel_lists_deletes_and_inserts_into_findings(qtbot, make_window, tmp_p
     assert len(second.image_viewer.measurement_graphics) == 2
 
 
-def test_panel_shows_the_detector_plane_caveat(qtbot, app_context, tmp_path, ct_dataset):
+def test_panel_shows_the_detector_plane_caveat(qtbot, app_context, tmp_path, ct_dataset, screenshots):
     import pydicom
 
     path = _ct_file(tmp_path, ct_dataset, Modality="DX", ImagerPixelSpacing=[0.2, 0.2])
@@ -324,6 +324,10 @@ def test_panel_shows_the_detector_plane_caveat(qtbot, app_context, tmp_path, ct_
     _drag(viewer, (0.0, 10.0), (50.0, 10.0))
     assert panel.lines() == ["Ruler: 10.0 mm"]
     assert "detector plane" in panel.findings_text()
+    panel.resize(300, 260)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.grab().save(str(screenshots / "measure_panel_detector_caveat.png"))
 
 
 def test_screenshots_of_each_tool(qtbot, app_context, example_ct, screenshots):
