@@ -332,11 +332,13 @@ def _value_lines(m: Measurement, cal: Calibration, unit: str) -> list[str]:
 
 
 def label_lines(m: Measurement, cal: Calibration, unit: str = "") -> list[str]:
-    """What is written beside the shape on screen: the value first (after its name, if the clinician gave it one),
-    then the ROI statistics; a note is its text."""
+    """What is written beside the shape on screen: the value first (after its name, if the clinician gave it one;
+    marked "(at detector)" when only ImagerPixelSpacing calibrates it), then the ROI statistics; a note is its text."""
     if m.kind == "text":
         return [m.label]
     lines = _value_lines(m, cal, unit)
+    if cal.caveat and m.kind != "angle":  # the image alone must not pass a detector size for the patient's
+        lines[0] += " (at detector)"
     if m.label:
         lines[0] = f"{m.label}: {lines[0]}"
     return lines

@@ -69,6 +69,8 @@ def test_imager_pixel_spacing_is_read_and_carries_the_detector_caveat(tmp_path, 
     text = findings_text([Measurement("ruler", ((0, 0), (50, 0)))], cal)
     assert text.splitlines() == ["Ruler: 10.0 mm.", f"Sizes from ImagerPixelSpacing: {DETECTOR_CAVEAT}."]
     assert cal.describe().count("ImagerPixelSpacing") == 1
+    assert label_lines(Measurement("ruler", ((0, 0), (50, 0))), cal) == ["10.0 mm (at detector)"]
+    assert label_lines(Measurement("angle", ((1, 0), (0, 0), (0, 1))), cal) == ["90.0°"]  # magnification leaves angles alone
 
 
 def test_pixel_spacing_wins_over_imager_pixel_spacing():

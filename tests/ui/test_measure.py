@@ -323,6 +323,7 @@ def test_panel_shows_the_detector_plane_caveat(qtbot, app_context, tmp_path, ct_
     viewer.set_tool("ruler")
     _drag(viewer, (0.0, 10.0), (50.0, 10.0))
     assert panel.lines() == ["Ruler: 10.0 mm"]
+    assert _labels(viewer) == ["10.0 mm (at detector)"]  # on the image too, where the panel may not be looked at
     assert "detector plane" in panel.findings_text()
     panel.resize(300, 260)
     panel.show()
