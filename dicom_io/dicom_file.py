@@ -97,6 +97,8 @@ def header_metadata(ds: Dataset) -> dict[str, Any]:
         "rescale_slope": _floats(ds.get("RescaleSlope")),
         "rescale_intercept": _floats(ds.get("RescaleIntercept")),
         "pixel_spacing_mm": spacing,
+        # at the detector, not the patient (projection radiography): measurements say so (medapp.measurements)
+        "imager_pixel_spacing_mm": _floats(ds.get("ImagerPixelSpacing")),
         "slice_thickness_mm": _floats(ds.get("SliceThickness")),
         "frame_time_ms": frame_time_ms(ds),
         "series_description": _text(ds.get("SeriesDescription")),

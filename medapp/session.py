@@ -83,6 +83,7 @@ class SessionState:
     report_draft: dict[str, Any] | None = None  # the draft without a study (and every draft of older sessions)
     report_drafts: dict[str, dict[str, Any]] = field(default_factory=dict)  # study key -> draft (medapp.signoff)
     export_dir: str | None = None  # the folder the last report export went to
+    measurements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # path -> medapp.measurements
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +99,8 @@ class SessionState:
             report_draft=data.get("report_draft"),
             report_drafts={str(k): v for k, v in (data.get("report_drafts") or {}).items() if isinstance(v, dict)},
             export_dir=data.get("export_dir"),
+            measurements={str(k): [m for m in v if isinstance(m, dict)]
+                          for k, v in (data.get("measurements") or {}).items() if isinstance(v, list)},
         )
 
 
@@ -270,6 +273,32 @@ class Session:
         else:
             self.set_view(path, frame=snap.frame, region=snap.region, window=snap.window,
                           clear_region=snap.region is None)
+
+    # -- measurements -----------------------------------------------------------------------------------------
+    def set_measurements(self, path: str | Path, items: list[Any]) -> None:
+        """Keep the measurements drawn on `path` (`medapp.measurements.Measurement`s or their dicts); an empty
+        list forgets the entry. Kept when the input is closed: reopening the image brings them back."""
+        key = str(Path(path))
+        data = [m.to_dict() if hasattr(m, "to_dict") else dict(m) for m in items]
+        with self._lock:
+            if data:
+                self.state.measurements[key] = data
+            else:
+                self.state.measurements.pop(key, None)
+            self._changed()
+
+    def measurements(self, path: str | Path) -> list[Any]:
+        """The measurements kept for `path`; an entry that does not read back (a newer or damaged file) is
+        skipped, never fatal."""
+        from medapp.measurements import Measurement
+
+        out = []
+        for data in self.state.measurements.get(str(Path(path)), []):
+            try:
+                out.append(Measurement.from_dict(data))
+            except (KeyError, TypeError, ValueError, IndexError):
+                log.warning("a stored measurement could not be read; skipped")
+        return out
 
     # -- conversations ----------------------------------------------------------------------------------------
     def add_turn(

@@ -124,3 +124,15 @@ class Workspace:
             self.session.save_view_state(path, state)
         except KeyError:
             pass
+
+    # --- measurements --------------------------------------------------------------------------------------------
+    def saved_measurements(self, path: str | Path) -> list[Any]:
+        """The measurements the session keeps for `path` (`medapp.measurements.Measurement`s); [] without one."""
+        if self.session is None:
+            return []
+        return list(self.session.measurements(path))
+
+    def save_measurements(self, path: str | Path, items: list[Any]) -> None:
+        """Keep `items` as `path`'s measurements in the session (session write); no-op without a session."""
+        if self.session is not None:
+            self.session.set_measurements(path, items)

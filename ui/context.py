@@ -19,6 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from medapp.measurements import MeasurementStore
 from medapp.model_input import ModelInput, image_key
 from medapp.viewer_state import ViewerState
 from medapp.workspace import Workspace
@@ -221,6 +222,8 @@ class AppContext(QObject):
         self.model = ModelHolder(self.workers, self, settings=lambda: self.settings)
         # What is open and on screen (Qt-free, evented): viewers and panels take it from here and subscribe.
         self.view = ViewerState()
+        # The measurements drawn on each document (Qt-free store): viewers draw them, the panel lists them.
+        self.measurements = MeasurementStore()
         self._provider: Callable[[], ModelInput | None] | None = None
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)

@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         self._build_actions()
         self._connect()
+        self._build_measurements()
         self._refresh_recent()
         self._check_model_configured()
 
@@ -600,14 +601,99 @@ class MainWindow(QMainWindow):
     def show_key_help(self) -> QMessageBox:
         """A non-modal table of the viewer keys (from keymap.HELP, the same module as the key tables)."""
         from ui.viewer.keymap import HELP
+        from ui.viewer.measure_tool import MEASURE_HELP
 
-        rows = "".join(f"<tr><td><i>{area}</i></td><td><b>{keys}</b></td><td>{what}</td></tr>" for area, keys, what in HELP)
+        rows = "".join(f"<tr><td><i>{area}</i></td><td><b>{keys}</b></td><td>{what}</td></tr>"
+                       for area, keys, what in HELP + MEASURE_HELP)
         box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard and mouse",
                           f"<table cellspacing=6>{rows}</table>", QMessageBox.StandardButton.Close, self)
         box.setWindowModality(Qt.WindowModality.NonModal)
         box.show()
         self._key_help = box
         return box
+
+    # --- measurements ---------------------------------------------------------------------------------------------
+    def _build_measurements(self) -> None:
+        """The Measurements dock (left, under the studies), the Measure toolbar, and the session sync of the
+        window's `MeasurementStore` (loaded when a document is shown, saved on every change)."""
+        from ui.panels.measurements import MeasurementsPanel
+        from ui.viewer.measure_tool import MEASURE_KEYS, MEASURE_TOOLS, TOOL_SHORT, TOOL_TITLES
+
+        self.measure_panel = MeasurementsPanel(self.context)
+        self.measure_dock = self._dock("Measurements", self.measure_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.splitDockWidget(self.browser_dock, self.measure_dock, Qt.Orientation.Vertical)
+        self.measure_panel.insert_requested.connect(self._insert_findings)
+        self.measure_panel.selected.connect(lambda mid: self._viewer_call_with("highlight_measurement", mid))
+        keys = {tool: QKeySequence(key).toString() for key, tool in MEASURE_KEYS.items()}
+        self.measure_actions: dict[str, QAction] = {}
+        toolbar = QToolBar("Measure", self)
+        toolbar.setObjectName("measure_toolbar")
+        toolbar.setMovable(False)
+        for tool in MEASURE_TOOLS:
+            act = QAction(TOOL_SHORT[tool], self)
+            act.setCheckable(True)
+            act.setToolTip(f"{TOOL_TITLES[tool]} ({keys[tool]}); again: back to panning")
+            act.setStatusTip(act.toolTip())
+            act.toggled.connect(lambda on, t=tool: self._set_measure_tool(t, on))
+            toolbar.addAction(act)
+            self.measure_actions[tool] = act
+        self.addToolBar(toolbar)
+        self.measure_toolbar = toolbar
+        view_menu = next((a.menu() for a in self.menuBar().actions() if a.text() == "&View"), None)
+        if view_menu is not None:
+            view_menu.addAction(self.measure_dock.toggleViewAction())
+        for viewer in (self.image_viewer, self.slide_viewer):
+            viewer.tool_changed.connect(self._sync_measure_actions)
+        self._loading_measurements = False
+        self.context.measurements.changed.connect(self._save_measurements)
+        self.document_shown.connect(self._load_measurements)
+
+    def _viewer_call_with(self, name: str, *args: Any) -> None:
+        viewer = self.current_viewer
+        if viewer is not None and hasattr(viewer, name):
+            getattr(viewer, name)(*args)
+
+    def _set_measure_tool(self, tool: str, on: bool) -> None:
+        viewer = self.current_viewer
+        if viewer is None:
+            self._sync_check(self.measure_actions[tool], False)
+            return
+        if on:
+            viewer.set_tool(tool)
+        elif viewer.tool == tool:
+            viewer.set_tool("pan")
+
+    def _sync_measure_actions(self, tool: str) -> None:
+        for name, act in self.measure_actions.items():
+            self._sync_check(act, name == tool)
+
+    def _insert_findings(self, text: str) -> None:
+        """The Measurements panel's lines into the report's Findings; the Report tab comes to the front."""
+        if self.report_panel is None:
+            return
+        self.report_panel.insert_findings(text)
+        self.panel_dock.show()
+        self.panels.setCurrentWidget(self.report_panel)
+
+    def _load_measurements(self, document: Any) -> None:
+        """A document on screen: bring back the measurements the session kept for it (once per window run)."""
+        from medapp.measurements import document_key
+
+        key = document_key(document)
+        store = self.context.measurements
+        if key is None or store.has(key):
+            return
+        self._loading_measurements = True
+        try:
+            store.load(key, self.context.workspace.saved_measurements(key))
+        finally:
+            self._loading_measurements = False
+
+    def _save_measurements(self, key: str) -> None:
+        if self._loading_measurements or self.context.session is None:
+            return
+        items, workspace = self.context.measurements.items(key), self.context.workspace
+        self._session_call(lambda _session: workspace.save_measurements(key, items))
 
     # --- errors and shutdown ------------------------------------------------------------------------------------
     def show_error(self, failure: WorkerFailure | BaseException | str) -> QMessageBox:

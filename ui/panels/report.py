@@ -305,6 +305,17 @@ class ReportPanel(QWidget):
     def editor(self, key: str) -> QPlainTextEdit:
         return self._editors[key].editor
 
+    def insert_findings(self, text: str) -> None:
+        """Append `text` (the Measurements panel's lines) to Findings — of a new report when there is none. The
+        clinician's own words: edited by hand as far as the sign-off review is concerned."""
+        from medapp.measurements import insert_into_findings
+
+        was_signed = self.report is not None and self.report.is_signed
+        report = insert_into_findings(self.report, text, self._view.modality)
+        self.set_report(report)
+        self.status.setText("Measurements added to Findings." + (
+            " The report was signed: it is a draft again and must be signed again." if was_signed else ""))
+
     def _on_edit(self, key: str, text: str) -> None:
         if self.report is None:
             return

@@ -22,9 +22,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
+from medapp.measurements import MeasurementStore
 from medapp.model_input import ModelInput, model_input_for
 from ui.context import AppContext
 from ui.viewer.keymap import STACK_KEYS, slice_target, viewer_binding
+from ui.viewer.measure_tool import MeasureToolMixin
 from ui.viewer.overlay import format_window, paint_overlay, stack_overlay
 from ui.viewer.qimage import array_to_qimage
 from ui.viewer.roi_tool import RoiToolMixin
@@ -64,7 +66,7 @@ def describe_view(state: StackState, roi: tuple[int, int, int, int] | None = Non
     return ", ".join(parts)
 
 
-class ImageViewer(RoiToolMixin, QGraphicsView):
+class ImageViewer(MeasureToolMixin, RoiToolMixin, QGraphicsView):
     """Shows `state.stack`; all user input goes through `self.state` (a StackState over `context.view`)."""
 
     frame_rendered = Signal()  # the pixmap now shows (state.frame, state.window)
@@ -114,6 +116,12 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
         self.state.window_changed.connect(self._on_view_changed)
         self.state.roi_changed.connect(self._on_roi)
         self.state.overlay_changed.connect(self.viewport().update)
+        self._init_measure_tool(
+            context.measurements if context is not None else MeasurementStore(),
+            document=lambda: self.state.stack, frame=lambda: self.state.frame, values=self._frame_values,
+            image_item=self._pixmap_item,
+            qt_signals=(self.state.stack_changed, self.state.frame_changed, self.frame_rendered),
+        )
 
     # --- public API ---------------------------------------------------------------------------------------------
     def set_stack(self, stack: Any, setup: StackSetup | None = None, *, phi: dict[str, Any] | None = None) -> None:
@@ -205,6 +213,12 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
             return None
         roi = state.roi if use_region else None
         return model_input_for(state.model, use_region=use_region, description=describe_view(state, roi))
+
+    def _frame_values(self) -> np.ndarray | None:
+        """The modality values of the frame on screen (decoded with its pixels), or None while they are not in."""
+        if self._values is None or self._values[0] != self.state.frame or self.state.stack is None:
+            return None
+        return self._values[1]
 
     # --- state → view -------------------------------------------------------------------------------------------
     def _on_stack(self, stack: Any) -> None:

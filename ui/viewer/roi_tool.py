@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsRectItem, QGraphicsView
 
 __all__ = ["RoiToolMixin"]
 
-TOOLS = ("pan", "roi")
+TOOLS = ("pan", "roi", "ruler", "angle", "rect", "ellipse", "freehand", "text")  # the last six: measure_tool.py
 
 
 class RoiToolMixin:
@@ -50,14 +50,15 @@ class RoiToolMixin:
         return self._tool
 
     def set_tool(self, tool: str) -> None:
-        """"pan" (left-drag pans) or "roi" (left-drag draws the region the model will see)."""
+        """"pan" (left-drag pans), "roi" (left-drag draws the region the model will see) or a measurement tool
+        (`ui.viewer.measure_tool.MEASURE_TOOLS`)."""
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}")
         self._tool = tool
         self.setDragMode(
             QGraphicsView.DragMode.ScrollHandDrag if tool == "pan" else QGraphicsView.DragMode.NoDrag
         )
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool == "roi" else Qt.CursorShape.OpenHandCursor)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool != "pan" else Qt.CursorShape.OpenHandCursor)
         self.tool_changed.emit(tool)
 
     def _toggle_roi_tool(self) -> None:

@@ -24,11 +24,13 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
+from medapp.measurements import MeasurementStore
 from medapp.model_input import ModelInput, model_input_for, model_level  # model_level: re-exported
 from medapp.viewer_state import ViewerState
 from ui.context import AppContext
 from ui.viewer.keymap import PAN_STEPS, SLIDE_KEYS, viewer_binding
 from ui.viewer.magnification import MAG_STEPS, base_magnification, format_mag, scale_bar, step_magnification
+from ui.viewer.measure_tool import MeasureToolMixin
 from ui.viewer.minimap import Minimap
 from ui.viewer.overlay import paint_overlay
 from ui.viewer.qimage import pil_to_qimage
@@ -60,7 +62,7 @@ def prepare_slide(slide: Any) -> SlideSetup:
     return SlideSetup(pil_to_qimage(thumb), base_magnification(slide.objective_power, slide.mpp))
 
 
-class SlideViewer(RoiToolMixin, QGraphicsView):
+class SlideViewer(MeasureToolMixin, RoiToolMixin, QGraphicsView):
     """Shows one Slide. Signals tell the window about the view, the region and when all tiles are in."""
 
     view_changed = Signal()
@@ -106,6 +108,12 @@ class SlideViewer(RoiToolMixin, QGraphicsView):
         self.tiles_read = 0
 
         self._init_roi_tool(QColor(20, 120, 255))
+        # measurements in level-0 px (the scene's coordinates): lengths and areas from the slide's µm per pixel
+        self._init_measure_tool(
+            context.measurements if context is not None else MeasurementStore(),
+            document=lambda: self.slide, frame=lambda: 0, values=lambda: None, image_item=None,
+            qt_signals=(self.view_changed,), events=(self.state.events.document,),
+        )
         self._fit = True
 
         self.minimap = Minimap(self)
