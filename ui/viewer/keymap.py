@@ -31,6 +31,12 @@ STACK_KEYS: dict[int, tuple[str, int]] = {
     Qt.Key.Key_Escape: ("clear_roi", 0),
     Qt.Key.Key_P: ("toggle_phi", 0),
     Qt.Key.Key_V: ("toggle_overlay", 0),
+    # display transform (Weasis habits): invert, rotate, mirror (Shift: top-bottom), reset everything
+    Qt.Key.Key_I: ("invert", 0),
+    Qt.Key.Key_BracketRight: ("rotate", +90),
+    Qt.Key.Key_BracketLeft: ("rotate", -90),
+    Qt.Key.Key_H: ("flip", 0),
+    Qt.Key.Key_Backspace: ("reset_view", 0),
 }
 
 #: slide viewer: key → (action, argument); magnification digits index MAG_STEPS (1 = 1.25× … 6 = 40×)
@@ -82,6 +88,10 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ("Images", "Space", "cine at the file's frame time"),
     ("Images", "F / O / + −", "fit / 1:1 pixels / zoom"),
     ("Images", "V / P", "overlay / patient data in the overlay"),
+    ("Images", "I", "invert grey levels"),
+    ("Images", "] / [", "rotate 90° clockwise / counter-clockwise"),
+    ("Images", "H / Shift+H", "mirror left-right / top-bottom"),
+    ("Images", "Backspace", "reset window, zoom, rotation, mirroring, inversion"),
     ("Both", "Ctrl+wheel", "zoom at the cursor"),
     ("Both", "Left-drag", "pan (with the region tool: draw the region the model sees)"),
     ("Both", "R / Esc", "region tool on/off / clear the region"),
