@@ -3,7 +3,8 @@
 Thumbnails are rendered in a worker after the tree is shown (users want the list first and pictures as they come,
 clinical-anchors B.3 #3). Patient names and IDs are only shown when the window's "show patient data" is on; otherwise
 patients are numbered. Activating (double-click / Enter) a row emits `activated(BrowserEntry)`; its context menu's
-"Open in view 2 / 3 / 4" emits `open_in_view(entry, index)` (the window's 1×2 / 2×2 layouts, to compare with a prior).
+"Open in view 2 / 3 / 4" emits `open_in_view(entry, index)` (the window's 1×2 / 2×2 layouts, to compare with a prior);
+a row can also be dragged onto a view (mime type ENTRY_MIME; the dropped row is `dragged_entry`).
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QMenu, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ui.viewer.qimage import pil_to_qimage
 from ui.workers import WorkerManager
 
-__all__ = ["BrowserEntry", "StudyBrowser", "THUMB_PX"]
+__all__ = ["BrowserEntry", "StudyBrowser", "THUMB_PX", "ENTRY_MIME"]
 
 log = logging.getLogger(__name__)
 
 THUMB_PX = 64
 _ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
+ENTRY_MIME = "application/x-medapp-browser-entry"  # a row dragged onto a view of the layout grid
 
 
 @dataclass
@@ -89,6 +91,22 @@ def _framed(pixmap: QPixmap) -> QPixmap:
     return pixmap
 
 
+class _Tree(QTreeWidget):
+    """The tree, dragging a row as ENTRY_MIME (the entry itself stays in Python: `StudyBrowser.dragged_entry`)."""
+
+    def __init__(self, owner: StudyBrowser) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def mimeData(self, items: Any) -> QMimeData:  # noqa: N802 (Qt override)
+        data = QMimeData()
+        entry = items[0].data(0, _ENTRY_ROLE) if items else None
+        if isinstance(entry, BrowserEntry):
+            self._owner.dragged_entry = entry
+            data.setData(ENTRY_MIME, entry.label.encode("utf-8"))
+        return data
+
+
 class StudyBrowser(QWidget):
     """A tree of everything opened in this window. `add_collection`, `add_opened` and `clear` fill it."""
 
@@ -99,8 +117,11 @@ class StudyBrowser(QWidget):
         super().__init__(parent)
         self._workers = workers
         self.show_phi = False
-        self.tree = QTreeWidget()
+        self.dragged_entry: BrowserEntry | None = None  # the row of the last drag (ENTRY_MIME)
+        self.tree = _Tree(self)
         self.tree.setHeaderHidden(True)
+        self.tree.setDragEnabled(True)
+        self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setIconSize(QSize(THUMB_PX, THUMB_PX))
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.itemActivated.connect(self._on_activated)

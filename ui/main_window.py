@@ -271,6 +271,8 @@ class MainWindow(QMainWindow):
         self.browser.open_in_view.connect(self.open_entry_in)
         self.grid.active_changed.connect(self._active_cell_changed)
         self.grid.layout_changed.connect(self._layout_changed)
+        self.grid.entry_dropped.connect(self._entry_dropped)
+        self.grid.paths_dropped.connect(self._paths_dropped)
         self.image_viewer.cursor_info.connect(self.status.set_cursor_text)
         self.image_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
         self.slide_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
@@ -502,6 +504,18 @@ class MainWindow(QMainWindow):
         return self.context.workers.run(job, *args, name="Open in view",
                                         on_result=lambda result, i=index: self._opened_in(i, result),
                                         on_error=self._open_failed)
+
+    def _entry_dropped(self, index: int) -> None:
+        entry = self.browser.dragged_entry
+        if entry is not None:
+            self.open_entry_in(entry, index)
+
+    def _paths_dropped(self, index: int, paths: list[Path]) -> None:
+        """Files dropped on a view: view 1 opens them as the window does; a further view opens the first one."""
+        if index <= 0 or not paths:
+            self.open_paths(paths)
+            return
+        self.open_entry_in(BrowserEntry(paths[0].name, "path", paths[0]), index)
 
     def _opened_in(self, index: int, result: tuple[str, Path, Any, Any]) -> None:
         kind, path, opened, setup = result

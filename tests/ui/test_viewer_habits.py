@@ -200,3 +200,52 @@ def test_habits_screenshot_invert_rotate_markers(qtbot, make_window, ct_series_d
     window.grab().save(str(screenshots / "viewer_invert_rotate_markers.png"))
     window.act_reset_view.trigger()
     assert not viewer.state.model.transformed
+
+
+def _drop_on(widget, mime) -> bool:
+    """Send a drag-enter and a drop of `mime` to `widget` (what Qt does under the mouse); True if accepted."""
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    if not enter.isAccepted():
+        return False
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, drop)
+    return drop.isAccepted()
+
+
+def test_drag_a_browser_row_or_a_file_onto_a_view(qtbot, make_window, ct_series_dir, example_ct):
+    from PySide6.QtCore import QMimeData, QUrl
+
+    window = make_window()
+    window.open_paths([ct_series_dir])
+    qtbot.waitUntil(lambda: window.image_viewer.stack is not None, timeout=20000)
+    window.set_layout("1x2")
+    grid = window.grid
+    # a file from the desktop onto view 2
+    files = QMimeData()
+    files.setUrls([QUrl.fromLocalFile(str(example_ct))])
+    assert _drop_on(grid._frames[1], files)
+    qtbot.waitUntil(lambda: grid.cells[1].stack is not None, timeout=20000)
+    assert grid.cells[1].stack.path.name == "CT_small.dcm" and window.image_viewer.stack.kind == "series"
+    # the series row of the browser onto view 2: its mime names the row, the window opens that entry
+    items = [i for i in window.browser._all_items() if i.data(0, Qt.ItemDataRole.UserRole + 1) is not None]
+    row = window.browser.tree.mimeData(items[:1])
+    assert row.hasFormat("application/x-medapp-browser-entry") and window.browser.dragged_entry is not None
+    assert _drop_on(grid._frames[1], row)
+    qtbot.waitUntil(lambda: grid.cells[1].stack is not None and grid.cells[1].stack.kind == "series", timeout=20000)
+    assert grid.cells[1].state.n_frames == 15
+    # something that is neither is refused (the window's own drop handling stays in charge)
+    assert not _drop_on(grid._frames[1], QMimeData())
+    # the row's context menu: "Open in view 3" switches to 2×2 and fills view 3
+    menu = window.browser.view_menu(window.browser.dragged_entry)
+    actions = {a.text(): a for a in menu.actions()}
+    assert list(actions) == ["Open", "Open in view 2", "Open in view 3", "Open in view 4"]
+    actions["Open in view 3"].trigger()
+    qtbot.waitUntil(lambda: grid.cells[2].stack is not None, timeout=20000)
+    assert grid.layout_name == "2x2" and window.layout_actions["2x2"].isChecked() and grid.active is grid.cells[2]
+    qtbot.waitUntil(window.is_settled, timeout=20000)

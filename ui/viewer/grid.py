@@ -5,6 +5,9 @@ the panels follow). Further cells are image viewers with their own `ViewerState`
 puts a series there. The active cell (last clicked or focused, framed in colour) is the one whose view the model
 panels receive (`AppContext.set_input_provider`), as in Weasis where the selected view drives the tools.
 
+Drops: a browser row (`ui.browser.ENTRY_MIME`) or files dropped on a view open there (`entry_dropped`,
+`paths_dropped` with the view's index; the window opens them). Cell 1 takes files like the window does.
+
 Linked scrolling: when a cell's frame changes, every other visible cell with a stack goes to the slice at the
 same position along the stack normal (`medapp.display.linked_frame`; by index when either side has no geometry).
 The link is one pass (a guard stops the echo), so two cells never chase each other.
@@ -12,13 +15,16 @@ The link is one pass (a guard stops the echo), so two cells never chase each oth
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Signal
+from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 
 from medapp.display import linked_frame, slice_positions
 from medapp.viewer_state import ViewerState
+from ui.browser import ENTRY_MIME
 from ui.context import AppContext
 from ui.viewer.image_viewer import ImageViewer
 
@@ -27,6 +33,7 @@ __all__ = ["ViewerGrid", "LAYOUTS"]
 #: layout name → (rows, columns)
 LAYOUTS: dict[str, tuple[int, int]] = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
 MAX_CELLS = 4
+_DROP_EVENTS = (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop)
 _ACTIVE_STYLE = "QFrame#viewerCell { border: 2px solid #e0a030; background: black; }"
 _IDLE_STYLE = "QFrame#viewerCell { border: 2px solid #303030; background: black; }"
 
@@ -36,6 +43,8 @@ class ViewerGrid(QWidget):
 
     active_changed = Signal(object)  # the ImageViewer now active
     layout_changed = Signal(str)
+    entry_dropped = Signal(int)  # a browser row (StudyBrowser.dragged_entry) dropped on view `index`
+    paths_dropped = Signal(int, list)  # local files / folders dropped on view `index`
 
     def __init__(self, main: ImageViewer, context: AppContext | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,6 +63,8 @@ class ViewerGrid(QWidget):
             box = QVBoxLayout(frame)
             box.setContentsMargins(2, 2, 2, 2)
             box.addWidget(cell)
+            frame.setAcceptDrops(True)  # the viewer does not: its drops come here
+            frame.installEventFilter(self)
             self._frames.append(frame)
             cell.state.frame_changed.connect(lambda _frame, c=cell: self._on_frame(c))
             cell.state.stack_changed.connect(lambda _stack: self._positions.clear())
@@ -118,12 +129,28 @@ class ViewerGrid(QWidget):
             frame.setFrameShape(QFrame.Shape.Box if multi else QFrame.Shape.NoFrame)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        if watched in self._frames and event.type() in _DROP_EVENTS:
+            return self._drop_event(self._frames.index(watched), event)  # type: ignore[arg-type]
         if event.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.FocusIn):
             for cell in self.cells:
                 if watched is cell or watched is cell.viewport():
                     self.set_active(cell)
                     break
         return False
+
+    def _drop_event(self, index: int, event: QDropEvent) -> bool:
+        mime = event.mimeData()
+        paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+        if not mime.hasFormat(ENTRY_MIME) and not paths:
+            event.ignore()
+            return False
+        event.acceptProposedAction()
+        if event.type() == QEvent.Type.Drop:
+            if mime.hasFormat(ENTRY_MIME):
+                self.entry_dropped.emit(index)
+            else:
+                self.paths_dropped.emit(index, paths)
+        return True
 
     # --- contents ------------------------------------------------------------------------------------------------
     def show_in(self, index: int, stack: Any, setup: Any = None) -> ImageViewer:

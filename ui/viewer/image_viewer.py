@@ -141,7 +141,6 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
         self._failed: tuple[int, Any, bool] | None = None
         self._frames: OrderedDict[tuple[int, Any, bool], QImage] = OrderedDict()  # finished frames (cine cache)
         self._frames_bytes = 0
-        self.painted = 0  # frames put on screen (cine tests count these against the timer's ticks)
         self._values: tuple[int, np.ndarray] | None = None
         self._fit = True
         self._wl_drag: tuple[QPointF, Any] | None = None
@@ -364,7 +363,6 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
         self._pixmap_item.setPixmap(QPixmap.fromImage(qimage))
         self.scene().setSceneRect(self._pixmap_item.boundingRect())
         self._shown = key
-        self.painted += 1
         if first or self._fit:
             self.fit()
         self.viewport().update()

@@ -92,6 +92,7 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ("Images", "] / [", "rotate 90° clockwise / counter-clockwise"),
     ("Images", "H / Shift+H", "mirror left-right / top-bottom"),
     ("Images", "Backspace", "reset window, zoom, rotation, mirroring, inversion"),
+    ("Images", "View → Layout", "1×2 / 2×2 views; browser right-click or drop a file on a view: open it there"),
     ("Both", "Ctrl+wheel", "zoom at the cursor"),
     ("Both", "Left-drag", "pan (with the region tool: draw the region the model sees)"),
     ("Both", "R / Esc", "region tool on/off / clear the region"),
