@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self.error_boxes: list[QMessageBox] = []
         self._current_path: Path | None = None
+        self._showing = False
         self._bridge: Any = None
         self._session_io = WorkerManager(self, max_threads=1)
         self._open_seq = 0  # number of the newest open request
@@ -407,8 +408,12 @@ class MainWindow(QMainWindow):
     def show_stack(self, stack: Any, setup: Any = None) -> None:
         """Put an ImageStack on screen (setup from `prepare_stack`, else computed here)."""
         self.slide_viewer.set_slide(None)
-        self.image_viewer.set_stack(stack, setup)
-        self._restore_view(stack)
+        self._showing = True  # opening resets, then restores, the view: neither is a user change to save
+        try:
+            self.image_viewer.set_stack(stack, setup)
+            self._restore_view(stack)
+        finally:
+            self._showing = False
         self.stack.setCurrentWidget(self.grid)
         self.grid.set_active(self.image_viewer)
         self.context.set_input_provider(self.image_viewer.model_input)
@@ -668,7 +673,7 @@ class MainWindow(QMainWindow):
     def _save_view(self) -> None:
         """Remember frame / window / region of the shown file in the session (restored on the next open)."""
         view = self.context.view
-        if self.context.session is None or self.current_viewer is None or self._current_path is None:
+        if self.context.session is None or self.current_viewer is None or self._current_path is None or self._showing:
             return
         if view.path is None or view.path != self._current_path:
             return  # a new file is being put on screen: it is not yet the current path

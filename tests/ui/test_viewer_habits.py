@@ -249,3 +249,25 @@ def test_drag_a_browser_row_or_a_file_onto_a_view(qtbot, make_window, ct_series_
     qtbot.waitUntil(lambda: grid.cells[2].stack is not None, timeout=20000)
     assert grid.layout_name == "2x2" and window.layout_actions["2x2"].isChecked() and grid.active is grid.cells[2]
     qtbot.waitUntil(window.is_settled, timeout=20000)
+
+
+def test_the_session_brings_back_rotation_and_inversion(qtbot, make_window, example_ct, ct_series_dir):
+    window = make_window()
+    window.open_paths([example_ct])
+    qtbot.waitUntil(lambda: window.image_viewer.stack is not None, timeout=20000)
+    qtbot.waitUntil(window.is_settled, timeout=20000)
+    state = window.image_viewer.state
+    qtbot.keyClick(window.image_viewer, Qt.Key.Key_BracketRight)
+    qtbot.keyClick(window.image_viewer, Qt.Key.Key_I)
+    qtbot.waitUntil(window.is_settled, timeout=20000)
+    saved = window.context.session.view(example_ct)
+    assert (saved.rotation, saved.invert) == (90, True)
+    window.open_paths([ct_series_dir])  # another study, then back
+    qtbot.waitUntil(lambda: state.stack is not None and state.stack.kind == "series", timeout=20000)
+    qtbot.waitUntil(window.is_settled, timeout=20000)
+    assert state.rotation == 0 and not state.invert
+    window.open_paths([example_ct])
+    qtbot.waitUntil(lambda: state.stack is not None and state.stack.kind == "dicom", timeout=20000)
+    qtbot.waitUntil(window.is_settled, timeout=20000)
+    assert (state.rotation, state.invert) == (90, True)
+    assert window.image_viewer.markers() is not None

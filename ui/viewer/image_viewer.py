@@ -352,7 +352,8 @@ class ImageViewer(RoiToolMixin, QGraphicsView):
         stack, frame, window, qimage, values, invert = result
         if stack is not self.state.stack:
             return  # a newer file is on screen
-        self._keep_frame((frame, window, invert), qimage)
+        if self._cine.isActive():  # only cine keeps frames (a W/L drag would fill the cache with one-off windows)
+            self._keep_frame((frame, window, invert), qimage)
         if values is not None:
             self._values = (frame, values)
         self._show(qimage, (frame, window, invert))
