@@ -271,3 +271,20 @@ def test_the_session_brings_back_rotation_and_inversion(qtbot, make_window, exam
     qtbot.waitUntil(window.is_settled, timeout=20000)
     assert (state.rotation, state.invert) == (90, True)
     assert window.image_viewer.markers() is not None
+
+
+def test_markers_are_drawn_at_the_edges_and_hidden_with_the_overlay(qtbot, app_context, ct_series_dir, grab):
+    viewer = _show(qtbot, app_context, ct_series_dir, size=(400, 400))
+
+    def ink_at_edges() -> dict[str, bool]:
+        arr = grab(viewer.viewport()).astype(np.int32)
+        h, w = arr.shape[:2]
+        ink = (np.abs(arr[..., 0] - 255) < 40) & (np.abs(arr[..., 1] - 220) < 40) & (np.abs(arr[..., 2] - 120) < 50)
+        return {"left": bool(ink[h // 2 - 20 : h // 2 + 20, :30].any()),
+                "right": bool(ink[h // 2 - 20 : h // 2 + 20, w - 30 :].any()),
+                "top": bool(ink[:30, w // 2 - 20 : w // 2 + 20].any()),
+                "bottom": bool(ink[h - 30 :, w // 2 - 20 : w // 2 + 20].any())}
+
+    assert all(ink_at_edges().values())
+    qtbot.keyClick(viewer, Qt.Key.Key_V)
+    assert not any(ink_at_edges().values())
