@@ -81,6 +81,13 @@ def header_metadata(ds: Dataset) -> dict[str, Any]:
             spacing = _floats(shared[0].PixelMeasuresSequence[0].PixelSpacing) if shared else None
         except (AttributeError, IndexError):
             spacing = None
+    orientation = _floats(ds.get("ImageOrientationPatient"))
+    if orientation is None:  # enhanced multi-frame: in the shared functional groups
+        shared = ds.get("SharedFunctionalGroupsSequence")
+        try:
+            orientation = _floats(shared[0].PlaneOrientationSequence[0].ImageOrientationPatient) if shared else None
+        except (AttributeError, IndexError):
+            orientation = None
     out: dict[str, Any] = {
         "modality": _text(ds.get("Modality")),
         "sop_class": getattr(sop, "name", None) or _text(sop),
@@ -99,6 +106,7 @@ def header_metadata(ds: Dataset) -> dict[str, Any]:
         "pixel_spacing_mm": spacing,
         # at the detector, not the patient (projection radiography): measurements say so (medapp.measurements)
         "imager_pixel_spacing_mm": _floats(ds.get("ImagerPixelSpacing")),
+        "image_orientation": orientation if orientation is not None and len(orientation) == 6 else None,
         "slice_thickness_mm": _floats(ds.get("SliceThickness")),
         "frame_time_ms": frame_time_ms(ds),
         "series_description": _text(ds.get("SeriesDescription")),

@@ -4,6 +4,13 @@ Why derived: the image the model sees must be exactly the one on screen. `model_
 `ViewerState` (frame, window, region; for slides the region or the visible part at the screen's resolution)
 and renders lazily with the same functions the viewer and `medapp render` use, so screen, model and provenance
 (`view_state`, a `medapp.view.ViewState`) cannot disagree. Qt-free: the CLI, jobs and tests build one too.
+
+The display transform (`ViewerState.invert`, `rotation`, `flip_h`, `flip_v`) is deliberately *not* applied: the
+model gets the frame in the file's own orientation and polarity, under the same window and region the clinician
+chose. Rotating, mirroring or inverting are reading aids for a human; for the model they would only move the image
+away from how such images are acquired and described (an inverted chest film is not a different finding, and a
+mirrored one would swap the patient's left and right in the answer). The region stays in the file's pixels, so a
+region drawn on a rotated view is the same anatomy in the model input.
 """
 
 from __future__ import annotations

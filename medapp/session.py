@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,17 @@ class ViewSnapshot:
     region: list[int] | None = None
     window: list[float] | None = None
     preset: str | None = None
+    invert: bool = False  # display transform (medapp.display): reading aids, not part of the model input
+    rotation: int = 0
+    flip_h: bool = False
+    flip_v: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ViewSnapshot:
+        """Read a saved view, ignoring keys this version does not know (a session written by a newer medapp
+        must not be moved aside as damaged by an older one)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -94,7 +105,7 @@ class SessionState:
             version=int(data.get("version", _VERSION)),
             open_paths=[str(p) for p in data.get("open_paths", [])],
             current=data.get("current"),
-            views={k: ViewSnapshot(**v) for k, v in data.get("views", {}).items()},
+            views={k: ViewSnapshot.from_dict(v) for k, v in data.get("views", {}).items()},
             conversations={k: [Turn.from_dict(t) for t in v] for k, v in data.get("conversations", {}).items()},
             report_draft=data.get("report_draft"),
             report_drafts={str(k): v for k, v in (data.get("report_drafts") or {}).items() if isinstance(v, dict)},
@@ -245,8 +256,10 @@ class Session:
         preset: str | None = None,
         clear_region: bool = False,
         clear_window: bool = False,
+        transform: tuple[bool, int, bool, bool] | None = None,
     ) -> None:
-        """Update what is shown for `path` (default: the current input). Only the given fields change."""
+        """Update what is shown for `path` (default: the current input). Only the given fields change;
+        `transform` is (invert, rotation, flip_h, flip_v)."""
         with self._lock:
             snap = self.view(path)
             if frame is not None:
@@ -261,18 +274,22 @@ class Session:
                 snap.preset, snap.window = preset, None
             elif clear_window:
                 snap.window = snap.preset = None
+            if transform is not None:
+                snap.invert, snap.rotation = bool(transform[0]), int(transform[1]) % 360
+                snap.flip_h, snap.flip_v = bool(transform[2]), bool(transform[3])
             self._changed()
 
     def save_view_state(self, path: str | Path | None, state: Any) -> None:
-        """Remember what `state` (a `medapp.viewer_state.ViewerState`) shows for `path`: frame, region and the
-        window (a slide has region only). A state without a window (colour image) keeps a saved preset.
+        """Remember what `state` (a `medapp.viewer_state.ViewerState`) shows for `path`: frame, region, the
+        window and the display transform (a slide has region only). A state without a window (colour image) keeps a saved preset.
         `KeyError` when `path` is not open."""
         snap = state.snapshot()
         if getattr(state, "is_slide", False):
             self.set_view(path, region=snap.region, clear_region=snap.region is None)
         else:
             self.set_view(path, frame=snap.frame, region=snap.region, window=snap.window,
-                          clear_region=snap.region is None)
+                          clear_region=snap.region is None,
+                          transform=(snap.invert, snap.rotation, snap.flip_h, snap.flip_v))
 
     # -- measurements -----------------------------------------------------------------------------------------
     def set_measurements(self, path: str | Path, items: list[Any]) -> None:

@@ -61,6 +61,12 @@ class ViewerState:
     magnification: float | None = None  # slides: objective-equivalent magnification on screen
     show_overlay: bool = True
     show_phi: bool = False
+    # display transform (reading aids; the model input ignores them, see medapp.model_input): grey images shown
+    # inverted; the image mirrored (flip_h / flip_v) and then rotated clockwise by `rotation` (0/90/180/270)
+    invert: bool = False
+    rotation: int = 0
+    flip_h: bool = False
+    flip_v: bool = False
     report: Any = None  # the active reports.Report draft (the report panel edits it)
 
     # --- what is open ------------------------------------------------------------------------------------------
@@ -129,6 +135,7 @@ class ViewerState:
             self.window, self.window_label = setup.window, setup.label
             self.region = None
             self.level = self.visible = self.downsample = self.magnification = None
+            self.invert, self.rotation, self.flip_h, self.flip_v = False, 0, False, False
         if document is self.document:
             self.events.document.emit(document, document)  # the same file again: still a fresh start
         else:
@@ -190,6 +197,55 @@ class ViewerState:
         if phi is not None:
             self.show_phi = bool(phi)
 
+    # --- display transform (Weasis / QuPath habits) ------------------------------------------------------------
+    def set_invert(self, on: bool) -> None:
+        """Show a grey image inverted (black ↔ white); ignored for colour images and slides."""
+        if self.stack is None or self.colour:
+            return
+        self.invert = bool(on)
+
+    def rotate(self, degrees: int = 90) -> None:
+        """Turn what is on screen clockwise by `degrees` (a multiple of 90; negative = counter-clockwise)."""
+        if self.stack is None:
+            return
+        self.rotation = (self.rotation + int(round(degrees / 90.0)) * 90) % 360
+
+    def flip_horizontal(self) -> None:
+        """Mirror what is on screen left ↔ right. In the (mirror, then rotate) normal form a screen mirror of a
+        rotated image is the mirror of the image with the opposite rotation."""
+        if self.stack is None:
+            return
+        self.rotation = (-self.rotation) % 360  # first: a `flip_h` subscriber reads the final transform
+        self.flip_h = not self.flip_h
+
+    def flip_vertical(self) -> None:
+        """Mirror what is on screen top ↔ bottom."""
+        if self.stack is None:
+            return
+        self.rotation = (-self.rotation) % 360  # first: a `flip_v` subscriber reads the final transform
+        self.flip_v = not self.flip_v
+
+    def set_transform(self, *, rotation: int = 0, flip_h: bool = False, flip_v: bool = False) -> None:
+        """Set the geometric transform at once (session restore); a rotation that is not a multiple of 90 is
+        rounded to one."""
+        if self.stack is None:
+            return
+        self.flip_h, self.flip_v = bool(flip_h), bool(flip_v)
+        self.rotation = (int(round(int(rotation) / 90.0)) * 90) % 360
+
+    @property
+    def transformed(self) -> bool:
+        """True when the display differs from the file's own orientation and polarity."""
+        return self.invert or self.rotation != 0 or self.flip_h or self.flip_v
+
+    def reset_display(self) -> None:
+        """The one-key reset: the file's window, no inversion, no rotation, no flip (the viewer also fits)."""
+        if self.stack is None:
+            return
+        self.set_invert(False)
+        self.set_transform()
+        self.reset_window()
+
     def _full_size(self) -> tuple[int, int]:
         if self.is_slide:
             w, h = self.document.level_dimensions[0]
@@ -228,7 +284,8 @@ class ViewerState:
         return ViewState(path, frame=self.frame, window=self.window_values(), region=region)
 
     def snapshot(self) -> Any:
-        """What the session keeps for this document (`medapp.session.ViewSnapshot`): frame, region, window."""
+        """What the session keeps for this document (`medapp.session.ViewSnapshot`): frame, region, window and the
+        display transform."""
         from medapp.session import ViewSnapshot
 
         window = None if self.is_slide else self.window_values()
@@ -236,6 +293,10 @@ class ViewerState:
             frame=0 if self.is_slide else int(self.frame),
             region=list(self.region) if self.region else None,
             window=list(window) if window else None,
+            invert=bool(self.invert),
+            rotation=int(self.rotation),
+            flip_h=bool(self.flip_h),
+            flip_v=bool(self.flip_v),
         )
 
     def restore(self, snapshot: Any) -> None:
@@ -250,6 +311,10 @@ class ViewerState:
                 self.set_window(make_window(snapshot.window[0], snapshot.window[1]), "saved")
             elif snapshot.preset:
                 self.apply_preset_named(snapshot.preset)
+            self.set_invert(bool(getattr(snapshot, "invert", False)))
+            self.set_transform(rotation=int(getattr(snapshot, "rotation", 0) or 0),
+                               flip_h=bool(getattr(snapshot, "flip_h", False)),
+                               flip_v=bool(getattr(snapshot, "flip_v", False)))
         self.set_region(tuple(snapshot.region) if snapshot.region else None)
 
     @classmethod

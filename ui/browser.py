@@ -2,7 +2,9 @@
 
 Thumbnails are rendered in a worker after the tree is shown (users want the list first and pictures as they come,
 clinical-anchors B.3 #3). Patient names and IDs are only shown when the window's "show patient data" is on; otherwise
-patients are numbered. Activating (double-click / Enter) a row emits `activated(BrowserEntry)`.
+patients are numbered. Activating (double-click / Enter) a row emits `activated(BrowserEntry)`; its context menu's
+"Open in view 2 / 3 / 4" emits `open_in_view(entry, index)` (the window's 1×2 / 2×2 layouts, to compare with a prior);
+a row can also be dragged onto a view (mime type ENTRY_MIME; the dropped row is `dragged_entry`).
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QMenu, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ui.viewer.qimage import pil_to_qimage
 from ui.workers import WorkerManager
 
-__all__ = ["BrowserEntry", "StudyBrowser", "THUMB_PX"]
+__all__ = ["BrowserEntry", "StudyBrowser", "THUMB_PX", "ENTRY_MIME"]
 
 log = logging.getLogger(__name__)
 
 THUMB_PX = 64
 _ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
+ENTRY_MIME = "application/x-medapp-browser-entry"  # a row dragged onto a view of the layout grid
 
 
 @dataclass
@@ -88,20 +91,42 @@ def _framed(pixmap: QPixmap) -> QPixmap:
     return pixmap
 
 
+class _Tree(QTreeWidget):
+    """The tree, dragging a row as ENTRY_MIME (the entry itself stays in Python: `StudyBrowser.dragged_entry`)."""
+
+    def __init__(self, owner: StudyBrowser) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def mimeData(self, items: Any) -> QMimeData:  # noqa: N802 (Qt override)
+        data = QMimeData()
+        entry = items[0].data(0, _ENTRY_ROLE) if items else None
+        if isinstance(entry, BrowserEntry):
+            self._owner.dragged_entry = entry
+            data.setData(ENTRY_MIME, entry.label.encode("utf-8"))
+        return data
+
+
 class StudyBrowser(QWidget):
     """A tree of everything opened in this window. `add_collection`, `add_opened` and `clear` fill it."""
 
     activated = Signal(object)  # BrowserEntry
+    open_in_view = Signal(object, int)  # BrowserEntry, 0-based image view of the layout grid
 
     def __init__(self, workers: WorkerManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._workers = workers
         self.show_phi = False
-        self.tree = QTreeWidget()
+        self.dragged_entry: BrowserEntry | None = None  # the row of the last drag (ENTRY_MIME)
+        self.tree = _Tree(self)
         self.tree.setHeaderHidden(True)
+        self.tree.setDragEnabled(True)
+        self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setIconSize(QSize(THUMB_PX, THUMB_PX))
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.itemActivated.connect(self._on_activated)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tree)
@@ -256,6 +281,20 @@ class StudyBrowser(QWidget):
         job.signals.finished.connect(lambda j=job: self._thumb_jobs.remove(j) if j in self._thumb_jobs else None)
         self._thumb_jobs.append(job)
         self._workers.start(job)
+
+    def view_menu(self, entry: BrowserEntry) -> QMenu:
+        """The row's context menu: open in the main view, or in view 2 / 3 / 4 of the layout grid."""
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self.activated.emit(entry))
+        for index in (1, 2, 3):
+            menu.addAction(f"Open in view {index + 1}", lambda i=index: self.open_in_view.emit(entry, i))
+        return menu
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.tree.itemAt(pos)
+        entry = item.data(0, _ENTRY_ROLE) if item is not None else None
+        if isinstance(entry, BrowserEntry):
+            self.view_menu(entry).exec(self.tree.viewport().mapToGlobal(pos))
 
     def _on_activated(self, item: QTreeWidgetItem, _column: int) -> None:
         entry = item.data(0, _ENTRY_ROLE)

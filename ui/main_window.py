@@ -31,6 +31,7 @@ from ui.browser import BrowserEntry, StudyBrowser
 from ui.context import AppContext
 from ui.status import StatusBar
 from ui.tag_browser import TagBrowser
+from ui.viewer.grid import LAYOUTS, ViewerGrid
 from ui.viewer.image_viewer import ImageViewer
 from ui.viewer.magnification import MAG_STEPS, format_mag
 from ui.viewer.slide_viewer import SlideViewer, prepare_slide
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self.error_boxes: list[QMessageBox] = []
         self._current_path: Path | None = None
+        self._showing = False
         self._bridge: Any = None
         self._session_io = WorkerManager(self, max_threads=1)
         self._open_seq = 0  # number of the newest open request
@@ -82,9 +84,10 @@ class MainWindow(QMainWindow):
         # central: welcome / image / slide
         self.welcome = WelcomePage()
         self.image_viewer = ImageViewer(self.context)
+        self.grid = ViewerGrid(self.image_viewer, self.context)  # cell 1 is image_viewer; 1×2 / 2×2 add priors
         self.slide_viewer = SlideViewer(self.context)
         self.stack = QStackedWidget()
-        for widget in (self.welcome, self.image_viewer, self.slide_viewer):
+        for widget in (self.welcome, self.grid, self.slide_viewer):
             self.stack.addWidget(widget)
         self.setCentralWidget(self.stack)
 
@@ -185,6 +188,24 @@ class MainWindow(QMainWindow):
         self.act_overlay.setChecked(True)
         self.act_phi = self._action("Show &patient data", self._set_phi, checkable=True,
                                     tip="Patient name, ID and dates in overlay, browser and tags (P)")
+        self.act_invert = self._action("&Invert", lambda: self._image_call("invert"), tip="Invert grey levels (I)")
+        self.act_rotate = self._action("&Rotate 90°", lambda: self._image_call("rotate"),
+                                       tip="Rotate 90° clockwise (]; [ counter-clockwise)")
+        self.act_flip = self._action("&Mirror", lambda: self._image_call("flip"),
+                                     tip="Mirror left-right (H; Shift+H top-bottom)")
+        self.act_reset_view = self._action("R&eset view", lambda: self._image_call("reset"),
+                                           tip="Window, zoom, rotation, mirroring and inversion back (Backspace)")
+        self.act_link = self._action("&Link scrolling", self.grid.set_linked, checkable=True,
+                                     tip="Scroll the views of a 1×2 / 2×2 layout together, by slice position")
+        self.act_link.setChecked(True)
+        self.layout_actions: dict[str, QAction] = {}
+        layout_group = QActionGroup(self)
+        for name in LAYOUTS:
+            act = self._action(name.replace("x", "×"), lambda _=False, n=name: self.set_layout(n), checkable=True,
+                               tip=f"{name.replace('x', '×')} viewer layout (Open in view N from the browser)")
+            layout_group.addAction(act)
+            self.layout_actions[name] = act
+        self.layout_actions["1x1"].setChecked(True)
         self.act_tags = self.tag_dock.toggleViewAction()
         self.act_tags.setText("DICOM &tags")
         self.act_tags.setShortcut(QKeySequence("Ctrl+T"))
@@ -193,6 +214,14 @@ class MainWindow(QMainWindow):
         for act in (self.act_fit, self.act_1to1, self.act_roi, self.act_cine, self.act_overlay, self.act_phi,
                     self.act_tags):
             view_menu.addAction(act)
+        view_menu.addSeparator()
+        for act in (self.act_invert, self.act_rotate, self.act_flip, self.act_reset_view):
+            view_menu.addAction(act)
+        self.layout_menu = view_menu.addMenu("La&yout")
+        for act in self.layout_actions.values():
+            self.layout_menu.addAction(act)
+        self.layout_menu.addSeparator()
+        self.layout_menu.addAction(self.act_link)
         self.window_menu = view_menu.addMenu("&Window presets")
         self.mag_menu = view_menu.addMenu("&Magnification")
         for i, mag in enumerate(MAG_STEPS):
@@ -242,6 +271,11 @@ class MainWindow(QMainWindow):
         self.welcome.open_file_requested.connect(self.open_file_dialog)
         self.welcome.open_folder_requested.connect(self.open_folder_dialog)
         self.browser.activated.connect(self._open_entry)
+        self.browser.open_in_view.connect(self.open_entry_in)
+        self.grid.active_changed.connect(self._active_cell_changed)
+        self.grid.layout_changed.connect(self._layout_changed)
+        self.grid.entry_dropped.connect(self._entry_dropped)
+        self.grid.paths_dropped.connect(self._paths_dropped)
         self.image_viewer.cursor_info.connect(self.status.set_cursor_text)
         self.image_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
         self.slide_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
@@ -250,6 +284,7 @@ class MainWindow(QMainWindow):
         state.frame_changed.connect(lambda _: self._update_tags())
         state.stack_changed.connect(lambda _: self._update_window_menu())
         state.overlay_changed.connect(self._sync_overlay_actions)
+        state.transform_changed.connect(self._save_view)  # not a model-input change, but the session keeps it
         self.tag_dock.visibilityChanged.connect(lambda visible: visible and self._update_tags())
         self.tag_browser.phi_box.toggled.connect(lambda on: self._sync_check(self.act_phi, on))
         ctx.current_input_changed.connect(self._save_view)
@@ -375,9 +410,14 @@ class MainWindow(QMainWindow):
     def show_stack(self, stack: Any, setup: Any = None) -> None:
         """Put an ImageStack on screen (setup from `prepare_stack`, else computed here)."""
         self.slide_viewer.set_slide(None)
-        self.image_viewer.set_stack(stack, setup)
-        self._restore_view(stack)
-        self.stack.setCurrentWidget(self.image_viewer)
+        self._showing = True  # opening resets, then restores, the view: neither is a user change to save
+        try:
+            self.image_viewer.set_stack(stack, setup)
+            self._restore_view(stack)
+        finally:
+            self._showing = False
+        self.stack.setCurrentWidget(self.grid)
+        self.grid.set_active(self.image_viewer)
         self.context.set_input_provider(self.image_viewer.model_input)
         self._after_show(stack)
         self.image_viewer.setFocus()
@@ -421,7 +461,10 @@ class MainWindow(QMainWindow):
 
     @property
     def current_viewer(self) -> ImageViewer | SlideViewer | None:
+        """The viewer the user works in: the slide viewer, the active cell of the image grid, or None."""
         widget = self.stack.currentWidget()
+        if widget is self.grid:
+            return self.grid.active
         return widget if isinstance(widget, (ImageViewer, SlideViewer)) else None
 
     def focus_viewer(self) -> None:
@@ -429,6 +472,95 @@ class MainWindow(QMainWindow):
         viewer = self.current_viewer
         if viewer is not None:
             viewer.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    # --- layouts (compare with a prior) ---------------------------------------------------------------------------
+    def set_layout(self, name: str) -> None:
+        """1×1, 1×2 or 2×2 image views; the browser's "Open in view N" fills the further ones."""
+        self.grid.set_layout(name)
+
+    def _layout_changed(self, name: str) -> None:
+        act = self.layout_actions.get(name)
+        if act is not None:
+            self._sync_check(act, True)
+        if self.stack.currentWidget() is self.welcome and self.grid.n_visible > 1:
+            self.stack.setCurrentWidget(self.grid)
+
+    def _active_cell_changed(self, cell: ImageViewer) -> None:
+        """The active cell drives the model panels: they receive what it shows."""
+        if self.stack.currentWidget() is self.grid and cell.stack is not None:
+            self.context.set_input_provider(cell.model_input)
+        elif cell is self.image_viewer and self.stack.currentWidget() is self.grid:
+            self.context.set_input_provider(self.image_viewer.model_input)
+
+    def open_entry_in(self, entry: BrowserEntry, index: int) -> Worker | None:
+        """Open a browser entry in image view `index` (0-based; 0 is the main view, the usual open)."""
+        if index <= 0:
+            self._open_entry(entry)
+            return None
+        presets = self.context.workspace.user_presets()
+        if entry.kind == "series":
+            job: Callable[..., Any] = _open_series_job
+            args: tuple[Any, ...] = (entry.target, presets)
+        elif entry.kind == "path":
+            job, args = open_job, (entry.target, presets)
+        elif getattr(entry.target, "kind", "") == "slide":
+            self.context.show_message("Slides open in the main view only")
+            return None
+        else:
+            opened, workspace = entry.target, self.context.workspace
+
+            def prepare() -> tuple[str, Path, Any, Any]:
+                opening = workspace.prepare(opened, presets)
+                return opening.kind, opening.path, opening.document, opening.setup
+
+            job, args = prepare, ()
+        return self.context.workers.run(job, *args, name="Open in view",
+                                        on_result=lambda result, i=index: self._opened_in(i, result),
+                                        on_error=self._open_failed)
+
+    def _entry_dropped(self, index: int) -> None:
+        entry = self.browser.dragged_entry
+        if entry is not None:
+            self.open_entry_in(entry, index)
+
+    def _paths_dropped(self, index: int, paths: list[Path]) -> None:
+        """Files dropped on a view: view 1 opens them as the window does; a further view opens the first one."""
+        if index <= 0 or not paths:
+            self.open_paths(paths)
+            return
+        self.open_entry_in(BrowserEntry(paths[0].name, "path", paths[0]), index)
+
+    def _opened_in(self, index: int, result: tuple[str, Path, Any, Any]) -> None:
+        kind, path, opened, setup = result
+        if kind == "collection":  # a prior's folder: listed in the browser, its first series goes to the view
+            entries = self.browser.add_collection(opened, path.name or str(path))
+            first = next((e for e in entries if e.kind == "series"), None)
+            if first is not None:
+                self.open_entry_in(first, index)
+            return
+        if kind != "stack":
+            self.context.show_message(f"{path.name}: only images and series open in view {index + 1}")
+            return
+        if self.stack.currentWidget() is not self.grid:
+            self.stack.setCurrentWidget(self.grid)
+        cell = self.grid.show_in(index, opened, setup)
+        cell.setFocus()
+        self.context.set_input_provider(cell.model_input)
+        self.context.show_message(f"Opened {path.name} in view {index + 1}")
+
+    def _image_call(self, what: str) -> None:
+        """View-menu mirrors of the viewer keys I, ], H and Backspace, on the active image view."""
+        viewer = self.current_viewer
+        if not isinstance(viewer, ImageViewer) or viewer.stack is None:
+            return
+        if what == "invert":
+            viewer.state.set_invert(not viewer.state.invert)
+        elif what == "rotate":
+            viewer.state.rotate(90)
+        elif what == "flip":
+            viewer.state.flip_horizontal()
+        elif what == "reset":
+            viewer.reset_view()
 
     # --- recent files -------------------------------------------------------------------------------------------
     def recent_paths(self) -> list[Path]:
@@ -518,6 +650,8 @@ class MainWindow(QMainWindow):
         self.act_1to1.setEnabled(is_stack)
         self.act_cine.setEnabled(is_stack and self.image_viewer.state.n_frames > 1)
         self.act_overlay.setEnabled(is_stack)
+        for act in (self.act_invert, self.act_rotate, self.act_flip, self.act_reset_view):
+            act.setEnabled(is_stack)
         self.window_menu.setEnabled(is_stack and bool(self.image_viewer.state.choices))
         self.mag_menu.setEnabled(is_slide and self.slide_viewer.base_mag is not None)
 
@@ -547,11 +681,14 @@ class MainWindow(QMainWindow):
     def _save_view(self) -> None:
         """Remember frame / window / region of the shown file in the session (restored on the next open)."""
         view = self.context.view
-        if self.context.session is None or self.current_viewer is None or self._current_path is None:
+        if self.context.session is None or self.current_viewer is None or self._current_path is None or self._showing:
             return
+        if view.path is None or view.path != self._current_path:
+            return  # a new file is being put on screen: it is not yet the current path
         path, workspace = self._current_path, self.context.workspace
         snapshot = ViewerState(document=view.document, setup=view.setup, frame=view.frame, window=view.window,
-                               region=view.region)  # a copy: the save runs on the session thread
+                               region=view.region, invert=view.invert, rotation=view.rotation, flip_h=view.flip_h,
+                               flip_v=view.flip_v)  # a copy: the save runs on the session thread
         self._session_call(lambda _session: workspace.save_view(path, snapshot))
 
     # --- model ------------------------------------------------------------------------------------------------------
@@ -723,6 +860,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.image_viewer.shutdown()
+        self.grid.shutdown()
         self.slide_viewer.shutdown()
         if self._bridge is not None:
             self._bridge.cancel_all()  # a long answer must not hold up the close

@@ -33,6 +33,12 @@ STACK_KEYS: dict[int, tuple[str, int]] = {
     Qt.Key.Key_Escape: ("clear_roi", 0),
     Qt.Key.Key_P: ("toggle_phi", 0),
     Qt.Key.Key_V: ("toggle_overlay", 0),
+    # display transform (Weasis habits): invert, rotate, mirror (Shift: top-bottom), reset everything
+    Qt.Key.Key_I: ("invert", 0),
+    Qt.Key.Key_BracketRight: ("rotate", +90),
+    Qt.Key.Key_BracketLeft: ("rotate", -90),
+    Qt.Key.Key_H: ("flip", 0),
+    Qt.Key.Key_Backspace: ("reset_view", 0),
 }
 
 #: slide viewer: key → (action, argument); magnification digits index MAG_STEPS (1 = 1.25× … 6 = 40×)
@@ -55,7 +61,7 @@ PAN_STEPS: tuple[tuple[float, float], ...] = ((-0.25, 0.0), (0.25, 0.0), (0.0, -
 SHIFT_FACTOR = 10
 
 #: actions a held Shift belongs to (a bigger step; "+" needs Shift on many layouts); other keys ignore Shift+key
-SHIFT_ACTIONS = frozenset({"step", "page", "first", "last", "zoom", "mag_step", "pan"})
+SHIFT_ACTIONS = frozenset({"step", "page", "first", "last", "zoom", "mag_step", "pan", "flip"})  # Shift+H: flip top–bottom
 _NOT_VIEWER_MODIFIERS = (
     Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier
 )
@@ -118,6 +124,11 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ("Images", "Space", "cine at the file's frame time"),
     ("Images", "F / O / + −", "fit / 1:1 pixels / zoom"),
     ("Images", "V / P", "overlay / patient data in the overlay"),
+    ("Images", "I", "invert grey levels"),
+    ("Images", "] / [", "rotate 90° clockwise / counter-clockwise"),
+    ("Images", "H / Shift+H", "mirror left-right / top-bottom"),
+    ("Images", "Backspace", "reset window, zoom, rotation, mirroring, inversion"),
+    ("Images", "View → Layout", "1×2 / 2×2 views; browser right-click or drop a file on a view: open it there"),
     ("Both", "Ctrl+wheel", "zoom at the cursor"),
     ("Both", "Left-drag", "pan (with the region tool: draw the region the model sees)"),
     ("Both", "R / Esc", "region tool on/off / clear the region"),

@@ -256,7 +256,7 @@ class MeasureToolMixin:
         if tool is not None:
             self.set_tool("pan" if self.tool == tool else tool)
             return True
-        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+        if event.key() == Qt.Key.Key_Delete:  # (Backspace is the viewer's "reset the view")
             key = self._m_key()
             items = self.measure_store.items(key, self._m_frame())
             if key is not None and items:

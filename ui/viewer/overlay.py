@@ -11,7 +11,7 @@ from typing import Any
 from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 
-__all__ = ["Corners", "stack_overlay", "paint_overlay", "format_window"]
+__all__ = ["Corners", "stack_overlay", "paint_overlay", "format_window", "paint_markers"]
 
 Corners = dict[str, list[str]]  # "tl", "tr", "bl", "br" → lines
 
@@ -109,4 +109,38 @@ def paint_overlay(painter: QPainter, rect: QRectF, corners: Corners, *, point_si
                 painter.drawText(QPointF(x + dx, y + dy), line)
             painter.setPen(ink)
             painter.drawText(QPointF(x, y), line)
+    painter.restore()
+
+
+def paint_markers(painter: QPainter, rect: QRectF, markers: dict[str, str], *, point_size: float = 13.0) -> None:
+    """Draw the orientation letters (`medapp.display.orientation_markers`) at the middle of each edge of `rect`.
+
+    Larger than the corner text and in a warm colour: they are read at a glance, like Weasis' and every PACS'.
+    """
+    font = QFont(painter.font())
+    font.setPointSizeF(point_size)
+    font.setBold(True)
+    metrics = QFontMetricsF(font)
+    margin = 6.0
+    shadow, ink = QColor(0, 0, 0, 230), QColor(255, 220, 120)
+    offsets = ((-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0))
+    painter.save()
+    painter.setFont(font)
+    for edge, text in markers.items():
+        if not text:
+            continue
+        width = metrics.horizontalAdvance(text)
+        if edge == "left":
+            x, y = rect.left() + margin, rect.center().y() + metrics.ascent() / 2
+        elif edge == "right":
+            x, y = rect.right() - margin - width, rect.center().y() + metrics.ascent() / 2
+        elif edge == "top":
+            x, y = rect.center().x() - width / 2, rect.top() + margin + metrics.ascent()
+        else:
+            x, y = rect.center().x() - width / 2, rect.bottom() - margin - metrics.descent()
+        painter.setPen(shadow)
+        for dx, dy in offsets:
+            painter.drawText(QPointF(x + dx, y + dy), text)
+        painter.setPen(ink)
+        painter.drawText(QPointF(x, y), text)
     painter.restore()

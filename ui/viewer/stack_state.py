@@ -15,6 +15,8 @@ from PySide6.QtCore import QObject, Signal
 from medapp.stack_setup import StackSetup, WindowChoice, is_colour, prepare_stack, window_choices
 from medapp.viewer_state import ViewerState
 
+_TRANSFORM = ("invert", "rotation", "flip_h", "flip_v")
+
 __all__ = ["StackState", "StackSetup", "WindowChoice", "prepare_stack", "window_choices", "is_colour"]
 
 
@@ -26,6 +28,7 @@ class StackState(QObject):
     window_changed = Signal(object)  # dicom_io.Window or None (colour)
     roi_changed = Signal(object)  # (x, y, w, h) in image pixels or None
     overlay_changed = Signal()
+    transform_changed = Signal()  # invert / rotation / flip_h / flip_v
 
     def __init__(self, model: ViewerState | None = None, parent: QObject | None = None) -> None:
         if isinstance(model, QObject) and parent is None:  # the old StackState(parent) form
@@ -40,6 +43,8 @@ class StackState(QObject):
         events.region.connect(self._on_region)
         events.show_overlay.connect(self._on_overlay)
         events.show_phi.connect(self._on_overlay)
+        for name in _TRANSFORM:
+            getattr(events, name).connect(self._on_transform)
         # the state may outlive the viewer (it belongs to the window's context): stop listening when Qt deletes us
         disconnect = self.disconnect_model
         self.destroyed.connect(lambda *_: disconnect())
@@ -51,6 +56,7 @@ class StackState(QObject):
             (events.document, self._on_document), (events.frame, self._on_frame), (events.window, self._on_window),
             (events.window_label, self._on_window_label), (events.region, self._on_region),
             (events.show_overlay, self._on_overlay), (events.show_phi, self._on_overlay),
+            *((getattr(events, name), self._on_transform) for name in _TRANSFORM),
         ):
             signal.disconnect(slot, missing_ok=True)
 
@@ -62,6 +68,7 @@ class StackState(QObject):
         self.frame_changed.emit(self.model.frame)
         self.window_changed.emit(self.model.window)
         self.roi_changed.emit(self.model.region if document is not None else None)
+        self.transform_changed.emit()
 
     def _on_frame(self, frame: int, *_: Any) -> None:
         if self.model.stack is not None:
@@ -74,6 +81,10 @@ class StackState(QObject):
     def _on_window_label(self, *_: Any) -> None:
         if self.model.stack is not None:
             self.overlay_changed.emit()
+
+    def _on_transform(self, *_: Any) -> None:
+        if self.model.stack is not None:
+            self.transform_changed.emit()
 
     def _on_region(self, region: Any, *_: Any) -> None:
         if self.model.stack is not None:
@@ -164,3 +175,35 @@ class StackState(QObject):
 
     def set_overlay(self, *, show: bool | None = None, phi: bool | None = None) -> None:
         self.model.set_overlay(show=show, phi=phi)
+
+    # --- display transform ---------------------------------------------------------------------------------------
+    @property
+    def invert(self) -> bool:
+        return self.model.invert
+
+    @property
+    def rotation(self) -> int:
+        return self.model.rotation
+
+    @property
+    def flip_h(self) -> bool:
+        return self.model.flip_h
+
+    @property
+    def flip_v(self) -> bool:
+        return self.model.flip_v
+
+    def set_invert(self, on: bool) -> None:
+        self.model.set_invert(on)
+
+    def rotate(self, degrees: int = 90) -> None:
+        self.model.rotate(degrees)
+
+    def flip_horizontal(self) -> None:
+        self.model.flip_horizontal()
+
+    def flip_vertical(self) -> None:
+        self.model.flip_vertical()
+
+    def reset_display(self) -> None:
+        self.model.reset_display()
