@@ -179,6 +179,9 @@ def test_text_note_and_delete_key(qtbot, app_context, tmp_path, ct_dataset):
     (note,) = _items(app_context, viewer)
     assert note.kind == "text" and note.label == "small cyst?" and note.points == ((20.0, 20.0),)
     assert _labels(viewer) == ["small cyst?"]
+    viewer.state.model.rotate(90)
+    qtbot.keyClick(viewer, Qt.Key.Key_Backspace)  # the viewer's "reset the view": it keeps the measurements
+    assert viewer.state.model.rotation == 0 and len(_items(app_context, viewer)) == 1
     qtbot.keyClick(viewer, Qt.Key.Key_Delete)
     assert _items(app_context, viewer) == [] and viewer.measurement_graphics == {}
 
