@@ -114,7 +114,7 @@ def test_resident_memory_matches_the_parameter_bytes(real_shaped_checkpoint: Pat
           f"({grown / m['params']:.3f}×) over a runtime of {format_bytes(m['base'])}; seconds {m['seconds']}")
     assert m["dtypes"] == dtypes  # NF4 really replaced the decoder's linears (uint8), the rest stayed bf16
     assert m["mapped"] == 0  # no mapping of the weight file survives the load
-    assert m["owned"]  # every parameter owns exactly its own contiguous storage
+    assert m["owned"]  # every parameter is contiguous in a storage of its own size
     assert abs(grown - m["params"]) <= BOUND * m["params"], (grown, m["params"])
 
 
@@ -211,3 +211,42 @@ class TestReport:
     def test_format_bytes(self) -> None:
         assert format_bytes(None) == "unknown" and format_bytes(6_400_000_000) == "6.40 GB"
         assert format_bytes(512_000) == "0.5 MB"
+
+
+class TestCheckLoad:
+    """`medapp model check DIR --load`: the checkpoint report, then the memory of a real load."""
+
+    def test_json_has_the_memory_of_the_load(self, v2_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        from medapp.cli import main as cli_main
+
+        args = ["model", "check", str(v2_checkpoint), "--no-hash", "--load", "--device", "cpu", "--quant", "4bit",
+                "--dtype", "bfloat16", "--json"]
+        assert cli_main(args) == 0
+        memory = json.loads(capsys.readouterr().out)["memory"]
+        assert memory["device"] == "cpu" and memory["quant"] == "4bit" and memory["dtype"] == "bfloat16"
+        assert memory["parameter_bytes"] > 8_000_000  # the 128256 × 16 bf16 embeddings and lm_head alone are 8.2 MB
+        assert memory["resident_bytes"] > memory["parameter_bytes"]
+        assert memory["mapped_weight_bytes"] == 0 and memory["cuda_max_allocated"] is None
+
+    def test_text_lines(self, v2_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        from medapp.cli import main as cli_main
+
+        assert cli_main(["model", "check", str(v2_checkpoint), "--no-hash", "--load", "--device", "cpu",
+                         "--quant", "none", "--dtype", "float32"]) == 0
+        out = capsys.readouterr().out
+        assert "result       OK" in out and "loaded       none float32 on cpu in " in out
+        assert "parameters   16.7 MB on cpu" in out and "(process RSS)" in out and "cuda" not in out
+
+    def test_a_checkpoint_that_is_not_ok_is_not_loaded(self, tmp_path: Path, v2_checkpoint: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+        from medapp.cli import main as cli_main
+
+        broken = tmp_path / "broken"
+        shutil.copytree(v2_checkpoint, broken)
+        config = json.loads((broken / "config.json").read_text(encoding="utf-8"))
+        config["text_config"]["num_hidden_layers"] = 3  # a layer the weights do not have
+        (broken / "config.json").chmod(0o644)
+        (broken / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        assert cli_main(["model", "check", str(broken), "--no-hash", "--load", "--device", "cpu", "--json"]) == 2
+        report = json.loads(capsys.readouterr().out)
+        assert report["missing_keys"] and "memory" not in report
