@@ -115,16 +115,33 @@ def own_weight_storages(model: nn.Module, files: Iterable[str | os.PathLike[str]
 
     copies: dict[tuple[Any, ...], torch.Tensor] = {}
     copied = 0
+
+    def owned_copy(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal copied
+        key = (tensor.data_ptr(), tensor.dtype, tuple(tensor.shape), tuple(tensor.stride()))
+        owned = copies.get(key)
+        if owned is None:
+            owned = tensor.detach().clone(memory_format=torch.contiguous_format)
+            copies[key] = owned
+            copied += owned.numel() * owned.element_size()
+        return owned
+
+    def own_quant_state(state: Any) -> None:
+        """A pre-quantised checkpoint's 4-bit scales (absmax, codes) are read from the file too."""
+        if state is None:
+            return
+        for attr in ("absmax", "code", "offset"):
+            value = getattr(state, attr, None)
+            if isinstance(value, torch.Tensor) and views_a_mapping(value):
+                setattr(state, attr, owned_copy(value))
+        own_quant_state(getattr(state, "state2", None))
+
     with torch.no_grad():
         for module, kind, name, tensor in _tensor_slots(model):
+            own_quant_state(getattr(tensor, "quant_state", None))
             if not views_a_mapping(tensor):
                 continue
-            key = (tensor.data_ptr(), tensor.dtype, tuple(tensor.shape), tuple(tensor.stride()))
-            owned = copies.get(key)
-            if owned is None:
-                owned = tensor.detach().clone(memory_format=torch.contiguous_format)
-                copies[key] = owned
-                copied += owned.numel() * owned.element_size()
+            owned = owned_copy(tensor)
             if kind == "param":
                 tensor.data = owned  # the same Parameter object (optimisers, hooks, tied modules keep it)
             else:

@@ -146,6 +146,33 @@ def test_views_into_a_mapped_file_get_owned_copies_and_the_mapping_goes(tmp_path
     assert own_weight_storages(model, [file]) == 0  # nothing left to do
 
 
+def test_quantisation_state_read_from_the_file_is_owned_too(tmp_path: Path) -> None:
+    """A pre-quantised NF4 checkpoint stores the 4-bit scales as tensors of their own: they must not keep the file
+    mapped either (the state here is a stand-in with bitsandbytes' QuantState attribute names)."""
+    from types import SimpleNamespace
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from torch import nn
+
+    file = tmp_path / "q.safetensors"
+    save_file({"packed": torch.arange(256, dtype=torch.uint8), "absmax": torch.full((8,), 3, dtype=torch.uint8),
+               "absmax2": torch.ones(2), "code": torch.linspace(-1, 1, 16)}, str(file))
+    with safe_open(str(file), framework="pt") as fh:
+        packed, absmax, absmax2, code = (fh.get_tensor(k) for k in ("packed", "absmax", "absmax2", "code"))
+    module = nn.Module()
+    module.weight = nn.Parameter(packed, requires_grad=False)
+    module.weight.quant_state = SimpleNamespace(absmax=absmax, code=code, offset=None,
+                                                state2=SimpleNamespace(absmax=absmax2, code=code))
+    del packed, absmax, absmax2, code
+    assert mapped_ranges([file])
+    assert own_weight_storages(module, [file]) == 256 + 8 + 2 * 4 + 16 * 4  # the shared code copied once
+    state = module.weight.quant_state
+    assert state.code is state.state2.code and torch.equal(state.absmax, torch.full((8,), 3, dtype=torch.uint8))
+    assert mapped_ranges([file]) == []
+
+
 def test_parameter_bytes_counts_tied_weights_once() -> None:
     from torch import nn
 
