@@ -9,8 +9,11 @@ is needed, and a 16 GB laptop pages. `own_weight_storages` ends the load with ev
 storage of its own and no mapping of a weight file left, so resident memory is the parameter bytes plus the runtime.
 
 Copying happens once, tensor by tensor; the mapping's pages are clean, file-backed pages (the kernel can drop them
-under pressure without swapping), and the whole mapping is released when the last view is gone. On CUDA the
-weights are copied to the GPU while loading, so normally no CPU view remains; the pass then copies nothing.
+under pressure without swapping), and the whole mapping is released when the last view is gone, so the transient
+peak is page cache, not committed memory. The trade-off, for an unquantised bf16 model on the CPU (where nothing was
+replaced and the mapping held exactly the weights): the weights become anonymous memory, which the kernel can no
+longer drop and re-read from the file under pressure; resident memory is the same. On CUDA the weights are copied
+to the GPU while loading, so normally no CPU view remains; the pass then copies nothing.
 
 How views are found: on Linux, from ``/proc/self/maps`` (address ranges mapped from the checkpoint's weight files).
 Where the mappings cannot be read (macOS), every CPU tensor is copied once: correct, at the cost of a transient
