@@ -31,6 +31,7 @@ from models.checkpoint import count_parameters, model_id_for, read_config, requi
 from models.devices import LoadPlan, plan_load
 from models.errors import CheckpointFormatError, ModelError
 from models.manifest import HashCache, raise_for_report, verify_files
+from models.memory import own_weight_storages, reset_peak_memory
 from models.strict import loading_info_problems, problem_lines, weights_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,6 +92,7 @@ def load(
     }
     if plan.quant == "4bit":
         kwargs["quantization_config"] = plan.quantization_config()
+    reset_peak_memory(plan.device)  # `medapp model check --load` reports this load's CUDA peak
     try:
         model, info = DragonflyForCausalLM.from_pretrained(str(folder), **kwargs)
     except ModelError:
@@ -103,6 +105,8 @@ def load(
     error = weights_error(folder, _loading_problems(info))
     if error is not None:
         raise error
+    # No tensor may stay a view into the safetensors mapping: one view keeps the whole file mapped (models.memory).
+    own_weight_storages(model, [folder / name for name in files.files])
     model.eval()
     try:
         processor = DragonflyProcessor.from_pretrained(str(folder))

@@ -41,6 +41,9 @@ def register(subparsers: Any) -> None:
     check.add_argument("dir", help="checkpoint folder or cached hub id")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--no-hash", action="store_true", help="skip hashing (fast; hash status 'not-checked')")
+    check.add_argument("--load", action="store_true", help="also load the model as the app would and report its "
+                       "memory: parameter bytes, resident memory (RSS) and, on CUDA, torch.cuda.max_memory_allocated")
+    _add_load_options(check)
     check.set_defaults(handler=run)
 
     listing = actions.add_parser("list", help="list the Dragonfly checkpoints on this machine")
@@ -77,8 +80,55 @@ def _check(args: argparse.Namespace) -> int:
     from models.check import check_checkpoint, format_report
 
     report = check_checkpoint(args.dir, verify_hashes=not args.no_hash)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if getattr(args, "load", False) and report["ok"]:  # a checkpoint that is not OK would only fail to load
+        report["memory"] = _load_memory(args, report["path"])
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+        if "memory" in report:
+            print("\n".join(_memory_lines(report["memory"])))
     return 0 if report["ok"] else 2
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    """--device / --quant / --dtype for `check --load`: the settings file's choices, which are the defaults."""
+    from medapp.settings import DEVICES, DTYPES, QUANTS
+
+    group = parser.add_argument_group("with --load (defaults come from the settings file)")
+    group.add_argument("--device", choices=DEVICES, help="where to load the model")
+    group.add_argument("--quant", choices=QUANTS, help="4bit: NF4 weights via bitsandbytes")
+    group.add_argument("--dtype", choices=DTYPES, help="compute dtype")
+
+
+def _load_memory(args: argparse.Namespace, path: str) -> dict[str, Any]:
+    """Load the checkpoint (hashes were just checked, or skipped on request) and measure what it costs."""
+    from medapp.cli._common import load_settings
+    from models.loading import load
+    from models.memory import memory_report
+
+    settings = load_settings(args)
+    dtype = None if settings.dtype == "auto" else settings.dtype
+    start = time.perf_counter()
+    loaded = load(path, settings.device, settings.quant, dtype, verify="none")
+    seconds = time.perf_counter() - start
+    report = memory_report(loaded.model, loaded.plan.device, [loaded.folder / name for name in _weight_names(loaded)])
+    return {**report.as_dict(), "quant": loaded.plan.quant, "dtype": loaded.plan.dtype_name,
+            "load_seconds": round(seconds, 1)}
+
+
+def _weight_names(loaded: Any) -> tuple[str, ...]:
+    from models.checkpoint import require_safetensors
+
+    return require_safetensors(loaded.folder).files
+
+
+def _memory_lines(memory: dict[str, Any]) -> list[str]:
+    from models.memory import MemoryReport
+
+    fields = {k: v for k, v in memory.items() if k in MemoryReport.__dataclass_fields__}
+    head = f"loaded       {memory['quant']} {memory['dtype']} on {memory['device']} in {memory['load_seconds']} s"
+    return [head, *MemoryReport(**fields).lines()]
 
 
 def _list(args: argparse.Namespace) -> int:
