@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medapp.view import MAX_MODEL_SIDE, model_level  # re-exported: the level rule lives with the slide renderer
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelInput", "image_key", "model_input_for", "model_level", "MAX_MODEL_SIDE"]
 
-MAX_MODEL_SIDE = 4096  # a slide read at the screen's level bigger than this goes to a coarser level (then shrunk)
 
 
 def image_key(image: Image.Image) -> str:
@@ -39,15 +40,6 @@ def image_key(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
-def model_level(slide: Any, region: tuple[int, int, int, int], downsample: float) -> int:
-    """Pyramid level the model input is read from: the finest level no finer than the screen (`downsample`,
-    level-0 px per screen px), moved to coarser levels while the read would exceed MAX_MODEL_SIDE px.
-    `medapp.view.render_slide_region` then reads and shrinks it."""
-    w, h = region[2], region[3]
-    level = int(slide.best_level_for_downsample(max(1.0, float(downsample))))
-    while level + 1 < slide.level_count and max(w, h) / float(slide.level_downsamples[level]) > MAX_MODEL_SIDE:
-        level += 1
-    return level
 
 
 class ModelInput:

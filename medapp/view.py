@@ -228,3 +228,17 @@ def _render_slide(slide, state: ViewState) -> Image.Image:  # slide: dicom_io.Sl
         return _fit(slide.read_region((0, 0), state.level, (w, h)))
     level = slide_region_level(slide, state.region) if state.level is None else state.level
     return render_slide_region(slide, state.region, level)  # an empty region is refused there, before any read
+
+
+MAX_MODEL_SIDE = 4096  # a slide read at the screen's level bigger than this goes to a coarser level (then shrunk)
+
+
+def model_level(slide: Any, region: tuple[int, int, int, int], downsample: float) -> int:
+    """Pyramid level the model input is read from: the finest level no finer than the screen (`downsample`,
+    level-0 px per screen px), moved to coarser levels while the read would exceed MAX_MODEL_SIDE px.
+    `render_slide_region` then reads and shrinks it."""
+    w, h = region[2], region[3]
+    level = int(slide.best_level_for_downsample(max(1.0, float(downsample))))
+    while level + 1 < slide.level_count and max(w, h) / float(slide.level_downsamples[level]) > MAX_MODEL_SIDE:
+        level += 1
+    return level

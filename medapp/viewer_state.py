@@ -264,7 +264,7 @@ class ViewerState:
         """The frozen `medapp.view.ViewState` that `render_view` turns into exactly the pixels the model gets.
 
         For a slide without a drawn region the visible part is the region, read at the level the screen implies
-        (`medapp.model_input.model_level`); `use_region=False` ignores the drawn region (the chat's "whole
+        (`medapp.view.model_level`); `use_region=False` ignores the drawn region (the chat's "whole
         view"). None when nothing is open.
         """
         from medapp.view import ViewState
@@ -277,7 +277,7 @@ class ViewerState:
             region = region or self.visible
             level = self.level
             if level is None and region is not None and self.downsample is not None:
-                from medapp.model_input import model_level
+                from medapp.view import model_level
 
                 level = model_level(self.document, region, self.downsample)
             return ViewState(path, region=region, level=level)

@@ -172,10 +172,10 @@ def test_model_level_and_the_cores_region_render(tiled_tiff_slide, monkeypatch):
     assert render_slide_region(slide, region, 0).size == (2048, 1024)
     assert model_level(slide, region, 3.0) == 1  # level 1: finer than the screen
     assert render_slide_region(slide, region, 1).size == (1024, 512)
-    monkeypatch.setattr("medapp.model_input.MAX_MODEL_SIDE", 600)
+    monkeypatch.setattr("medapp.view.MAX_MODEL_SIDE", 600)
     assert model_level(slide, region, 1.0) == 2  # 2048 / 4 = 512 ≤ 600
     assert render_slide_region(slide, region, 2).size == (512, 256)
-    monkeypatch.setattr("medapp.model_input.MAX_MODEL_SIDE", 300)
+    monkeypatch.setattr("medapp.view.MAX_MODEL_SIDE", 300)
     assert model_level(slide, region, 1.0) == 2  # the coarsest level, still over
     monkeypatch.setattr("medapp.view.MODEL_SIDE", 300)
     assert render_slide_region(slide, region, 2).size == (300, 150)  # then shrunk to the core's model side
