@@ -216,6 +216,7 @@ def test_uncaught_exceptions_become_dialogs(qtbot, make_window):
             args = types.SimpleNamespace(exc_type=OSError, exc_value=exc, exc_traceback=exc.__traceback__,
                                          thread=threading.current_thread())
             threading.excepthook(args)
+            del args  # it holds the traceback, which holds this frame (and the window): a cycle for the GC
         qtbot.waitUntil(lambda: len(window.error_boxes) == 2, timeout=5000)
     finally:
         sys.excepthook, threading.excepthook = old_sys, old_thread
