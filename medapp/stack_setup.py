@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StackSetup", "WindowChoice", "prepare_stack", "window_choices", "is_colour"]
+__all__ = ["StackSetup", "WindowChoice", "prepare_stack", "window_choices", "is_colour", "ct_default_window",
+           "CT_DEFAULT_LABEL"]
+
+#: What the overlay calls the window a CT without its own opens at.
+CT_DEFAULT_LABEL = "soft tissue"
+#: (centre, width) in HU: the soft-tissue window (OHIF's abdomen preset). A CT read at its full range (air to bone,
+#: e.g. W 1646 L -38) shows no contrast between organs; soft tissue is what a radiologist looks at first.
+CT_DEFAULT_WINDOW = (40.0, 400.0)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,23 @@ def window_choices(stack: Any, modality: str | None, extra: dict[str, Any] | Non
     return choices
 
 
+def ct_default_window(modality: str | None, value_range: tuple[float, float] | None) -> Any:
+    """The starting window of a CT whose file has none: soft tissue (W 400 L 40), or None when the rule does not
+    apply (not CT, or values that are not Hounsfield units, where the automatic window is the better guess).
+
+    Values count as HU when they reach below -100 (air, fat) and above 40 (soft tissue): a CT stored without its
+    rescale (0..4095) never goes negative, and soft tissue at W 400 L 40 would then be a black or white screen.
+    """
+    if (modality or "").upper() != "CT" or value_range is None:
+        return None
+    low, high = value_range
+    if not (low < -100.0 and high > CT_DEFAULT_WINDOW[0]):
+        return None
+    from medapp.documents import make_window
+
+    return make_window(*CT_DEFAULT_WINDOW, explanation=CT_DEFAULT_LABEL)
+
+
 @dataclass(frozen=True)
 class StackSetup:
     """Everything `StackState.set_stack` needs that costs a decode; built off the UI thread by `prepare_stack`."""
@@ -92,6 +116,9 @@ def prepare_stack(stack: Any, extra_presets: dict[str, Any] | None = None) -> St
     own = getattr(stack, "default_window", None)
     if own is not None:
         return StackSetup(False, choices, own, "file", value_range)
+    ct = ct_default_window(str(modality) if modality else None, value_range)
+    if ct is not None:
+        return StackSetup(False, choices, ct, CT_DEFAULT_LABEL, value_range)
     # No window in the file: dicom_io's one auto-window rule (percentiles, robust to a few padding or hot pixels that
     # would squash a min/max window; see dicom_io.windows.auto_window), presets on the keys.
     auto = stack.auto_window()

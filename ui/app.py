@@ -14,9 +14,9 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["main", "make_context", "install_exception_hooks", "wait_until_settled"]
+__all__ = ["main", "make_context", "install_exception_hooks", "wait_until_settled", "exit_now"]
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,31 @@ def wait_until_settled(window: Any, done: Any, timeout_ms: int = SETTLE_TIMEOUT_
     timer.start()
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the process now that the window is closed and its work saved (closeEvent waited for the workers and the
+    last session write; audit entries are written as they happen).
+
+    Python's own shutdown would then spend seconds tearing down what torch and transformers loaded, with nothing
+    left to do: measured from the window closing to the process gone, 0.3-0.6 s without a model but 2.8-3.7 s with
+    the tiny test model loaded on CPU (a bare `import torch` alone costs 1.3 s). The atexit handlers still run —
+    logging, temporary folders, Ray's shutdown of a local cluster — then the process ends without module teardown.
+    """
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 — a closed pipe must not keep the process alive
+                pass
+        os._exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the window; returns its exit code when the caller already had a QApplication (tests), otherwise ends the
+    process through `exit_now` once the window is closed."""
     args = _parse(argv)
     no_display = sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
@@ -151,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ui.main_window import MainWindow
 
+    owns_process = QApplication.instance() is None  # not a test or a host application that made its own
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "medapp"])
     app.setApplicationName("medapp")
     context, problems = make_context()
@@ -189,8 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         wait_until_settled(window, shoot)
         app.exec()
-        return result["code"]
-    return int(app.exec())
+        code = result["code"]
+    else:
+        code = int(app.exec())
+    if owns_process:
+        exit_now(code)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

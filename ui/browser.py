@@ -124,6 +124,9 @@ class StudyBrowser(QWidget):
         self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setIconSize(QSize(THUMB_PX, THUMB_PX))
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # "CT Thorax 1.25 mm … (312 im)": series differ at both ends (description and count), so elide the middle;
+        # the full label is each row's tooltip
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.itemActivated.connect(self._on_activated)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
@@ -150,6 +153,7 @@ class StudyBrowser(QWidget):
             self._patients += 1
             name = self._patient_label(patient)
             p_item = QTreeWidgetItem(root, [name])
+            p_item.setToolTip(0, name)
             for study in getattr(patient, "studies", []) or []:
                 s_item = QTreeWidgetItem(p_item, [self._study_label(study)])
                 s_item.setToolTip(0, s_item.text(0))

@@ -11,7 +11,9 @@ context never invents stand-ins for them.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -28,6 +30,10 @@ from ui.workers import WorkerFailure, WorkerManager
 __all__ = ["ModelInput", "ModelState", "ModelHolder", "AppContext", "image_key"]
 
 log = logging.getLogger(__name__)
+
+
+def _none() -> None:
+    return None
 
 
 class ModelState(Enum):
@@ -177,6 +183,16 @@ class ModelHolder(QObject):
         self._engine = None
         self._set_status(ModelStatus(ModelState.FAILED, error=failure.message or failure.exc_type))
 
+    def job_loading(self) -> None:
+        """A job is loading the engine itself (a question or a batch before "Load model"): the status says
+        "loading", not "not loaded", until `set_engine` or `job_load_failed`."""
+        if self._engine is None and self._status.state is not ModelState.LOADING:
+            self._set_status(ModelStatus(ModelState.LOADING, str(getattr(self._core, "device", "") or "").upper()))
+
+    def job_load_failed(self, message: str) -> None:
+        if self._engine is None and self._loading is None and self._status.state is ModelState.LOADING:
+            self._set_status(ModelStatus(ModelState.FAILED, error=message))
+
     def set_engine(self, engine: Any) -> None:
         """Install an engine built elsewhere (tests, the CLI handing over a loaded one)."""
         self._engine = engine
@@ -219,12 +235,18 @@ class AppContext(QObject):
         self.session = session
         self.audit = audit
         self.workers = workers if workers is not None else WorkerManager(self)
-        self.model = ModelHolder(self.workers, self, settings=lambda: self.settings)
+        # a weak reference: `lambda: self.settings` would put the context in a reference cycle through its own
+        # holder, freed only by Python's cyclic GC — on whatever thread triggers a collection, possibly a worker,
+        # which then destroys this QObject (timers, thread pool) off the GUI thread and crashes
+        me = weakref.ref(self)
+        self.model = ModelHolder(self.workers, self, settings=lambda: getattr(me(), "settings", None))
         # What is open and on screen (Qt-free, evented): viewers and panels take it from here and subscribe.
         self.view = ViewerState()
         # The measurements drawn on each document (Qt-free store): viewers draw them, the panel lists them.
         self.measurements = MeasurementStore()
-        self._provider: Callable[[], ModelInput | None] | None = None
+        # the provider is held weakly when it is a widget's method: the viewer holds this context, so a strong
+        # reference back would make a cycle (see `model` above)
+        self._provider: Callable[[], Callable[..., ModelInput | None] | None] = _none
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
         self._settle.setInterval(self.INPUT_SETTLE_MS)
@@ -253,7 +275,12 @@ class AppContext(QObject):
     # --- the current model input -------------------------------------------------------------------------------
     def set_input_provider(self, provider: Callable[..., ModelInput | None] | None) -> None:
         """The active viewer registers how to build the current ModelInput (None: nothing to send)."""
-        self._provider = provider
+        if provider is None:
+            self._provider = _none
+        elif inspect.ismethod(provider):
+            self._provider = weakref.WeakMethod(provider)
+        else:
+            self._provider = lambda: provider
         self.notify_input_changed()
 
     def notify_input_changed(self, *, immediate: bool = False) -> None:
@@ -274,9 +301,10 @@ class AppContext(QObject):
 
         `use_region=False` gives the whole view even when an ROI is drawn (the chat's "ask about region" off).
         """
-        if self._provider is None:
+        provider = self._provider()
+        if provider is None:
             return None
-        return self._provider(use_region=use_region)
+        return provider(use_region=use_region)
 
     # --- settings and documents -----------------------------------------------------------------------------------
     def set_settings(self, settings: Any) -> None:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QTabWidget,
     QToolBar,
+    QToolButton,
     QWidget,
 )
 
@@ -38,7 +39,10 @@ from ui.viewer.slide_viewer import SlideViewer, prepare_slide
 from ui.welcome import WelcomePage
 from ui.workers import Worker, WorkerFailure, WorkerManager
 
-__all__ = ["MainWindow", "open_job", "MAX_RECENT"]
+__all__ = ["MainWindow", "open_job", "MAX_RECENT", "SLIDE_BUTTON_MAGS"]
+
+#: the objective buttons on the toolbar for slides (the menu and the number keys have the finer steps)
+SLIDE_BUTTON_MAGS: tuple[float, ...] = (1.0, 5.0, 10.0, 20.0, 40.0)
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +266,25 @@ class MainWindow(QMainWindow):
                 toolbar.addAction(act)
         self.addToolBar(toolbar)
         self.toolbar = toolbar
+        self._finish_toolbar(toolbar)
         self._update_view_actions()
+
+    def _finish_toolbar(self, toolbar: QToolBar) -> None:
+        """Menu buttons open their menu on a click anywhere on them (not only on the small arrow), and slides get
+        one-click objective buttons (1× … 40×), as on a microscope's nosepiece."""
+        for menu in (self.window_menu, self.mag_menu):
+            button = toolbar.widgetForAction(menu.menuAction())
+            if isinstance(button, QToolButton):
+                button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.mag_actions: list[QAction] = []
+        self._mag_separator = toolbar.insertSeparator(self.act_cine)
+        for mag in SLIDE_BUTTON_MAGS:
+            act = QAction(format_mag(mag), self)
+            act.setObjectName(f"mag_{format_mag(mag)}")
+            act.setToolTip(f"Show the slide at {format_mag(mag)} objective magnification")
+            act.triggered.connect(lambda _=False, m=mag: self.slide_viewer.set_magnification(m))
+            toolbar.insertAction(self.act_cine, act)
+            self.mag_actions.append(act)
 
     def _connect(self) -> None:
         ctx = self.context
@@ -443,6 +465,7 @@ class MainWindow(QMainWindow):
         self._refresh_recent()
         self.setWindowTitle(f"medapp — {self._current_path.name}")
         self.status.clearMessage()
+        self.status.set_cursor_text("")  # the last file's "x y: -998 HU" means nothing here (a slide has no HU)
         self.context.show_message(f"Opened {self._current_path.name}")
         self._update_view_actions()
         self._update_tags()
@@ -654,6 +677,11 @@ class MainWindow(QMainWindow):
             act.setEnabled(is_stack)
         self.window_menu.setEnabled(is_stack and bool(self.image_viewer.state.choices))
         self.mag_menu.setEnabled(is_slide and self.slide_viewer.base_mag is not None)
+        base = self.slide_viewer.base_mag if is_slide else None
+        for act, mag in zip(self.mag_actions, SLIDE_BUTTON_MAGS, strict=True):
+            act.setVisible(is_slide)  # objective buttons: slides only, so CT users keep a short bar
+            act.setEnabled(base is not None and mag <= base * 2.0 + 1e-9)  # one step of digital zoom past the scan
+        self._mag_separator.setVisible(is_slide)
 
     def _update_window_menu(self) -> None:
         self.window_menu.clear()

@@ -17,6 +17,7 @@ before `WorkerManager.shutdown()` on close (it also runs on `QCoreApplication.ab
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,9 @@ class ModelBridge(QObject):
 
     #: the engine a job loaded itself (on the UI thread: handed to `ctx.model.set_engine`)
     engine_loaded = Signal(object)
+    #: a job started loading the engine itself / that load failed (message): the status bar says so
+    engine_loading = Signal()
+    engine_load_failed = Signal(str)
 
     def __init__(
         self,
@@ -134,8 +138,16 @@ class ModelBridge(QObject):
         *,
         load_engine: Callable[[], Any] | None = None,
     ) -> None:
-        super().__init__(parent if parent is not None else ctx if isinstance(ctx, QObject) else None)
-        self._ctx = ctx
+        owner = parent if parent is not None else ctx if isinstance(ctx, QObject) else None
+        super().__init__(owner)
+        # A child must not hold its Qt parent strongly: the parent's wrapper keeps its children's wrappers, so the
+        # two would form a reference cycle that only Python's cyclic GC frees — on whatever thread triggers a
+        # collection, possibly a worker, destroying the context's QObjects off the GUI thread.
+        if owner is ctx:
+            ref = weakref.ref(ctx)
+            self._ctx_ref: Callable[[], Any] = ref
+        else:
+            self._ctx_ref = lambda: ctx
         self._load_engine = load_engine
         app = QCoreApplication.instance()
         if app is not None:  # a generation must not keep the process alive after the window is gone
@@ -143,8 +155,15 @@ class ModelBridge(QObject):
         holder = getattr(ctx, "model", None)
         if holder is not None and hasattr(holder, "set_engine"):
             self.engine_loaded.connect(lambda engine: holder.engine is not engine and holder.set_engine(engine))
+            if hasattr(holder, "job_loading"):
+                self.engine_loading.connect(holder.job_loading)
+                self.engine_load_failed.connect(holder.job_load_failed)
         self._live: set[JobHandle] = set()
         self._conversations = ConversationStore()
+
+    @property
+    def _ctx(self) -> Any:
+        return self._ctx_ref()
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _start_worker(self, worker: Worker) -> None:
@@ -190,15 +209,23 @@ class ModelBridge(QObject):
             return core().get
         return None
 
+    def loaded_engine(self) -> Any:
+        """The engine the context holds now, or None (no load is started)."""
+        return getattr(getattr(self._ctx, "model", None), "engine", None)
+
     def engine(self, loader: Callable[[], Any] | None = None) -> Any:
         """The loaded engine (called inside jobs, on the worker thread). When none is loaded yet, the first job
         loads it here with `loader` (from `engine_loader`), off the UI thread, and hands it to the context;
         without a loader `ModelNotReady` says what to do. A missing model raises the core's `ModelNotFoundError`,
         whose message says what to download and where to put it."""
-        holder = getattr(self._ctx, "model", None)
-        engine = getattr(holder, "engine", None)
+        engine = self.loaded_engine()
         if engine is None and loader is not None:
-            engine = loader()
+            self.engine_loading.emit()  # not "Model not loaded" in the status bar while this takes a minute
+            try:
+                engine = loader()
+            except Exception as exc:
+                self.engine_load_failed.emit(str(exc) or type(exc).__name__)
+                raise
             self.engine_loaded.emit(engine)
         if engine is None:
             raise ModelNotReady("The model is not loaded. Choose the model folder in Settings, then load the model.")
@@ -328,7 +355,9 @@ class ModelBridge(QObject):
         """A job captioning `folder` into `csv_path` (+ JSONL) and drawing the contact sheet with
         `medapp.jobs.caption_folder` (the very workflow of `medapp caption`). `progress` carries the
         core's `Progress` after each batch, `("error", file, message)` per bad file and `("contact_sheet", path)`
-        before the sheet is drawn. Result: the core's `CaptionSummary`."""
+        before the sheet is drawn; before any of them `("stage", "listing")`, `("plan", total, already_done)`, and
+        `("stage", "loading")` only when the model is actually loaded by this job, then `("stage", "captioning")`.
+        Result: the core's `CaptionSummary`."""
         settings = self._settings()
         audit = getattr(self._ctx, "audit", None)
         loader = self.engine_loader()
@@ -345,13 +374,22 @@ class ModelBridge(QObject):
                 resume=resume,
                 resume_hint="tick Resume to continue it",
             )
+            def get_engine() -> Any:
+                if self.loaded_engine() is None:  # a loaded model is not "loading" for minutes
+                    progress(("stage", "loading"))
+                engine = self.engine(loader)
+                progress(("stage", "captioning"))
+                return engine
+
+            progress(("stage", "listing"))
             return caption_folder(
                 request,
-                lambda: self.engine(loader),
+                get_engine,
                 settings=settings,
                 on_progress=progress,
                 on_error=lambda file, message: progress(("error", str(file), message)),
                 on_contact_sheet=lambda path: progress(("contact_sheet", path)),
+                on_plan=lambda total, already: progress(("plan", total, already)),
                 cancel=cancel,
                 audit=audit,
             )

@@ -46,11 +46,15 @@ class StatusBar(QStatusBar):
         self.gpu_label.hide()
         context.model.status_changed.connect(self.show_model_status)
         context.workers.busy_changed.connect(self._busy)
-        context.status_message.connect(lambda text: self.showMessage(text, 6000))
+        # a bound method, not a lambda: a lambda on the context's signal would hold this widget as long as the context
+        context.status_message.connect(self._show_message)
         self._gpu_timer = QTimer(self)
         self._gpu_timer.setInterval(2000)
         self._gpu_timer.timeout.connect(self._update_gpu)
         self.show_model_status(context.model.status)
+
+    def _show_message(self, text: str) -> None:
+        self.showMessage(text, 6000)
 
     def show_model_status(self, status: ModelStatus) -> None:
         self.model_label.setText(status.text())

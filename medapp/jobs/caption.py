@@ -364,7 +364,8 @@ def caption_batch(
             summary.done += 1
         if on_progress is not None:
             done = summary.done + summary.failed
-            on_progress(Progress(done, len(todo), clock.eta(done), batch[-1].file, summary.failed))
+            on_progress(Progress(done, len(todo), clock.eta(done), batch[-1].file, summary.failed,
+                                 summary.skipped))
         if summary.cancelled:
             break
     summary.seconds = time.monotonic() - started

@@ -70,6 +70,7 @@ def caption_folder(
     on_progress: Callable[[Any], None] | None = None,
     on_error: Callable[[str, str], None] | None = None,
     on_contact_sheet: Callable[[Path], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     audit: Any = None,
     runner: Callable[..., CaptionSummary] | None = None,
@@ -80,7 +81,9 @@ def caption_folder(
     the model. `runner`, when given, captions the items instead of `caption_batch` in this process and is called
     with the same arguments minus the engine (the Ray pipeline, `medapp.jobs.caption_ray`); `get_engine` is then
     never called. `on_progress(Progress)` follows each batch, `on_error(file, message)` each unreadable file (the
-    table row holds the cause only), `on_contact_sheet(path)` fires before the sheet is drawn. `settings` (a
+    table row holds the cause only), `on_contact_sheet(path)` fires before the sheet is drawn, `on_plan(total,
+    already_done)` once the folder is listed and the table read (before any model load, so a front end can say
+    "8 of 10 already done" instead of a bare "loading"). `settings` (a
     `medapp.settings.Settings` or None for the defaults) fills whatever the request leaves open.
     """
     from reports.captions import CaptionWriter, read_caption_rows
@@ -100,6 +103,8 @@ def caption_folder(
 
     with CaptionWriter(request.csv_path, request.jsonl_path) as writer:
         done = writer.done_keys(include_errors=not request.retry_errors) if request.resume else set()
+        if on_plan is not None:
+            on_plan(len(items), sum(1 for it in items if it.key in done))
         if all(it.key in done for it in items):
             summary = CaptionSummary(total=len(items), skipped=len(items))  # nothing left: no model load
         else:

@@ -250,7 +250,8 @@ def _drain(dataset: Any, todo: list[CaptionItem], writer: Any, summary: CaptionS
             summary.done += 1
         if on_progress is not None and rows:
             done = summary.done + summary.failed
-            on_progress(Progress(done, len(todo), clock.eta(done), rows[-1][0].file, summary.failed))
+            on_progress(Progress(done, len(todo), clock.eta(done), rows[-1][0].file, summary.failed,
+                                 summary.skipped))
     if not summary.cancelled:
         _write_lost(todo, writer, summary, batch_size=batch_size, on_error=on_error, audit=audit,
                     written=written, first_entry=first_entry, model=model)

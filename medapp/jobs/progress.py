@@ -18,6 +18,16 @@ class Progress:
     eta_s: float | None = None
     item: str = ""  # what was just finished (a display name, never written to the audit log)
     failed: int = 0
+    skipped: int = 0  # already done before this run (resume); `done` and `total` count this run only
+
+    @property
+    def overall_done(self) -> int:
+        """Done counting the earlier runs: a resumed batch of 10 with 4 left shows "8 of 10", not "4 / 6"."""
+        return self.skipped + self.done
+
+    @property
+    def overall_total(self) -> int:
+        return self.skipped + self.total
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -73,8 +73,20 @@ class TestCaptionFolder:
         with CaptionWriter(table) as writer:
             writer.add("a.png", "a white square", model="m")
         request = CaptionRequest(folder=folder, csv_path=table, resume=True)
-        summary = caption_folder(request, lambda: pytest.fail("model loaded with nothing left"), settings=Settings())
+        plans: list[tuple[int, int]] = []
+        summary = caption_folder(request, lambda: pytest.fail("model loaded with nothing left"), settings=Settings(),
+                                 on_plan=lambda total, already: plans.append((total, already)))
         assert (summary.total, summary.skipped, summary.done) == (1, 1, 0)
+        assert plans == [(1, 1)], "the front end hears the counts once the folder is listed, before any model load"
+
+
+def test_progress_counts_earlier_runs_for_the_display():
+    """A resumed batch of 10 with 6 left, 4 of them done: "8 of 10" overall, while the ETA's rate uses this run."""
+    from medapp.jobs.progress import Progress
+
+    progress = Progress(done=4, total=6, skipped=4)
+    assert (progress.overall_done, progress.overall_total) == (8, 10)
+    assert (Progress(3, 5).overall_done, Progress(3, 5).overall_total) == (3, 5), "a fresh run: the same numbers"
 
 
 def test_checkpoint_summary_words_the_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

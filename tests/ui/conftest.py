@@ -21,19 +21,41 @@ SERIES_SIZE = 64
 
 
 @pytest.fixture(autouse=True)
-def _flush_deferred_deletes(qapp):
+def _flush_deferred_deletes(qapp, request):
     """pytest-qt closes a test's widgets with deleteLater, so they would be destroyed inside the *next* test's event
     loop, in the middle of its signals. Destroy them here, between tests, where nothing else is running."""
-    import gc
-
     from PySide6.QtCore import QCoreApplication, QEvent
 
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    # Widgets of the previous test that sit in reference cycles (psygnal callbacks, lambdas) are collected here, on
-    # the GUI thread; left to the cyclic GC they can be destroyed from a worker thread in the middle of a later test.
-    gc.collect()
+    _collect_qt_cycles(request.node.nodeid)
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     yield
+
+
+def _collect_qt_cycles(next_test: str) -> None:
+    """A safety net, not the fix: the widgets free themselves by reference counting (tests/ui/test_lifetime.py).
+
+    A Qt object left in a reference cycle is freed by Python's cyclic GC on whatever thread triggers a collection —
+    possibly a worker — and destroying a QObject there crashes the process. Should a new cycle creep in (the next
+    panel's lambda), collect it here on the GUI thread and say which Qt classes were in it, instead of a segfault
+    in a later test.
+    """
+    import gc
+    import warnings
+
+    from shiboken6 import Shiboken
+
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        stuck = sorted({type(o).__name__ for o in gc.garbage if isinstance(o, Shiboken.Object)} - {"QMetaObject"})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    gc.collect()  # the cycles just saved, now freed for good (still on the GUI thread)
+    if stuck:
+        warnings.warn(f"Qt objects were left in reference cycles before {next_test}: {', '.join(stuck)}; "
+                      "see tests/ui/test_lifetime.py", RuntimeWarning, stacklevel=1)
 
 
 @pytest.fixture(scope="session")

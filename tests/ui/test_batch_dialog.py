@@ -128,3 +128,73 @@ def test_format_eta():
     assert format_eta(42.4) == "ETA 42 s"
     assert format_eta(65) == "ETA 1 min 05 s"
     assert format_eta(2 * 3600 + 3 * 60) == "ETA 2 h 03 min"
+
+
+# -- issue #15 item 6: counts on resume, stage texts, ETA after cancel, the outputs button --------------------------
+def _texts_during(job, dialog) -> list[tuple[str, str, int, int]]:
+    """(status, ETA, bar value, bar maximum) after the dialog handled each progress event."""
+    seen: list[tuple[str, str, int, int]] = []
+    job.progress.connect(lambda _e: seen.append((dialog.status.text(), dialog.eta_label.text(),
+                                                 dialog.progress.value(), dialog.progress.maximum())))
+    return seen
+
+
+def test_resume_counts_the_earlier_run_and_cancel_clears_the_eta(qtbot, dialog, ctx, monkeypatch):
+    ctx.settings = Settings(max_new_tokens=6, batch_size=1)
+    job = dialog.start()
+    etas: list[str] = []
+    job.progress.connect(lambda p: hasattr(p, "done") and (etas.append(dialog.eta_label.text()),
+                                                           p.done >= 3 and dialog.cancel()))
+    assert not dialog.open_button.isEnabled(), "nothing written yet"
+    _wait(qtbot, job)
+    first = dialog.summary
+    assert first.cancelled and any(e.startswith("ETA ") for e in etas), "an ETA was shown while it ran"
+    assert dialog.eta_label.text() == "", "no ETA for a run that was cancelled"
+    already = first.done + first.failed
+    assert dialog.progress.value() == already and dialog.progress.maximum() == 8
+
+    opened: list[str] = []
+    from PySide6.QtGui import QDesktopServices
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()) or True)
+    assert dialog.open_button.isEnabled(), "the table of the cancelled run can be looked at"
+    dialog.open_button.click()
+    assert opened == [str(dialog.outputs()["csv"].parent)]
+
+    job = dialog.start()  # Resume is ticked
+    seen = _texts_during(job, dialog)
+    _wait(qtbot, job)
+    statuses = [s for s, *_ in seen]
+    assert f"8 to caption, {already} already done" in statuses, "the plan is told before the model is asked"
+    assert not any("Loading the model" in s for s in statuses), "the model was loaded: no 'loading' stage"
+    counted = [(value, maximum) for status, _eta, value, maximum in seen if status.startswith("Captioned ")]
+    assert counted and counted[0][0] == already + 1 and all(m == 8 for _, m in counted), (
+        "the bar counts the earlier run: 'N of 8', not 'n of the rest'")
+    assert f"Captioned {already + 1} of 8" in statuses
+    assert dialog.progress.format() == "%v of %m" and dialog.progress.text() == "8 of 8"
+    assert dialog.eta_label.text() == "" and dialog.open_button.isEnabled()
+    assert dialog.summary.skipped == already and not dialog.summary.cancelled
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    dialog.grab().save(str(SCREENSHOTS / "batch_dialog_resumed.png"))
+
+
+def test_loading_stage_only_when_the_model_is_not_loaded(qtbot, folder, tiny_engine):
+    """Without a loaded model the job loads it and says so (dialog and status bar); with one it never says so."""
+    from ui.context import ModelState
+
+    context = AppContext(settings=Settings(max_new_tokens=4, batch_size=4))
+    states: list[ModelState] = []
+    context.model.status_changed.connect(lambda status: states.append(status.state))
+    dialog = BatchCaptionDialog(context, ModelBridge(context, load_engine=lambda: tiny_engine), folder=folder)
+    qtbot.addWidget(dialog)
+    job = dialog.start()
+    seen = _texts_during(job, dialog)
+    _wait(qtbot, job)
+    statuses = [s for s, *_ in seen]
+    loading = [i for i, s in enumerate(statuses) if s.startswith("Loading the model")]
+    captioning = [i for i, s in enumerate(statuses) if s.startswith("Captioning")]
+    assert loading and captioning and loading[0] < captioning[0]
+    assert statuses[0] == "Listing the folder…"
+    assert states[:2] == [ModelState.LOADING, ModelState.READY], "the status bar said 'loading', then 'ready'"
+    assert dialog.summary is not None and not dialog.summary.cancelled
+    assert context.workers.shutdown(60000)

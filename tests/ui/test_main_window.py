@@ -216,6 +216,7 @@ def test_uncaught_exceptions_become_dialogs(qtbot, make_window):
             args = types.SimpleNamespace(exc_type=OSError, exc_value=exc, exc_traceback=exc.__traceback__,
                                          thread=threading.current_thread())
             threading.excepthook(args)
+            del args  # it holds the traceback, which holds this frame (and the window): a cycle for the GC
         qtbot.waitUntil(lambda: len(window.error_boxes) == 2, timeout=5000)
     finally:
         sys.excepthook, threading.excepthook = old_sys, old_thread
@@ -359,3 +360,80 @@ def test_cli_gui_without_a_display_says_so(tmp_path):
                           timeout=120)
     assert proc.returncode == 2
     assert "no display found" in proc.stderr and "--screenshot" in proc.stderr
+
+
+# -- issue #15 item 6: toolbar buttons, objective buttons, stale status texts -----------------------------------------
+def _open(qtbot, window, path: Path) -> None:
+    with qtbot.waitSignal(window.document_shown, timeout=20000):
+        window.open_paths([path])
+    _settle(qtbot, window)
+
+
+def test_window_button_opens_its_menu_on_a_click_and_applies_the_preset(qtbot, make_window, example_ct):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QToolButton
+
+    window = make_window()
+    _open(qtbot, window, example_ct)
+    viewer = window.current_viewer
+    button = window.toolbar.widgetForAction(window.window_menu.menuAction())
+    assert isinstance(button, QToolButton)
+    assert button.popupMode() == QToolButton.ToolButtonPopupMode.InstantPopup, "a click anywhere opens the menu"
+    for menu in (window.window_menu, window.mag_menu):
+        mode = window.toolbar.widgetForAction(menu.menuAction()).popupMode()
+        assert mode == QToolButton.ToolButtonPopupMode.InstantPopup
+    lung = next(a for a in window.window_menu.actions() if a.text().startswith("ct-lung"))
+    seen: list[bool] = []
+
+    def pick() -> None:  # runs inside the menu's own event loop, i.e. only if the click opened it
+        seen.append(window.window_menu.isVisible())
+        lung.trigger()
+        window.window_menu.close()
+
+    QTimer.singleShot(300, pick)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton, pos=QPoint(4, button.height() // 2))  # the body, not arrow
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    assert seen == [True]
+    assert viewer.state.window_label == "ct-lung"
+
+
+def test_slide_objective_buttons_zoom_and_hide_for_a_ct(qtbot, make_window, svs_slide, example_ct, screenshots):
+    from ui.main_window import SLIDE_BUTTON_MAGS
+
+    window = make_window()
+    _open(qtbot, window, example_ct)
+    assert [a.text() for a in window.mag_actions] == ["1×", "5×", "10×", "20×", "40×"]
+    assert not any(a.isVisible() for a in window.mag_actions), "no objective buttons for a CT"
+    window.image_viewer.cursor_info.emit("x 10 y 20: -998 HU")  # the mouse was over the CT
+    assert "HU" in window.status.cursor_label.text()
+
+    _open(qtbot, window, svs_slide)
+    viewer = window.current_viewer
+    assert isinstance(viewer, SlideViewer) and viewer.base_mag == 20
+    assert window.status.cursor_label.text() == "", "no HU readout left over on a slide"
+    assert all(a.isVisible() and a.isEnabled() for a in window.mag_actions)
+    for act, mag in zip(window.mag_actions, SLIDE_BUTTON_MAGS, strict=True):
+        button = window.toolbar.widgetForAction(act)
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        lowest = viewer._min_zoom() * viewer.base_mag  # this small test slide cannot go down to 1× in the window
+        assert viewer.magnification == pytest.approx(max(mag, lowest), rel=1e-6), act.text()
+    _settle(qtbot, window)
+    window.toolbar.grab().save(str(screenshots / "toolbar_slide_magnification.png"))
+    window.grab().save(str(screenshots / "main_window_slide_40x.png"))
+
+
+def test_exit_now_runs_the_exit_handlers_and_keeps_the_code(tmp_path):
+    """The window ends the process without Python's module teardown (seconds with torch loaded), but what atexit
+    promises still happens (logging, temporary folders, Ray's shutdown) and the exit code is the window's."""
+    marker = tmp_path / "handler-ran"
+    code = (
+        "import atexit, pathlib, sys\n"
+        "from ui.app import exit_now\n"
+        f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('yes'))\n"
+        "print('buffered output', end='')\n"
+        "exit_now(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3
+    assert marker.read_text() == "yes"
+    assert done.stdout == "buffered output", "stdout is flushed before the process ends"

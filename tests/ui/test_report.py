@@ -367,3 +367,14 @@ def test_section_regenerated_after_a_study_switch_stays_with_its_study(qtbot, pa
     assert panel.report is None, "the MR shows no CT text"
     ctx.view.open(ct)
     assert panel.report is ct_report and panel.editor("findings").toPlainText() == ct_report.text("findings")
+
+
+def test_findings_box_is_at_least_ten_lines_and_grows(qtbot, panel):
+    """Findings is where the report's text is: never a 3-line slot, and it grows with the text (issue #15 item 6)."""
+    panel.set_report(_typed_report("No focal lesion.", "Normal study."))
+    findings, impression = panel.editor("findings"), panel.editor("impression")
+    line = findings.fontMetrics().lineSpacing()
+    assert findings.height() >= 10 * line
+    assert impression.height() < 5 * line, "the other sections stay compact"
+    findings.setPlainText("\n".join(f"Finding {i}." for i in range(20)))
+    qtbot.waitUntil(lambda: findings.height() >= 20 * line, timeout=5000)

@@ -220,6 +220,21 @@ def test_tag_browser_search(qtbot, example_ct):
     assert name[3] != "‹hidden›"
 
 
+def test_browser_elides_long_labels_in_the_middle_with_the_full_label_as_tooltip(qtbot, app_context, example_ct):
+    """Series differ at both ends ("CT Thorax 1.25 mm … (312 im)"): a narrow dock keeps both ends."""
+    from ui.browser import StudyBrowser
+
+    _, _, stack, _ = open_job(example_ct)
+    browser = StudyBrowser(app_context.workers)
+    qtbot.addWidget(browser)
+    label = "CT Thorax arterial phase 1.25 mm soft tissue kernel B30f reconstruction (312 im)"
+    item = browser.add_opened(stack, label)
+    browser.resize(180, 300)
+    browser.show()
+    assert browser.tree.textElideMode() == Qt.TextElideMode.ElideMiddle
+    assert item.toolTip(0) == label
+
+
 @pytest.mark.parametrize(
     ("action", "arg", "current", "shift", "expected"),
     [("step", 1, 0, False, 1), ("step", 1, 0, True, 10), ("step", -1, 3, True, 0), ("page", 1, 0, False, 10),
@@ -274,3 +289,27 @@ def test_a_frame_that_fails_to_render_reports_and_settles(qtbot, app_context, ct
     assert not viewer.is_current() and "truncated" in failures[0].message
     viewer.state.set_frame(4)
     qtbot.waitUntil(viewer.is_current, timeout=10000)
+
+
+def test_overlay_text_reads_over_tissue(qapp):
+    """Corner text sits on a translucent dark plate: over the pinks of stained tissue a 1-px halo alone left light
+    text on a light background (issue #15 item 6)."""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    from ui.viewer.overlay import paint_overlay
+    from ui.viewer.qimage import qimage_to_array
+
+    tissue = QColor(225, 165, 205)
+    image = QImage(320, 120, QImage.Format.Format_RGB32)
+    image.fill(tissue)
+    painter = QPainter(image)
+    paint_overlay(painter, QRectF(0, 0, 320, 120), {"tl": ["Slide 2048×2048, 3 levels"], "tr": [], "bl": [],
+                                                     "br": []})
+    painter.end()
+    luminance = qimage_to_array(image).astype(float).mean(axis=2)
+    block = luminance[6:24, 6:150]  # the top-left line
+    backdrop = (tissue.red() + tissue.green() + tissue.blue()) / 3
+    assert np.median(block) < 0.6 * backdrop, "the text's surroundings are darkened"
+    assert block.max() > 200, "the text itself stays light"
+    assert luminance[80:, 200:].mean() == pytest.approx(backdrop, abs=1), "the rest of the image is untouched"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -65,6 +66,7 @@ class BatchCaptionDialog(QDialog):
         self.summary: Any = None
         self.errors: list[tuple[str, str]] = []
         self.last_error_box = None
+        self._plan: tuple[int, int] | None = None  # (files, already in the table) once the folder is listed
 
         self.folder = QLineEdit(str(folder), objectName="batchFolder")
         self.folder.setPlaceholderText("folder of images, DICOM files or slides")
@@ -122,7 +124,12 @@ class BatchCaptionDialog(QDialog):
         self.cancel_button.clicked.connect(self.cancel)
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self.reject)
+        self.open_button = QPushButton("Open output folder", objectName="batchOpenOutputs")
+        self.open_button.setToolTip("Show the caption table and contact sheet in the file manager")
+        self.open_button.setEnabled(False)  # until a run has written something
+        self.open_button.clicked.connect(self.open_outputs)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
         buttons.addStretch(1)
         for b in (self.start_button, self.cancel_button, self.close_button):
             buttons.addWidget(b)
@@ -202,6 +209,7 @@ class BatchCaptionDialog(QDialog):
         self.error_list.clear()
         self.error_list.hide()
         self.summary = None
+        self._plan = None
         out = self.outputs()
         job = self._bridge.caption_batch(
             Path(self.folder.text().strip()).expanduser(),
@@ -219,7 +227,7 @@ class BatchCaptionDialog(QDialog):
         self.job = job
         self.progress.setRange(0, 0)  # busy until the first count arrives (listing a big folder takes a moment)
         self.eta_label.clear()
-        self.status.setText("Listing the folder and loading the model…")
+        self.status.setText("Listing the folder…")
         self._set_running(True)
         job.start()
         return job
@@ -232,6 +240,15 @@ class BatchCaptionDialog(QDialog):
             self.status.setText("Cancelling after the current batch…")
 
     def _on_progress(self, event: Any) -> None:
+        if isinstance(event, tuple) and event and event[0] == "stage":
+            self._on_stage(str(event[1]))
+            return
+        if isinstance(event, tuple) and event and event[0] == "plan":
+            _, total, already = event
+            self._plan = (int(total), int(already))
+            self._show_counts(int(already), int(total))
+            self.status.setText(f"{total} to caption, {already} already done" if already else f"{total} to caption")
+            return
         if isinstance(event, tuple) and event and event[0] == "error":
             _, key, message = event
             self.errors.append((key, message))
@@ -241,15 +258,29 @@ class BatchCaptionDialog(QDialog):
         if isinstance(event, tuple) and event and event[0] == "contact_sheet":
             self.status.setText("Writing the contact sheet…")
             return
-        done, total = getattr(event, "done", None), getattr(event, "total", None)
+        done, total = getattr(event, "overall_done", None), getattr(event, "overall_total", None)
         if done is None or total is None:
             return
-        self.progress.setFormat("%v / %m")
-        self.progress.setRange(0, max(1, int(total)))
-        self.progress.setValue(int(done))
+        self._show_counts(int(done), int(total))
         self.eta_label.setText(format_eta(getattr(event, "eta_s", None)))
         failed = getattr(event, "failed", 0)
         self.status.setText(f"Captioned {done} of {total}" + (f" ({failed} failed)" if failed else ""))
+
+    def _on_stage(self, stage: str) -> None:
+        plan = self._plan
+        already = f" ({plan[1]} of {plan[0]} already done)" if plan and plan[1] else ""
+        if stage == "listing":
+            self.status.setText("Listing the folder…")
+        elif stage == "loading":
+            self.status.setText("Loading the model (the first time takes a minute)…" + already)
+        elif stage == "captioning":
+            self.status.setText("Captioning…" + already)
+
+    def _show_counts(self, done: int, total: int) -> None:
+        """"8 of 10" on the bar: the rows of earlier runs count, so a resumed batch does not restart at 0."""
+        self.progress.setFormat("%v of %m")
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
 
     def _on_done(self, summary: Any) -> None:
         self.summary = summary
@@ -263,11 +294,7 @@ class BatchCaptionDialog(QDialog):
             parts.append(f"{summary.failed} failed")
         verb = "Cancelled" if summary.cancelled else "Finished"
         self.status.setText(f"{verb}: " + ", ".join(parts) + (". Press Start to resume." if summary.cancelled else "."))
-        if not summary.cancelled:
-            self.progress.setFormat("%v / %m")
-            self.progress.setRange(0, max(1, summary.total - summary.skipped))
-            self.progress.setValue(summary.done + summary.failed)
-            self.eta_label.clear()
+        self._show_counts(summary.skipped + summary.done + summary.failed, summary.total)
         for key, message in getattr(summary, "errors", []):
             if (key, message) not in self.errors:
                 self.errors.append((key, message))
@@ -282,9 +309,16 @@ class BatchCaptionDialog(QDialog):
 
     def _on_finished(self) -> None:
         self.job = None
+        self.eta_label.clear()  # an ETA for a run that is over (finished, cancelled or failed) means nothing
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
         self._set_running(False)
+        self.open_button.setEnabled(self.outputs()["csv"].exists())
+
+    def open_outputs(self) -> bool:
+        """Open the folder holding the caption table (and contact sheet) in the system's file manager."""
+        folder = self.outputs()["csv"].parent
+        return bool(QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))))
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)

@@ -6,6 +6,7 @@ unsigned draft goes only after the user says yes, and then marked as a draft.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -31,18 +32,25 @@ class StoreToPacsButton(QPushButton):
         super().__init__("Store to PACS…", parent or panel)
         self.setObjectName("reportStorePacs")
         self.setToolTip("Send the report (DICOM PDF and SR) into the source study on the PACS")
-        self.panel = panel
+        self._panel = weakref.ref(panel) if parent is None else (lambda: panel)  # the parent, held weakly (no cycle)
         self.workers = WorkerManager(self, max_threads=1)
         self.last_outcomes: list[Any] = []
         self.last_error = ""
         self.outcome_box: QMessageBox | None = None
         self._busy = False
-        self.clicked.connect(lambda: self.store())
+        self.clicked.connect(self._clicked)
         if hasattr(panel, "report_changed"):
-            panel.report_changed.connect(lambda _r: self._sync())
+            panel.report_changed.connect(self._sync)
         self._sync()
 
-    def _sync(self) -> None:
+    @property
+    def panel(self) -> Any:
+        return self._panel()
+
+    def _clicked(self) -> None:
+        self.store()
+
+    def _sync(self, *_: Any) -> None:
         self.setEnabled(getattr(self.panel, "report", None) is not None and not self._busy)
 
     def _ctx(self) -> Any:

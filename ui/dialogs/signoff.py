@@ -8,6 +8,8 @@ panel's `sign_confirmed` call (audited through `medapp.jobs.export.sign_report`)
 from __future__ import annotations
 
 import html
+import inspect
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +50,11 @@ class SignoffDialog(QDialog):
         self.setModal(False)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
         self._report = report
-        self._on_sign = on_sign
+        # the panel's method, held weakly: the panel holds this dialog (its child), so a strong reference back
+        # would be a cycle that only Python's cyclic GC frees, on whatever thread it runs
+        self._on_sign: Callable[[], Callable[..., Any] | None] = (
+            weakref.WeakMethod(on_sign) if inspect.ismethod(on_sign) else lambda: on_sign
+        )
         self.review: SignoffReview = review_for_signing(report)
 
         intro = QLabel(
@@ -124,7 +130,8 @@ class SignoffDialog(QDialog):
     def sign(self) -> bool:
         if not self.sign_button.isEnabled():
             return False
-        if self._on_sign(self.signer.text().strip(), self.typed.text()):
+        on_sign = self._on_sign()
+        if on_sign is not None and on_sign(self.signer.text().strip(), self.typed.text()):
             self.accept()
             return True
         return False

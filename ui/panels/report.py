@@ -88,6 +88,8 @@ class SectionEditor(QFrame):
         self.editor.setMinimumHeight(56)
         self._fit_height()
         self.editor.textChanged.connect(self._changed)
+        # wrapped lines are known only once laid out at the panel's width: fit again then (and on every resize)
+        self.editor.document().documentLayout().documentSizeChanged.connect(self._relayout)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 4)
         layout.addLayout(head)
@@ -97,9 +99,17 @@ class SectionEditor(QFrame):
         self._fit_height()
         self.edited.emit(self.key, self.editor.toPlainText())
 
+    #: the fewest lines a section's box shows: Findings is where the text is, so it never starts as a 3-line slot
+    MIN_LINES = {"findings": 10}
+
     def _fit_height(self) -> None:
-        lines = max(2, min(14, self.editor.document().lineCount() + self.editor.toPlainText().count("\n") // 4))
+        least = self.MIN_LINES.get(self.key, 2)
+        lines = max(least, min(max(14, 3 * least), self.editor.document().lineCount()
+                                + self.editor.toPlainText().count("\n") // 4))
         self.editor.setFixedHeight(int(self.editor.fontMetrics().lineSpacing() * (lines + 1.2)) + 8)
+
+    def _relayout(self, *_: object) -> None:
+        self._fit_height()
 
     def set_text(self, text: str) -> None:
         """Replace the text without emitting `edited` (used when the model, not the user, changed it)."""

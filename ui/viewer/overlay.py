@@ -1,17 +1,22 @@
 """Corner annotations of the image viewer (series, slice, window, zoom; patient data only on request).
 
 Text is composed by pure functions from the state so it is tested without painting; `paint_overlay` draws it in
-viewport coordinates with a dark halo, readable on any image.
+viewport coordinates on a translucent dark backing with a dark halo, readable on any image (a 1-px halo alone
+is lost over the pinks and purples of stained tissue).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 
-__all__ = ["Corners", "stack_overlay", "paint_overlay", "format_window", "paint_markers"]
+__all__ = ["Corners", "stack_overlay", "paint_overlay", "format_window", "paint_markers", "BACKING"]
+
+#: the translucent plate behind each corner's text: dark enough for light text on white or tissue, light enough
+#: that the image under it still shows through
+BACKING = QColor(0, 0, 0, 150)
 
 Corners = dict[str, list[str]]  # "tl", "tr", "bl", "br" → lines
 
@@ -82,7 +87,8 @@ def stack_overlay(state: Any, zoom: float, *, phi: dict[str, Any] | None = None)
 
 
 def paint_overlay(painter: QPainter, rect: QRectF, corners: Corners, *, point_size: float = 10.0) -> None:
-    """Draw the corner lines inside `rect` (viewport coordinates), each with a dark outline so it reads on white too.
+    """Draw the corner lines inside `rect` (viewport coordinates), each corner on a translucent dark plate and
+    each line with a dark outline, so it reads on white and on tissue too.
 
     The outline is the text drawn four times offset by one pixel in black: glyph-cached `drawText` costs a fraction
     of stroking text paths, and this runs on every repaint of a window / level drag.
@@ -96,7 +102,9 @@ def paint_overlay(painter: QPainter, rect: QRectF, corners: Corners, *, point_si
     offsets = ((-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0))
     painter.save()
     painter.setFont(font)
+    pad = 3.0
     for corner, lines in corners.items():
+        placed = []
         for i, line in enumerate(lines):
             width = metrics.horizontalAdvance(line)
             x = rect.left() + margin if corner in ("tl", "bl") else rect.right() - margin - width
@@ -104,6 +112,19 @@ def paint_overlay(painter: QPainter, rect: QRectF, corners: Corners, *, point_si
                 y = rect.top() + margin + metrics.ascent() + i * line_h
             else:
                 y = rect.bottom() - margin - metrics.descent() - (len(lines) - 1 - i) * line_h
+            placed.append((x, y, line))
+        if not placed:
+            continue
+        # one plate per corner (not per line: overlapping translucent plates would band)
+        plate = QRectF()
+        for x, y, line in placed:
+            plate = plate.united(QRectF(x - pad, y - metrics.ascent() - pad / 2,
+                                        metrics.horizontalAdvance(line) + 2 * pad, line_h + pad))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(BACKING)
+        painter.drawRoundedRect(plate, 3.0, 3.0)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for x, y, line in placed:
             painter.setPen(shadow)
             for dx, dy in offsets:
                 painter.drawText(QPointF(x + dx, y + dy), line)
