@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,13 +97,14 @@ class _Tree(QTreeWidget):
 
     def __init__(self, owner: StudyBrowser) -> None:
         super().__init__()
-        self._owner = owner
+        self._owner = weakref.ref(owner)  # the owner holds this tree: a strong reference back would be a cycle
 
     def mimeData(self, items: Any) -> QMimeData:  # noqa: N802 (Qt override)
         data = QMimeData()
         entry = items[0].data(0, _ENTRY_ROLE) if items else None
-        if isinstance(entry, BrowserEntry):
-            self._owner.dragged_entry = entry
+        owner = self._owner()
+        if isinstance(entry, BrowserEntry) and owner is not None:
+            owner.dragged_entry = entry
             data.setData(ENTRY_MIME, entry.label.encode("utf-8"))
         return data
 

@@ -66,8 +66,10 @@ class ViewerGrid(QWidget):
             frame.setAcceptDrops(True)  # the viewer does not: its drops come here
             frame.installEventFilter(self)
             self._frames.append(frame)
-            cell.state.frame_changed.connect(lambda _frame, c=cell: self._on_frame(c))
-            cell.state.stack_changed.connect(lambda _stack: self._positions.clear())
+            # bound methods, not lambdas over self: the cells are this widget's children, so a closure held by a
+            # cell's signal would be a reference cycle, freed only by the cyclic GC (off the GUI thread)
+            cell.state.frame_changed.connect(self._cell_frame_changed)
+            cell.state.stack_changed.connect(self._forget_positions)
             cell.viewport().installEventFilter(self)
             cell.installEventFilter(self)
         self._syncing = False
@@ -178,6 +180,15 @@ class ViewerGrid(QWidget):
         if key not in self._positions:
             self._positions[key] = slice_positions(stack)
         return self._positions[key]
+
+    def _cell_frame_changed(self, _frame: int) -> None:
+        sender = self.sender()
+        source = next((c for c in self.cells if c.state is sender), None)
+        if source is not None:
+            self._on_frame(source)
+
+    def _forget_positions(self, *_: Any) -> None:
+        self._positions.clear()
 
     def _on_frame(self, source: ImageViewer) -> None:
         if not self.linked or self._syncing or source not in self.visible_cells() or source.stack is None:

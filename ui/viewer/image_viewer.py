@@ -159,7 +159,6 @@ class ImageViewer(MeasureToolMixin, RoiToolMixin, QGraphicsView):
         self.state.overlay_changed.connect(self.viewport().update)
         self._init_measure_tool(
             context.measurements if context is not None else MeasurementStore(),
-            document=lambda: self.state.stack, frame=lambda: self.state.frame, values=self._frame_values,
             image_item=self._pixmap_item,
             qt_signals=(self.state.stack_changed, self.state.frame_changed, self.frame_rendered),
         )
@@ -296,7 +295,13 @@ class ImageViewer(MeasureToolMixin, RoiToolMixin, QGraphicsView):
         roi = state.roi if use_region else None
         return model_input_for(state.model, use_region=use_region, description=describe_view(state, roi))
 
-    def _frame_values(self) -> np.ndarray | None:
+    def _m_document(self) -> Any:
+        return self.state.stack
+
+    def _m_frame(self) -> int:
+        return int(self.state.frame)
+
+    def _m_values(self) -> np.ndarray | None:
         """The modality values of the frame on screen (decoded with its pixels), or None while they are not in."""
         if self._values is None or self._values[0] != self.state.frame or self.state.stack is None:
             return None

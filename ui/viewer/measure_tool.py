@@ -19,6 +19,7 @@ goes back to panning.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -79,37 +80,47 @@ class _MeasureFilter(QObject):
 
     def __init__(self, host: Any) -> None:
         super().__init__(host)
-        self._host = host
+        self._host = weakref.ref(host)  # a Qt child holding its parent strongly would be a reference cycle
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
         if event.type() not in _INPUT_EVENTS:
             return False
-        return bool(self._host._measure_event(watched, event))
+        host = self._host()
+        return bool(host is not None and host._measure_event(watched, event))
 
 
 class MeasureToolMixin:
     """Mixed into a QGraphicsView that also uses `RoiToolMixin` (for `tool`, `set_tool` and `tool_changed`)."""
 
     measure_store: MeasurementStore
-    label_provider: Callable[[], str | None]
+    #: asks for a note's text (None: the dialog); tests set a function here. Never a bound method of the view
+    #: itself: the view would then hold itself, a reference cycle only the cyclic GC frees (off the GUI thread)
+    label_provider: Callable[[], str | None] | None
+
+    # what is shown, from the host (methods, not stored callables: a closure over the view is a reference cycle)
+    def _m_document(self) -> Any:
+        raise NotImplementedError
+
+    def _m_frame(self) -> int:
+        return 0
+
+    def _m_values(self) -> np.ndarray | None:
+        """The modality values of the frame on screen, or None (not decoded yet, or a slide)."""
+        return None
 
     def _init_measure_tool(
         self,
         store: MeasurementStore,
         *,
-        document: Callable[[], Any],
-        frame: Callable[[], int],
-        values: Callable[[], np.ndarray | None],
         image_item: QGraphicsItem | None,
         qt_signals: Iterable[Any] = (),
         events: Iterable[Any] = (),
     ) -> None:
-        """Start drawing the measurements of `store`. `document()`, `frame()` and `values()` give what is shown
-        (values: the frame's modality values, or None while not decoded / for slides); `image_item` is the item
-        the image is drawn by (None: scene coordinates are image coordinates); the measurements are redrawn on
-        `qt_signals` (Qt) and `events` (psygnal, disconnected when the view goes)."""
+        """Start drawing the measurements of `store`. The host overrides `_m_document()`, `_m_frame()` and
+        `_m_values()` to say what is shown; `image_item` is the item the image is drawn by (None: scene
+        coordinates are image coordinates); the measurements are redrawn on `qt_signals` (Qt) and `events`
+        (psygnal, disconnected when the view goes)."""
         self.measure_store = store
-        self._m_document, self._m_frame, self._m_values = document, frame, values
         self._m_image_item = image_item
         self._m_layer = QGraphicsRectItem(image_item) if image_item is not None else QGraphicsRectItem()
         self._m_layer.setPen(Qt.PenStyle.NoPen)
@@ -127,7 +138,7 @@ class MeasureToolMixin:
         self._m_press_at: QPointF | None = None
         self._m_last_at: QPointF | None = None
         self._m_draft_item: MeasurementGraphic | None = None
-        self.label_provider = self._ask_label
+        self.label_provider = None
         self._m_filter = _MeasureFilter(self)
         self.viewport().installEventFilter(self._m_filter)
         self.installEventFilter(self._m_filter)
@@ -279,7 +290,7 @@ class MeasureToolMixin:
         pos = event.position()
         point = self._m_point(pos)
         if tool == "text":
-            label = self.label_provider()
+            label = (self.label_provider or self._ask_label)()
             if label:
                 self._m_finish("text", [point], label=label)
             return True

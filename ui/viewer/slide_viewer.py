@@ -111,7 +111,7 @@ class SlideViewer(MeasureToolMixin, RoiToolMixin, QGraphicsView):
         # measurements in level-0 px (the scene's coordinates): lengths and areas from the slide's µm per pixel
         self._init_measure_tool(
             context.measurements if context is not None else MeasurementStore(),
-            document=lambda: self.slide, frame=lambda: 0, values=lambda: None, image_item=None,
+            image_item=None,
             qt_signals=(self.view_changed,), events=(self.state.events.document,),
         )
         self._fit = True
@@ -140,6 +140,10 @@ class SlideViewer(MeasureToolMixin, RoiToolMixin, QGraphicsView):
 
     def _owns_state(self) -> bool:
         return self.slide is not None and self.state.document is self.slide
+
+    def _m_document(self) -> Any:
+        """What the measurements are drawn on (MeasureToolMixin): the slide on screen."""
+        return self.slide
 
     # --- public API ---------------------------------------------------------------------------------------------
     def set_slide(self, slide: Any, setup: SlideSetup | None = None) -> None:
