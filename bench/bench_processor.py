@@ -1,20 +1,22 @@
-"""Benchmark (a): Dragonfly v2 image preprocessing per image, fast path against the straightforward per-crop path.
+"""Benchmark (a): Dragonfly image preprocessing per image, ours against the official processor and the floor.
 
-Reference (what the official processor does, minus its extra overheads): Pillow resizes the image to the global,
-medium and high grids, crops, and runs `CLIPImageProcessor` on each of the 41 crops. Fast path (models/_pixels.py):
-the same three Pillow resizes run in threads, crops are numpy views normalised row by row in threads, with exact
-float32 arithmetic straight into the output. Both must give identical tensors (checked here on every size).
+* **official**: what the official `DragonflyProcessor.process_anyres_image` does, on the installed transformers:
+  Pillow stretches the image to the global, medium and high grids, cuts the crops, and each crop goes through
+  `CLIPImageProcessorPil.preprocess(crop, return_tensors="pt")`; the crops are stacked with torch.
+* **floor**: the three Pillow resizes alone, one after the other. Every exact path must compute them (they define the
+  pixels), so one core cannot go below it; threads can.
+* **ours**: `models._pixels.image_patches` (threads), and "ours-1t" (the same work in one thread).
 
-Timings alternate the paths in this process and are printed as ratios, because this machine's speed drifts 2-3x.
-Two ratios: of the medians, and of the best runs (the usual microbenchmark figure: noise from other processes only
-ever adds time). The fast path's threads need a free core; on a machine whose cores are all busy the "fast-seq"
-column (same work, one thread) is what remains.
+All four run in turn on the same image, in a rotating order, and each ratio is taken within a round before the median
+over rounds: this machine's speed drifts 2-3x under load, so seconds from different moments do not compare. The load
+average is printed with the results. Every size checks that ours is bit-identical to the official tensors.
 
-Run: `.venv/bin/python -m bench processor`
+Run: `./run.sh bench processor` (or `.venv/bin/python -m bench processor`)
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -23,10 +25,10 @@ import numpy as np
 from PIL import Image
 
 SIZES = [(512, 512), (2048, 2048), (4000, 3000)]
-REPEATS = {(512, 512): 7, (2048, 2048): 7, (4000, 3000): 5}
+ROUNDS = {(512, 512): 9, (2048, 2048): 7, (4000, 3000): 5}
 MEAN = [0.48145466, 0.4578275, 0.40821073]
 STD = [0.26862954, 0.26130258, 0.27577711]
-VERSION = "v2"
+VERSIONS = ["v2", "v1"]
 
 
 def _test_image(width: int, height: int) -> Image.Image:
@@ -40,63 +42,93 @@ def _test_image(width: int, height: int) -> Image.Image:
     return Image.fromarray(np.clip(base + blocks, 0, 255).astype(np.uint8))
 
 
-def _reference(image: Image.Image, processor) -> np.ndarray:
-    from models._geometry import crop_boxes, high_resolution, medium_resolution
+def _official(image: Image.Image, processor, version: str):
+    """The official pixel path (process_anyres_image): resize, divide into patches, preprocess crop by crop, stack."""
+    import torch
+
+    from models._geometry import crop_boxes, grid_sizes
     from models.variants import VARIANTS
 
-    variant = VARIANTS[VERSION]
-    s = variant.crop_size
-    crops = [image.resize((s, s), Image.Resampling.BICUBIC)]
-    for size in (medium_resolution(image.size, variant), high_resolution(image.size, variant)):
+    variant = VARIANTS[version]
+    low, medium, high = grid_sizes(image.size, variant)
+    crops = [image.resize(low, Image.Resampling.BICUBIC)]
+    for size in (medium, high):
         big = image.resize(size, Image.Resampling.BICUBIC)
-        crops += [big.crop(box) for box in crop_boxes(size, s)]
-    return np.stack([processor.preprocess(c, return_tensors="np")["pixel_values"][0] for c in crops])
+        crops += [big.crop(box) for box in crop_boxes(size, variant.crop_size)]
+    return torch.stack([processor.preprocess(c, return_tensors="pt")["pixel_values"][0] for c in crops])
 
 
-def _fast(image: Image.Image, normalizer, concurrent: bool = True) -> np.ndarray:
+def _floor(image: Image.Image, version: str) -> None:
+    from models._geometry import grid_sizes
+    from models.variants import VARIANTS
+
+    for size in grid_sizes(image.size, VARIANTS[version]):
+        image.resize(size, Image.Resampling.BICUBIC)
+
+
+def _ours(image: Image.Image, normalizer, version: str, concurrent: bool = True) -> np.ndarray:
     from models._pixels import image_patches
     from models.variants import VARIANTS
 
-    return image_patches(image, VARIANTS[VERSION], normalizer, concurrent=concurrent)
+    return image_patches(image, VARIANTS[version], normalizer, concurrent=concurrent)
 
 
-def _times(fn: Callable[[], object], repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+def _time(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _ratio(num: list[float], den: list[float]) -> float:
+    """Median over rounds of the per-round ratio (pairs taken at the same moment)."""
+    return statistics.median(n / d for n, d in zip(num, den, strict=True))
 
 
 def main() -> None:
     from transformers import CLIPImageProcessorPil
 
     from models._pixels import Normalizer
+    from models.variants import VARIANTS
 
-    processor = CLIPImageProcessorPil(
-        size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}, resample=3, image_mean=MEAN, image_std=STD
-    )
     normalizer = Normalizer(MEAN, STD)
     path = "float32 arithmetic" if normalizer.exact_arithmetic else "table gather"
     print(f"normalisation path: {path} (bit-identical to the table on all 256 values per channel)")
-    print("v2 preprocessing (41 crops of 336), alternating runs; ratio = reference / candidate (median | best)")
-    print(f"{'size':>10} {'reference s':>12} {'fast s':>8} {'ratio':>11} {'fast-seq s':>11} {'ratio':>11}  identical")
-    for width, height in SIZES:
-        image = _test_image(width, height)
-        ref_out = _reference(image, processor)  # warm-up + correctness
-        same = np.array_equal(ref_out, _fast(image, normalizer)) and np.array_equal(ref_out, _fast(image, normalizer, False))
-        ref_t, fast_t, seq_t = [], [], []
-        for _ in range(REPEATS[(width, height)]):  # alternate so drift hits every path alike
-            ref_t += _times(lambda image=image: _reference(image, processor), 1)
-            fast_t += _times(lambda image=image: _fast(image, normalizer), 1)
-            seq_t += _times(lambda image=image: _fast(image, normalizer, False), 1)
-        r, f, q = statistics.median(ref_t), statistics.median(fast_t), statistics.median(seq_t)
-        rb, fb, qb = min(ref_t), min(fast_t), min(seq_t)
-        print(f"{width}x{height:<5} {r:12.3f} {f:8.3f} {r / f:5.2f}|{rb / fb:5.2f} {q:11.3f} {r / q:5.2f}|{rb / qb:5.2f}  {same}",
-              flush=True)
-        if not same:
-            raise SystemExit(f"{width}x{height}: fast tensors differ from the per-crop reference")
+    print(f"{os.cpu_count()} cores; load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("median seconds, and ratios per round (median over rounds): ours/official (speed-up), ours/floor")
+    print(f"{'':>3} {'size':>9} {'official':>9} {'floor':>7} {'ours':>7} {'ours-1t':>8}"
+          f" {'ours/official':>15} {'ours/floor':>10} {'1t/floor':>9}  identical")
+    for version in VERSIONS:
+        s = VARIANTS[version].crop_size
+        processor = CLIPImageProcessorPil(
+            size={"shortest_edge": s}, crop_size={"height": s, "width": s}, resample=3, image_mean=MEAN, image_std=STD
+        )
+        for width, height in SIZES:
+            image = _test_image(width, height)
+            official = _official(image, processor, version).numpy()  # warm-up + correctness
+            same = np.array_equal(official, _ours(image, normalizer, version))
+            same = same and np.array_equal(official, _ours(image, normalizer, version, False))
+            runs: dict[str, Callable[[], object]] = {
+                "official": lambda image=image, p=processor, v=version: _official(image, p, v),
+                "floor": lambda image=image, v=version: _floor(image, v),
+                "ours": lambda image=image, v=version: _ours(image, normalizer, v),
+                "ours-1t": lambda image=image, v=version: _ours(image, normalizer, v, False),
+            }
+            times: dict[str, list[float]] = {name: [] for name in runs}
+            names = list(runs)
+            for r in range(ROUNDS[(width, height)]):  # rotate the order so no path always runs first or last
+                for name in names[r % 4 :] + names[: r % 4]:
+                    times[name].append(_time(runs[name]))
+            med = {name: statistics.median(t) for name, t in times.items()}
+            vs_official = _ratio(times["ours"], times["official"])
+            print(
+                f"{version:>3} {f'{width}x{height}':>9} {med['official']:9.3f} {med['floor']:7.3f} {med['ours']:7.3f}"
+                f" {med['ours-1t']:8.3f} {vs_official:6.3f} ({1 / vs_official:4.1f}x)"
+                f" {_ratio(times['ours'], times['floor']):10.2f} {_ratio(times['ours-1t'], times['floor']):9.2f}  {same}",
+                flush=True,
+            )
+            if not same:
+                raise SystemExit(f"{version} {width}x{height}: our tensors differ from the official ones")
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
