@@ -315,6 +315,7 @@ def image_patches(image: Image.Image, variant: Variant, normalizer: Normalizer, 
     source = image.getchannel(0) if _is_gray(image) else image
     split = _split_matches_pillow()
 
+    # The two kinds of job; bench/bench_processor.py records them by these names (`first`, `line`).
     def first(k: int) -> Image.Image:
         return _first_pass(source, sizes[k]) if split else source.resize(sizes[k], Image.Resampling.BICUBIC)
 
