@@ -3,29 +3,41 @@
 Exactness: the official processor stretches the image with Pillow's `resize` (BICUBIC for RGB, with Pillow's
 antialiasing when it shrinks) and normalises each crop through `CLIPImageProcessor`. torch's bicubic differs from
 Pillow by up to 0.45 normalised units, so Pillow does the resizing here too. The result is bit-identical to that
-per-crop path (tested, and checked again by `python -m bench processor`).
+per-crop path (tested, and checked again by `./run.sh bench processor`).
 
-Speed, and why each step is shaped as it is (profiled at 2048²: the three resizes are most of the time, then the
-normalisation of 41 × 3 × 336² values):
-* **Concurrent jobs.** The three resizes run in threads (Pillow releases the GIL while resampling); as soon as a grid
-  is resized, each row of its crops is normalised as a job of its own (numpy releases the GIL too), so the high
-  grid's normalisation does not run on one core after everything else. (On a machine whose other core is busy,
-  threads gain nothing; then only the amount of work counts, hence the points below.)
+Speed, and why each step is shaped as it is. Profiled in CPU time (v2, one thread): the three Pillow resizes (the
+"floor", which any exact path must compute) are 83 % of the work at 2048², 91 % at 4000×3000; the normalisation of
+41 × 3 × 336² values, its first touch of the 55 MB output included, is most of the rest. So the work cannot shrink
+much below the floor; the time can, by spreading it over the cores:
+* **Pillow's resize in its two passes, as separate jobs.** Pillow resizes in two passes, one stretching every row
+  and one every column, each pass rounding to 8 bits, and each output row (column) depending only on its own input
+  row (column) with coefficients that depend only on the sizes. So the first pass runs over the whole image, one
+  job per grid, and the second pass runs strip by strip, one job per line of crops: `crop(strip).resize(...)` of the
+  first pass's image gives exactly those pixels of the whole resize. Pillow 13 picks the order of the passes by a
+  rule (`_vertical_first`); `_split_matches_pillow` checks that rule against the installed Pillow once, and if it
+  ever disagrees, each grid is resized in one call (still exact, with fewer jobs to spread).
+* **Concurrent jobs.** Pillow and numpy release the GIL, so the jobs run in threads: the three first passes at
+  once (largest grid first), then every strip as soon as its grid's first pass exists. About a dozen strips of
+  similar size balance the cores, where three whole resizes left one core waiting on the largest. (On a machine
+  whose other cores are busy threads gain nothing; then only the amount of work counts, hence the points below.)
+* **Each strip is normalised by the job that resampled it**, while its pixels are in the cache, straight into its
+  slots of the preallocated float32 output: no per-crop array, no float64 temporary, no stacking afterwards.
+* **Planar bands.** Pillow unpacks each band of a strip in one pass (`tobytes("raw", "R")`), so the normaliser reads
+  contiguous uint8 rows and writes contiguous float32 channel planes (reading interleaved RGB is about 1.3× slower).
 * **Gray pictures resize one band.** Pillow resamples each channel of an RGB image with the same fixed-point
   coefficients and 8-bit intermediate as a single-channel `L` image (`ImagingResample*_8bpc` share one formula for
   both layouts), so when R, G and B are equal (a grayscale study rendered as RGB) one `L` band is resized per grid,
-  a third of the work, and normalised three times. Colour images keep the RGB resize, which costs less than three
-  `L` resizes.
-* **No copies, no float before cropping.** Each resized grid is tiled as a numpy view (reshape + swapaxes) and its
-  uint8 values are normalised straight into the float32 output; no float64 temporary and no per-crop array exist.
+  a third of the work, and `v/255` is computed once for the three channels. Colour images keep the RGB resize,
+  which costs less than three `L` resizes (measured 15-25 % less).
 * **Normalisation** is an exact uint8 → float32 cast and three in-place float32 ufuncs (`/255`, `−mean`, `/std`)
-  per crop, all three channels at once, proven equal to CLIPImageProcessor's numbers on all 256 input values
-  (`Normalizer`). Going crop by crop keeps each crop in the CPU cache across the passes (measured about 1.5× faster
-  than passes over a whole grid; a table gather is slower still).
+  per crop and channel, proven equal to CLIPImageProcessor's numbers on all 256 input values (`Normalizer`). Crop by
+  crop keeps the passes in the CPU cache. A table gather (`np.take`) is about 2× slower, and no float32 `v·a + b`
+  reproduces the table (searched), so the four passes stay.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -39,8 +51,8 @@ from models.variants import Variant
 
 __all__ = ["Normalizer", "image_patches", "normalization_lut", "to_rgb"]
 
-# Jobs: three resizes, then one normalisation per row of crops. One worker more than the cores (at least 3, so
-# the three resizes always overlap) keeps every core busy while a job waits on memory.
+# Jobs: three first passes, then one second pass + normalisation per line of crops. One worker more than the cores
+# (at least 3, so the three first passes always overlap) keeps every core busy while a job waits on memory.
 _POOL = ThreadPoolExecutor(max_workers=max(3, min(9, (os.cpu_count() or 2) + 1)), thread_name_prefix="dragonfly-pixels")
 
 
@@ -176,6 +188,33 @@ class Normalizer:
                 for c in range(3):
                     np.take(self.lut[c], crop if band else crop[c], out=dst[index][c])
 
+    def bands(self, bands: Sequence[np.ndarray], dst: np.ndarray) -> None:
+        """Normalise planar uint8 crops into float32 `dst` `(n, 3, S, S)` (any strides).
+
+        `bands` holds three `(n, S, S)` arrays (R, G, B) or one standing for all three channels (a gray picture).
+        Planar input is read contiguously (an interleaved RGB crop would be read with a stride of 3 bytes, about
+        1.3x slower). For one band, `v/255` is computed once per crop and the three channels are derived from it:
+        6 passes instead of 12, the same numbers (`/255` does not depend on the channel).
+        """
+        for i in range(dst.shape[0]):
+            if not self.exact_arithmetic:
+                for c in range(3):
+                    np.take(self.lut[c], bands[c if len(bands) == 3 else 0][i], out=dst[i, c])
+            elif len(bands) == 3:
+                for c in range(3):
+                    d = dst[i, c]
+                    np.copyto(d, bands[c][i], casting="unsafe")  # uint8 → float32 is exact
+                    np.divide(d, np.float32(255), out=d)
+                    np.subtract(d, self._mean[c, 0, 0], out=d)
+                    np.divide(d, self._std[c, 0, 0], out=d)
+            else:
+                x = dst[i, 0]
+                np.copyto(x, bands[0][i], casting="unsafe")
+                np.divide(x, np.float32(255), out=x)
+                for c in (2, 1, 0):  # channel 0 last: it overwrites x in place
+                    np.subtract(x, self._mean[c, 0, 0], out=dst[i, c])
+                    np.divide(dst[i, c], self._std[c, 0, 0], out=dst[i, c])
+
 
 def _is_gray(image: Image.Image) -> bool:
     """True when R, G and B are equal everywhere (a grayscale picture sent as RGB): then one band is resized per grid.
@@ -189,44 +228,126 @@ def _is_gray(image: Image.Image) -> bool:
     return r == g == b
 
 
+def _planes(image: Image.Image) -> list[np.ndarray]:
+    """The bands of an RGB or L image as `(H, W)` uint8 arrays, each unpacked by Pillow in one pass (no split)."""
+    bands = ("R", "G", "B") if image.mode == "RGB" else ("L",)
+    return [np.frombuffer(image.tobytes("raw", band), dtype=np.uint8).reshape(image.height, image.width) for band in bands]
+
+
+def _vertical_first(source_wh: tuple[int, int], target_wh: tuple[int, int]) -> bool:
+    """The order of Pillow's two resampling passes for this resize (measured on Pillow 13; checked by `_split_matches_pillow`).
+
+    Pillow stretches rows first, unless the height shrinks by more than twice as many pixels as the width does.
+    The 8-bit result of the first pass is the input of the second, so a split resize must keep Pillow's order.
+    """
+    (w_in, h_in), (w, h) = source_wh, target_wh
+    return h < h_in and h_in - h > 2 * (w_in - w)
+
+
+def _first_pass(source: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Pillow's first pass of `source.resize(size)`: rows stretched to the width, or columns to the height."""
+    w, h = size
+    if _vertical_first(source.size, size):
+        return source if h == source.height else source.resize((source.width, h), Image.Resampling.BICUBIC)
+    return source if w == source.width else source.resize((w, source.height), Image.Resampling.BICUBIC)
+
+
+def _second_pass(first: Image.Image, source_wh: tuple[int, int], size: tuple[int, int], s: int, part: int) -> Image.Image:
+    """Pillow's second pass on one line of crops: column `part` (rows first) or row `part` (columns first) of crops.
+
+    The second pass treats every column (after a row pass) or every row (after a column pass) on its own with the same
+    coefficients, so a strip of them, cut from the first pass's image, resamples to exactly those pixels of the whole.
+    """
+    w, h = size
+    if _vertical_first(source_wh, size):
+        box = (0, part * s, first.width, part * s + s)
+        strip = first if box == (0, 0, *first.size) else first.crop(box)
+        return strip if w == strip.width else strip.resize((w, s), Image.Resampling.BICUBIC)
+    box = (part * s, 0, part * s + s, first.height)
+    strip = first if box == (0, 0, *first.size) else first.crop(box)
+    return strip if h == strip.height else strip.resize((s, h), Image.Resampling.BICUBIC)
+
+
+def _split_resize(source: Image.Image, size: tuple[int, int], s: int) -> np.ndarray:
+    """`source.resize(size)` assembled from `_first_pass` and `_second_pass` strips (for the self-check)."""
+    first = _first_pass(source, size)
+    if _vertical_first(source.size, size):
+        return np.concatenate([np.asarray(_second_pass(first, source.size, size, s, r)) for r in range(size[1] // s)], 0)
+    return np.concatenate([np.asarray(_second_pass(first, source.size, size, s, c)) for c in range(size[0] // s)], 1)
+
+
+@functools.cache
+def _split_matches_pillow() -> bool:
+    """Whether this Pillow resizes in the order `_vertical_first` models: checked on small images of both orders
+    (either side of the rule's boundary, shrinking and enlarging); if not, each grid is resized in one call."""
+    rng = np.random.default_rng(0)
+    for (w_in, h_in), (w, h), s in [
+        ((40, 30), (24, 12), 4), ((40, 30), (28, 12), 4), ((40, 30), (32, 12), 4), ((30, 40), (45, 20), 5),
+        ((30, 40), (20, 60), 5), ((40, 30), (60, 45), 5), ((30, 40), (24, 36), 6), ((40, 30), (60, 10), 5),
+        ((40, 30), (36, 22), 2),  # on the boundary (8 = 2 x 4): rows first
+    ]:
+        for mode in ("RGB", "L"):
+            shape = (h_in, w_in, 3) if mode == "RGB" else (h_in, w_in)
+            image = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode)
+            if not np.array_equal(_split_resize(image, (w, h), s), np.asarray(image.resize((w, h), Image.Resampling.BICUBIC))):
+                return False
+    return True
+
+
 def image_patches(image: Image.Image, variant: Variant, normalizer: Normalizer, *, concurrent: bool = True) -> np.ndarray:
     """float32 `(n_crops, 3, S, S)` normalised crops [global, medium…, high…] of an RGB image (see module docstring).
+
+    Each grid's resize is Pillow's, run as its two passes: the first pass over the whole image is one job, the
+    second runs as one job per line of crops (`_second_pass`), which also normalises that line straight into the
+    output. Bit-identical to `image.resize(size, BICUBIC)` followed by cropping.
 
     Args:
         image: an RGB PIL image (use `to_rgb` first).
         variant: the Dragonfly variant (v2: 41 crops of 336, v1: 29 crops of 224).
-        concurrent: run the resizes, and then each grid's normalisation row by row, in threads (same result).
+        concurrent: run the jobs in threads (same result); else one after the other in this thread.
     """
     if image.mode != "RGB":
         raise ValueError(f"image_patches needs an RGB image, got mode {image.mode!r} (convert it with to_rgb)")
     s, sizes = variant.crop_size, grid_sizes(image.size, variant)
-    counts = [1] + [(w // s) * (h // s) for w, h in sizes[1:]]
-    starts = np.cumsum([0] + counts)
+    starts = np.cumsum([0] + [(w // s) * (h // s) for w, h in sizes])
     out = np.empty((int(starts[-1]), 3, s, s), dtype=np.float32)
     image.load()  # decode a lazily opened file once, here, not in several threads at the same time
     source = image.getchannel(0) if _is_gray(image) else image
+    split = _split_matches_pillow()
 
-    def resize(k: int) -> np.ndarray:
-        """Grid k as uint8 crops `(rows, cols, s, s[, 3])`: a raster-order view of the resized array, no copy."""
+    # The two kinds of job; bench/bench_processor.py records them by these names (`first`, `line`).
+    def first(k: int) -> Image.Image:
+        return _first_pass(source, sizes[k]) if split else source.resize(sizes[k], Image.Resampling.BICUBIC)
+
+    def lines(k: int) -> range:
         w, h = sizes[k]
-        arr = np.asarray(source.resize((w, h), Image.Resampling.BICUBIC))
-        return arr.reshape(h // s, s, w // s, s, *arr.shape[2:]).swapaxes(1, 2)
+        return range(h // s if _vertical_first(source.size, sizes[k]) else w // s)
 
-    def normalise(k: int, tiles: np.ndarray, row: int) -> None:
-        dst = out[starts[k] : starts[k + 1]].reshape(*tiles.shape[:2], 3, s, s)
-        normalizer.crops(tiles[row], dst[row])
+    def line(k: int, first_pass: Image.Image, part: int) -> None:
+        """Second pass and normalisation of one line of crops of grid `k` (a row or a column of the grid)."""
+        w, h = sizes[k]
+        rows = _vertical_first(source.size, sizes[k])
+        if split:
+            strip = _second_pass(first_pass, source.size, sizes[k], s, part)
+        else:  # first_pass is the whole resized grid
+            strip = first_pass.crop((0, part * s, w, part * s + s) if rows else (part * s, 0, part * s + s, h))
+        grid = out[starts[k] : starts[k + 1]].reshape(h // s, w // s, 3, s, s)
+        if rows:
+            normalizer.bands([p.reshape(s, w // s, s).swapaxes(0, 1) for p in _planes(strip)], grid[part])
+        else:
+            normalizer.bands([p.reshape(h // s, s, s) for p in _planes(strip)], grid[:, part])
 
     if not concurrent:
         for k in range(len(sizes)):
-            tiles = resize(k)
-            for row in range(tiles.shape[0]):
-                normalise(k, tiles, row)
+            first_pass = first(k)
+            for part in lines(k):
+                line(k, first_pass, part)
         return out
-    resizes = {_POOL.submit(resize, k): k for k in (2, 1, 0)}  # largest grid first: it finishes last
-    normalising: list[Future[None]] = []
-    for done in as_completed(resizes):
-        k, tiles = resizes[done], done.result()
-        normalising += [_POOL.submit(normalise, k, tiles, row) for row in range(tiles.shape[0])]
-    for future in normalising:
+    passes = {_POOL.submit(first, k): k for k in (2, 1, 0)}  # largest grid first
+    jobs: list[Future[None]] = []
+    for done in as_completed(passes):
+        k, first_pass = passes[done], done.result()
+        jobs += [_POOL.submit(line, k, first_pass, part) for part in lines(k)]
+    for future in jobs:
         future.result()
     return out

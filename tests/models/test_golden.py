@@ -91,6 +91,13 @@ def test_pixels_match(case: GoldenCase) -> None:
     assert float((std - case.ref["crop_channel_std"]).abs().max()) <= 0.005
 
 
+def test_pixels_are_bit_identical(case: GoldenCase) -> None:
+    """Stricter than the README's tolerance: the sampled pixels equal the official ones exactly (Pillow-exact resizes,
+    table-exact normalisation), so the fast pixel path changes no number the model sees."""
+    sample = case.batch["image_patches"][0].reshape(-1)[case.ref["pixel_sample_positions"].long()]
+    assert torch.equal(sample, case.ref["pixel_sample_values"])
+
+
 def test_visual_embeds(case: GoldenCase, dragonfly_models: dict) -> None:
     _close(_outputs(case, dragonfly_models[case.version])["visual_embeds"], case.ref["visual_embeds"])
 

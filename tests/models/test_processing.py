@@ -71,12 +71,18 @@ def _reference_patches(image: Image.Image, proc) -> np.ndarray:
     return np.stack([np.asarray(ip.preprocess(c, return_tensors="np")["pixel_values"][0]) for c in crops])
 
 
+#: (width, height): wide (4x1 medium grid); v1's medium grid with the columns resampled first (Pillow's pass order);
+#: v2's medium grid at the image's own size (no resize at all); height kept, width stretched.
+SHAPES = [(530, 190), (700, 336), (1344, 336), (900, 224)]
+
+
 @pytest.mark.parametrize("version", ["v1", "v2"])
 @pytest.mark.parametrize("content", ["colour", "gray-as-rgb"])
-def test_fast_pixels_equal_per_crop_reference(version: str, content: str, dragonfly_processors: dict) -> None:
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"{w}x{h}" for w, h in SHAPES])
+def test_fast_pixels_equal_per_crop_reference(version: str, content: str, shape: tuple[int, int], dragonfly_processors: dict) -> None:
     proc = dragonfly_processors[version]
     rng = np.random.default_rng(7)
-    pixels = rng.integers(0, 256, (190, 530, 3), dtype=np.uint8)  # wide: 4x1 medium grid
+    pixels = rng.integers(0, 256, (shape[1], shape[0], 3), dtype=np.uint8)
     if content == "gray-as-rgb":  # equal bands: resized once per grid, normalised three times
         pixels[..., 1] = pixels[..., 2] = pixels[..., 0]
     image = Image.fromarray(pixels)
@@ -85,6 +91,58 @@ def test_fast_pixels_equal_per_crop_reference(version: str, content: str, dragon
     assert fast.dtype == np.float32 and fast.shape == (VARIANTS[version].n_crops, 3, s, s)
     np.testing.assert_array_equal(fast, _reference_patches(image, proc))
     np.testing.assert_array_equal(fast, proc.image_patches(image, concurrent=False))
+
+
+def test_the_shapes_cover_both_pass_orders_and_unresized_grids() -> None:
+    """The shapes above reach every branch of the split resize, on the installed Pillow."""
+    from models._geometry import grid_sizes
+    from models._pixels import _split_matches_pillow, _vertical_first
+
+    assert _split_matches_pillow()  # else the split path would not be taken at all
+    grids = [(shape, size) for shape in SHAPES for v in VARIANTS.values() for size in grid_sizes(shape, v)]
+    assert any(_vertical_first(shape, size) for shape, size in grids)
+    assert any(not _vertical_first(shape, size) for shape, size in grids)
+    assert any(size == shape for shape, size in grids)
+    assert any(size[1] == shape[1] and size[0] != shape[0] for shape, size in grids)
+
+
+def test_split_resize_equals_pillow_on_random_geometries() -> None:
+    """First pass + strips of the second pass = one Pillow resize, for random sizes that shrink or enlarge."""
+    from models._pixels import _split_resize
+
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        w_in, h_in = (int(x) for x in rng.integers(5, 80, 2))
+        s = int(rng.integers(1, 9))
+        w, h = (s * int(x) for x in rng.integers(1, 20, 2))
+        image = Image.fromarray(rng.integers(0, 256, (h_in, w_in, 3), dtype=np.uint8))
+        whole = np.asarray(image.resize((w, h), Image.Resampling.BICUBIC))
+        np.testing.assert_array_equal(_split_resize(image, (w, h), s), whole, err_msg=f"{(w_in, h_in)} -> {(w, h)}")
+
+
+def test_whole_grid_fallback_is_exact_too(dragonfly_processors: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If a future Pillow orders its passes differently, each grid is resized in one call: the same numbers."""
+    from models import _pixels
+
+    proc = dragonfly_processors["v1"]
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (336, 700, 3), dtype=np.uint8))
+    split = proc.image_patches(image)
+    monkeypatch.setattr(_pixels, "_split_matches_pillow", lambda: False)
+    np.testing.assert_array_equal(proc.image_patches(image), split)
+    np.testing.assert_array_equal(proc.image_patches(image, concurrent=False), split)
+
+
+def test_bands_normaliser_equals_the_table_for_one_and_three_bands() -> None:
+    from models._pixels import Normalizer
+
+    norm = Normalizer([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711])
+    every = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    out = np.empty((1, 3, 16, 16), dtype=np.float32)
+    norm.bands([every] * 3, out)
+    np.testing.assert_array_equal(out.reshape(3, 256), norm.lut)
+    out[:] = 0
+    norm.bands([every], out)  # one band standing for all three channels
+    np.testing.assert_array_equal(out.reshape(3, 256), norm.lut)
 
 
 def test_table_path_equals_arithmetic_path(dragonfly_processors: dict) -> None:
