@@ -14,14 +14,14 @@ Why these rules:
   error lists the tensors (from `models.check`, which reads only the headers).
 * **Integrity.** When the folder has a ``SHA256SUMS`` manifest (written by convert) every load checks that the listed
   files are there and that no cached hash disagrees; a full re-hash is `medapp model check`'s job.
-
 * **Pre-quantised when possible.** ``quant="4bit"`` loads a pre-quantised NF4 folder made from the requested
   checkpoint (`models.prequantized.find_prequantized`, written by `medapp model convert SRC DST --quant 4bit`) when
   one exists, instead of quantising on every load; a pre-quantised folder asked for with ``quant="none"`` is an
   error (it cannot be un-quantised), never a silent 4-bit run.
 
 Where checkpoints are found, their ids and hashes: `models.checkpoint`; `medapp model check`: `models.check`;
-conversion: `models.convert`. This module only loads (and depends on those, never the other way round).
+conversion: `models.convert` (pickle → safetensors). This module only loads (and depends on those, never the other way
+round); `models.quantize` (→ pre-quantised NF4) builds on it.
 """
 
 from __future__ import annotations
