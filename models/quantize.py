@@ -25,7 +25,7 @@ from models.checkpoint import (
     resolve_checkpoint,
     revision_for,
 )
-from models.errors import ModelError
+from models.errors import ModelError, PickleCheckpointError
 from models.manifest import MANIFEST_NAME, HashCache, sha256_file, write_manifest
 from models.prequantized import PREQUANTIZED_TOOL, prequantized_info
 
@@ -75,7 +75,11 @@ def quantize_checkpoint(
 
     say = progress or (lambda message: log.info("%s", message))
     src_dir = resolve_checkpoint(src)
-    require_safetensors(src_dir)  # a pickle source: PickleCheckpointError naming the plain conversion first
+    try:
+        require_safetensors(src_dir)
+    except PickleCheckpointError as exc:  # name both steps: the plain conversion first, then this one
+        raise PickleCheckpointError(f"{exc}; then quantise that folder with `medapp model convert FOLDER {dst} "
+                                    "--quant 4bit`") from exc
     if prequantized_info(src_dir) is not None:
         raise ModelError(f"{src_dir}: already holds pre-quantised 4-bit weights; there is nothing to quantise")
     out = Path(dst).expanduser().resolve()

@@ -18,7 +18,7 @@ from PIL import Image
 from medapp.cli import main as cli_main
 from models.check import check_checkpoint
 from models.checkpoint import checkpoint_sha256, count_parameters, list_checkpoints
-from models.errors import CheckpointFormatError, ModelError, QuantizationUnavailableError
+from models.errors import CheckpointFormatError, ModelError, PickleCheckpointError, QuantizationUnavailableError
 from models.loading import LoadedCheckpoint, load
 from models.prequantized import QUANT_STATE_SUFFIXES, find_prequantized, prequantized_info
 from models.prompts import build_prompt
@@ -177,10 +177,13 @@ def test_check_and_loader_refuse_a_missing_quant_state(pair: tuple[Path, Path], 
         load(broken, device="cpu", quant="4bit", dtype="float32")
 
 
-def test_convert_refuses_a_prequantised_source_and_list_marks_it(pair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_convert_refuses_a_prequantised_source_and_list_marks_it(pair: tuple[Path, Path], tmp_path: Path,
+                                                               pickle_v2_checkpoint: Path) -> None:
     from models.quantize import quantize_checkpoint
 
     src, dst = pair
+    with pytest.raises(PickleCheckpointError, match=r"medapp model convert .*; then quantise .*--quant 4bit"):
+        quantize_checkpoint(pickle_v2_checkpoint, tmp_path / "from-pickle")
     with pytest.raises(ModelError, match="already holds pre-quantised 4-bit weights"):
         quantize_checkpoint(dst, tmp_path / "again")
     with pytest.raises(ModelError, match="already exists and is not empty"):
