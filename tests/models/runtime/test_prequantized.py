@@ -4,6 +4,7 @@ the loader's choice of such a folder for `--quant 4bit`, and `model check` on th
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -178,7 +179,8 @@ def test_check_and_loader_refuse_a_missing_quant_state(pair: tuple[Path, Path], 
 
 
 def test_convert_refuses_a_prequantised_source_and_list_marks_it(pair: tuple[Path, Path], tmp_path: Path,
-                                                               pickle_v2_checkpoint: Path) -> None:
+                                                               pickle_v2_checkpoint: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
     from models.quantize import quantize_checkpoint
 
     src, dst = pair
@@ -193,6 +195,10 @@ def test_convert_refuses_a_prequantised_source_and_list_marks_it(pair: tuple[Pat
     shutil.copytree(src, shelf / "b-dense")
     entries = list_checkpoints(extra_dirs=[shelf])
     assert [(e.path.name, e.quantization) for e in entries] == [("b-dense", None), ("a-nf4", "nf4")]
+    models_dir = Path(os.environ["MEDAPP_MODELS_DIR"])
+    shutil.copytree(dst, models_dir / "tiny-nf4")
+    assert cli_main(["model", "list"]) == 0
+    assert f"dragonfly-v2-tiny\tsafetensors-nf4\tmodels-dir\t{models_dir / 'tiny-nf4'}" in capsys.readouterr().out
 
 
 def test_settings_with_quant_4bit_load_the_prequantised_copy(pair: tuple[Path, Path],
