@@ -133,7 +133,8 @@ def checkpoint_summary(folder: str | Path) -> dict[str, Any]:
         if isinstance(n, int):
             size = f", {n / 1e9:.2f} B parameters" if n >= 10**8 else f", {n:,} parameters"
         name = result.get("model_id") or folder.name
-        result["summary"] = f"{name} (Dragonfly {result.get('version')}){size}, {result.get('dtype') or '?'} weights."
+        kind = "NF4 4-bit (pre-quantised) weights" if result.get("quantization") else f"{result.get('dtype') or '?'} weights"
+        result["summary"] = f"{name} (Dragonfly {result.get('version')}){size}, {kind}."
     else:
         result["summary"] = "; ".join(result.get("problems") or ["the checkpoint is not usable"])
     return result

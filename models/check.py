@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from models.checkpoint import (
+    logical_parameter_count,
     model_id_for,
     read_config,
     require_safetensors,
@@ -27,8 +28,9 @@ from models.checkpoint import (
 )
 from models.errors import CheckpointFormatError, PickleCheckpointError
 from models.manifest import HashCache, checkpoint_fingerprint, known_hash, read_manifest, sha256_file, verify_files
+from models.prequantized import QUANT_STATE_SUFFIXES, prequantized_info
 
-__all__ = ["check_checkpoint", "expected_tensors", "format_report"]
+__all__ = ["check_checkpoint", "expected_prequantized_tensors", "expected_tensors", "format_report"]
 
 # safetensors dtype names → torch names, for a report people read.
 _DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64", "U8": "uint8",
@@ -51,6 +53,39 @@ def expected_tensors(folder: Path) -> tuple[str, dict[str, tuple[int, ...]]]:
     return config.version, {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
+def expected_prequantized_tensors(
+    folder: Path, quantization_config: dict[str, Any]
+) -> tuple[str, dict[str, tuple[int, ...] | None]]:
+    """(version, {key: shape or None}) of a pre-quantised (bitsandbytes NF4) checkpoint of that config.
+
+    Every plain `nn.Linear` that transformers' bitsandbytes integration converts (its own `should_convert_module`
+    rule with the folder's `llm_int8_skip_modules`) is stored packed, ``[ceil(n/2), 1]`` uint8 for an n-element
+    weight, with its quant-state tensors beside it (shape None: their size depends on the block size).
+    """
+    import torch
+    from torch import nn
+    from transformers.quantizers.quantizers_utils import should_convert_module
+
+    from models.configuration_dragonfly import DragonflyConfig
+    from models.modeling_dragonfly import DragonflyForCausalLM
+
+    try:
+        config = DragonflyConfig.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise CheckpointFormatError(f"{folder / 'config.json'}: not a usable Dragonfly config ({exc})") from exc
+    with torch.device("meta"):
+        model = DragonflyForCausalLM(config)
+    expected: dict[str, tuple[int, ...] | None] = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    skip = list(quantization_config.get("llm_int8_skip_modules") or [])
+    for name, module in model.named_modules():
+        if type(module) is nn.Linear and name and should_convert_module(name, skip):
+            key = f"{name}.weight"
+            expected[key] = ((module.weight.numel() + 1) // 2, 1)
+            for suffix in QUANT_STATE_SUFFIXES:
+                expected[key + suffix] = None
+    return config.version, expected
+
+
 def _pickle_keys(folder: Path, index_name: str | None) -> list[str] | None:
     if not index_name:
         return None
@@ -66,15 +101,23 @@ def check_checkpoint(
 ) -> dict[str, Any]:
     """A JSON-ready report: version, parameter count, dtype, key problems, hash status, and `ok`.
 
-    Keys: path, model_id, weights_format, files, version, n_params, dtype (the dominant stored dtype), dtypes
+    Keys: path, model_id, weights_format, files, version, n_params, dtype (the dominant stored dtype; of the dense
+    tensors in a pre-quantised folder), dtypes
     (tensor count per dtype), n_tensors, missing_keys, unexpected_keys, mismatched_shapes, hash_status
     ("verified" | "mismatch" | "incomplete" | "no-manifest" | "not-checked"), hash (details),
-    checkpoint_sha256 (when every weight file's hash is known), problems (sentences), ok.
+    checkpoint_sha256 (when every weight file's hash is known), quantization ("nf4" for a pre-quantised folder,
+    written by `medapp model convert --quant 4bit`, else None), problems (sentences), ok.
     """
     folder = resolve_checkpoint(path)
     read_config(folder)
     files = weight_files(folder)
-    version, expected = expected_tensors(folder)
+    quant = prequantized_info(folder)
+    expected: dict[str, tuple[int, ...] | None]
+    if quant is None:
+        version, dense = expected_tensors(folder)
+        expected = dict(dense)
+    else:
+        version, expected = expected_prequantized_tensors(folder, quant)
     report: dict[str, Any] = {
         "path": str(folder),
         "model_id": model_id_for(folder),
@@ -91,6 +134,7 @@ def check_checkpoint(
         "hash_status": "not-checked",
         "hash": {},
         "checkpoint_sha256": None,
+        "quantization": "nf4" if quant else None,  # pre-quantised bitsandbytes NF4 (double quantised) weights
         "problems": [],
     }
     if files.format == "pickle":
@@ -107,19 +151,20 @@ def check_checkpoint(
 
     stored = tensor_index(folder)
     report["n_tensors"] = len(stored)
-    report["n_params"] = sum(math.prod(shape) for shape, _, _ in stored.values())
+    report["n_params"] = logical_parameter_count(stored)
     counts = Counter(_DTYPE_NAMES.get(dtype, dtype) for _, dtype, _ in stored.values())
     report["dtypes"] = dict(counts.most_common())
     by_size: Counter[str] = Counter()
-    for shape, dtype, _ in stored.values():
-        by_size[_DTYPE_NAMES.get(dtype, dtype)] += math.prod(shape)
+    for key, (shape, dtype, _) in stored.items():
+        if quant is None or expected.get(key, ()) is not None and dtype != "U8":  # dense tensors: what they are kept in
+            by_size[_DTYPE_NAMES.get(dtype, dtype)] += math.prod(shape)
     report["dtype"] = by_size.most_common(1)[0][0] if by_size else None
     report["missing_keys"] = sorted(set(expected) - set(stored))
     report["unexpected_keys"] = sorted(set(stored) - set(expected))
     report["mismatched_shapes"] = sorted(
-        f"{k}: checkpoint {list(stored[k][0])}, model {list(expected[k])}"
+        f"{k}: checkpoint {list(stored[k][0])}, model {list(expected[k] or ())}"
         for k in set(stored) & set(expected)
-        if tuple(stored[k][0]) != tuple(expected[k])
+        if expected[k] is not None and tuple(stored[k][0]) != tuple(expected[k] or ())
     )
     for name, label in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"),
                         ("mismatched_shapes", "mis-shaped")):
@@ -153,6 +198,8 @@ def format_report(report: dict[str, Any]) -> str:
         dtypes = ", ".join(f"{k} ×{v}" for k, v in report["dtypes"].items())
         lines.append(f"parameters   {report['n_params']:,} in {report['n_tensors']} tensors")
         lines.append(f"dtype        {report['dtype']} (tensors: {dtypes})")
+    if report.get("quantization"):
+        lines.append("quantised    NF4 4-bit, double quantised (bitsandbytes), loads without quantising again")
     for name in ("missing_keys", "unexpected_keys", "mismatched_shapes"):
         values = report[name]
         shown = "none" if not values else f"{len(values)}: " + ", ".join(values[:8]) + (" …" if len(values) > 8 else "")

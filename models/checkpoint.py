@@ -41,6 +41,7 @@ __all__ = [
     "find_checkpoints",
     "hf_cache_dir",
     "list_checkpoints",
+    "logical_parameter_count",
     "model_id_for",
     "models_dir",
     "read_config",
@@ -97,6 +98,16 @@ class CheckpointEntry:
     revision: str | None  # HF commit hash of the snapshot
     weights_format: str  # "safetensors" | "pickle"
     source: str  # "hf-cache" | "models-dir"
+    quantization: str | None = None  # "nf4": pre-quantised by `medapp model convert --quant 4bit`
+
+
+def _quantization_of(folder: Path) -> str | None:
+    """"nf4" when config.json declares pre-quantised weights (see models.prequantized), else None."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return "nf4" if isinstance(config, dict) and config.get("quantization_config") else None
 
 
 def _is_dragonfly_folder(folder: Path) -> bool:
@@ -143,11 +154,12 @@ def list_checkpoints(
             fmt = _format_of(folder) if _is_dragonfly_folder(folder) else None
             if fmt:
                 entries.append(CheckpointEntry(folder, model_id_for(folder), _converted_from(folder)[1], fmt,
-                                               "models-dir"))
+                                               "models-dir", _quantization_of(folder)))
     known = {mid: i for i, mid in enumerate(KNOWN_MODEL_IDS)}
-    # Loadable (safetensors) first, then the known checkpoints in KNOWN_MODEL_IDS order (Med-v2 first).
-    return sorted(entries, key=lambda e: (e.weights_format != "safetensors", known.get(e.model_id, len(known)),
-                                          e.source, str(e.path)))
+    # Loadable (safetensors) first, then the known checkpoints in KNOWN_MODEL_IDS order (Med-v2 first); pre-quantised
+    # copies after every full checkpoint (the loader goes from a full one to its copy when 4-bit is asked for).
+    return sorted(entries, key=lambda e: (e.weights_format != "safetensors", e.quantization is not None,
+                                          known.get(e.model_id, len(known)), e.source, str(e.path)))
 
 
 def find_checkpoints(hf_cache: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -329,9 +341,25 @@ def tensor_index(folder: Path) -> dict[str, tuple[tuple[int, ...], str, str]]:
     return out
 
 
+_NF4_STATE = ".quant_state.bitsandbytes__nf4"  # beside every packed weight of a pre-quantised folder
+
+
+def logical_parameter_count(index: dict[str, tuple[tuple[int, ...], str, str]]) -> int:
+    """Parameters of the model a `tensor_index` describes: a pre-quantised weight (uint8, two 4-bit codes per byte)
+    counts as the weight it packs, and its quant-state tensors (absmax, code books) count as none."""
+    packed = {key[: -len(_NF4_STATE)] for key in index if key.endswith(_NF4_STATE)}
+    total = 0
+    for key, (shape, _, _) in index.items():
+        if key in packed:
+            total += 2 * math.prod(shape)
+        elif not any(key.startswith(weight + ".") for weight in packed):
+            total += math.prod(shape)
+    return total
+
+
 def count_parameters(folder: Path) -> int:
-    """Number of stored parameters (from the headers), independent of any later quantisation."""
-    return sum(math.prod(shape) for shape, _, _ in tensor_index(folder).values())
+    """Number of model parameters (from the headers), the same for a checkpoint and its pre-quantised copy."""
+    return logical_parameter_count(tensor_index(folder))
 
 
 def checkpoint_sha256(
