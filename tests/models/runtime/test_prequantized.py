@@ -21,6 +21,7 @@ from models.check import check_checkpoint
 from models.checkpoint import checkpoint_sha256, count_parameters, list_checkpoints
 from models.errors import CheckpointFormatError, ModelError, PickleCheckpointError, QuantizationUnavailableError
 from models.loading import LoadedCheckpoint, load
+from models.memory import mapped_ranges
 from models.prequantized import QUANT_STATE_SUFFIXES, find_prequantized, prequantized_info
 from models.prompts import build_prompt
 
@@ -82,6 +83,8 @@ def test_reloads_without_quantising_and_gives_the_quantise_on_load_logits(
     dense = {n: p.dtype for n, p in pre.model.named_parameters() if getattr(p, "quant_state", None) is None}
     assert dense and set(dense.values()) == {getattr(torch, dtype)}
     assert torch.equal(_last8_logits(pre, golden_dir), _last8_logits(on_load, golden_dir))
+    # the pre-quantised load owns its tensors too: no part of the weight file stays mapped (models.memory)
+    assert mapped_ranges(sorted(dst.glob("*.safetensors"))) == []
 
 
 def test_quant_4bit_picks_the_prequantised_copy_of_that_checkpoint(pair: tuple[Path, Path],
