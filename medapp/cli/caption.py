@@ -82,9 +82,14 @@ def run(args: argparse.Namespace) -> int:
 
         runner = ray_runner(args, settings)
     with tqdm(desc="captioning", unit="img", file=sys.stderr) as bar:
+        def on_plan(total: int, already: int) -> None:
+            # a resumed table counts its earlier rows ("8/10"), but the rate and ETA come from this run's rows
+            bar.total, bar.initial, bar.n = total, already, already
+            bar.refresh()
+
         def on_progress(p: Any) -> None:
-            bar.total = p.total
-            bar.n = p.done
+            bar.total = p.overall_total
+            bar.n = p.overall_done
             bar.refresh()
 
         summary = caption_folder(
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             lambda: model_holder(args, settings).get(),
             settings=settings,
             on_progress=on_progress,
+            on_plan=on_plan,
             # the row holds the cause only; the terminal is the user's own, so name the file here
             on_error=lambda file, message: tqdm.write(f"medapp: skipped {file}: {message}", file=sys.stderr),
             audit=audit_log(settings),

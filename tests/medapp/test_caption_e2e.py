@@ -48,6 +48,7 @@ def test_caption_folder_resume_and_sheet(cli_engine, mixed_folder: Path, tmp_pat
     assert "broken" not in paths.audit_path().read_text()
 
     # a rerun with --resume adds nothing and does not even load the model; without --resume the table is protected
+    real_get = ModelHolder.get
     monkeypatch.setattr(ModelHolder, "get", lambda self: pytest.fail("model loaded with nothing left to caption"))
     assert main([*argv, "--resume"]) == 0
     assert read_caption_rows(csv_path) == rows
@@ -55,6 +56,13 @@ def test_caption_folder_resume_and_sheet(cli_engine, mixed_folder: Path, tmp_pat
     assert len(paths.audit_path().read_text().splitlines()) == 3  # no model use, no entry
     assert main(argv) == 2
     assert "--resume" in capsys.readouterr().err
+
+    # retrying the one failed file counts the earlier rows: the bar ends at 8/8, not 1/1
+    monkeypatch.setattr(ModelHolder, "get", real_get)
+    code = main([*argv, "--resume", "--retry-errors"])
+    progress = capsys.readouterr().err.replace("\r", "\n")
+    assert code == 0, progress[-800:]
+    assert "8/8" in progress and "1/1" not in progress
 
 
 def test_caption_rows_are_audited_per_batch_before_they_are_written(tiny_engine, mixed_folder: Path,
