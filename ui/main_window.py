@@ -765,13 +765,17 @@ class MainWindow(QMainWindow):
 
     def show_key_help(self) -> QMessageBox:
         """A non-modal table of the viewer keys (from keymap.HELP, the same module as the key tables)."""
-        from ui.viewer.keymap import HELP
+        from ui.viewer.keymap import HELP, KEY_RULE
         from ui.viewer.measure_tool import MEASURE_HELP
 
+        order = {"Images": 0, "Both": 1, "Slides": 2}  # the measurement rows join the other "Both" rows
+        table = sorted(HELP + MEASURE_HELP, key=lambda row: order.get(row[0], len(order)))
         rows = "".join(f"<tr><td><i>{area}</i></td><td><b>{keys}</b></td><td>{what}</td></tr>"
-                       for area, keys, what in HELP + MEASURE_HELP)
+                       for area, keys, what in table)
         box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard and mouse",
-                          f"<table cellspacing=6>{rows}</table>", QMessageBox.StandardButton.Close, self)
+                          f"<p>{KEY_RULE}</p><table cellspacing=6>{rows}</table>", QMessageBox.StandardButton.Close,
+                          self)
+        box.setStyleSheet("QLabel { min-width: 620px; }")  # a message box wraps its text narrow: one line a row
         box.setWindowModality(Qt.WindowModality.NonModal)
         box.show()
         self._key_help = box

@@ -35,11 +35,12 @@ from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGrap
 from medapp.display import display_matrix, image_orientation, orientation_markers
 from medapp.measurements import MeasurementStore
 from medapp.model_input import ModelInput, model_input_for
+from medapp.overlay_layout import OverlayLayout
 from medapp.viewer_state import ViewerState
 from ui.context import AppContext
 from ui.viewer.keymap import STACK_KEYS, slice_target, viewer_binding
 from ui.viewer.measure_tool import MeasureToolMixin
-from ui.viewer.overlay import format_window, paint_markers, paint_overlay, stack_overlay
+from ui.viewer.overlay import format_window, paint_overlay, stack_overlay
 from ui.viewer.qimage import array_to_qimage
 from ui.viewer.roi_tool import RoiToolMixin
 from ui.viewer.stack_state import StackSetup, StackState
@@ -147,6 +148,7 @@ class ImageViewer(MeasureToolMixin, RoiToolMixin, QGraphicsView):
         self._fit = True
         self._wl_drag: tuple[QPointF, Any] | None = None
         self.phi: dict[str, Any] = {}
+        self.overlay_layout: OverlayLayout | None = None  # where the last paint put the corner text and letters
 
         self._cine = QTimer(self)
         self._cine.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse timer may fire up to 5 % late per tick
@@ -487,11 +489,9 @@ class ImageViewer(MeasureToolMixin, RoiToolMixin, QGraphicsView):
         painter.save()
         painter.resetTransform()
         corners = stack_overlay(self.state, self.zoom, phi=self.phi)
-        paint_overlay(painter, QRectF(self.viewport().rect()), corners)
-        if self.state.show_overlay:
-            markers = self.markers()
-            if markers:
-                paint_markers(painter, QRectF(self.viewport().rect()), markers)
+        markers = self.markers() if self.state.show_overlay else None
+        # corners and letters laid out together: in a narrow view nothing overlaps (kept for the tests)
+        self.overlay_layout = paint_overlay(painter, QRectF(self.viewport().rect()), corners, markers)
         painter.restore()
 
     def resizeEvent(self, event) -> None:  # noqa: N802

@@ -113,7 +113,12 @@ def slice_target(action: str, arg: int, current: int, n_frames: int, shift: bool
     return max(0, min(last, target))
 
 
-#: What the Help → Keyboard and mouse dialog lists (kept next to the tables it describes).
+#: The one rule of every viewer key (`viewer_binding`), said once above the Help → Keyboard and mouse table.
+KEY_RULE = ("Viewer keys are plain keys: with Ctrl, Alt or Meta held they are the window's shortcuts, Shift only "
+            "where a row says so, and while a text field has the keyboard they are typing.")
+
+#: What the Help → Keyboard and mouse dialog lists (kept next to the tables it describes; a test checks that every
+#: key of STACK_KEYS, SLIDE_KEYS and the measurement keys is named here or in `measure_tool.MEASURE_HELP`).
 HELP: tuple[tuple[str, str, str], ...] = (
     ("Images", "↓ → / ↑ ←", "next / previous slice (Shift: 10 slices)"),
     ("Images", "PgDn / PgUp", "a tenth of the series forward / back (at least 10)"),
@@ -122,19 +127,22 @@ HELP: tuple[tuple[str, str, str], ...] = (
     ("Images", "Right-drag", "window / level: horizontal = width, vertical = level"),
     ("Images", "1 … 9, 0", "window presets (the file's own first), 0 = the file's default"),
     ("Images", "Space", "cine at the file's frame time"),
-    ("Images", "F / O / + −", "fit / 1:1 pixels / zoom"),
+    ("Images", "F / O / + = / −", "fit / 1:1 pixels / zoom in (+ or =) / zoom out"),
     ("Images", "V / P", "overlay / patient data in the overlay"),
     ("Images", "I", "invert grey levels"),
     ("Images", "] / [", "rotate 90° clockwise / counter-clockwise"),
     ("Images", "H / Shift+H", "mirror left-right / top-bottom"),
     ("Images", "Backspace", "reset window, zoom, rotation, mirroring, inversion"),
-    ("Images", "View → Layout", "1×2 / 2×2 views; browser right-click or drop a file on a view: open it there"),
+    ("Images", "View → Layout",
+     "1×1 / 1×2 / 2×2 views; browser right-click \"Open in view N\" or drag a series or file onto a view; "
+     "the framed view is the one the keys, panels and model use"),
+    ("Images", "Link scrolling", "(View → Layout) the other views follow to the same slice position"),
     ("Both", "Ctrl+wheel", "zoom at the cursor"),
     ("Both", "Left-drag", "pan (with the region tool: draw the region the model sees)"),
     ("Both", "R / Esc", "region tool on/off / clear the region"),
     ("Slides", "Wheel", "zoom at the cursor"),
     ("Slides", "1 … 6", "1.25× 2.5× 5× 10× 20× 40×"),
-    ("Slides", "+ / −", "next / previous magnification step"),
-    ("Slides", "Arrows", "pan a quarter screen"),
+    ("Slides", "+ = / −", "next (+ or =) / previous magnification step"),
+    ("Slides", "← → ↑ ↓", "pan a quarter screen"),
     ("Slides", "F", "fit the slide"),
 )
