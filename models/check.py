@@ -39,6 +39,12 @@ _DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "
 
 def expected_tensors(folder: Path) -> tuple[str, dict[str, tuple[int, ...]]]:
     """(version, {official key: shape}) of the model its config describes, built on the meta device."""
+    config, model = _meta_model(folder)
+    return config.version, {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _meta_model(folder: Path) -> tuple[Any, Any]:
+    """(config, model) of the folder's config.json, the model built on the meta device (shapes, no memory)."""
     import torch
 
     from models.configuration_dragonfly import DragonflyConfig
@@ -49,8 +55,7 @@ def expected_tensors(folder: Path) -> tuple[str, dict[str, tuple[int, ...]]]:
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise CheckpointFormatError(f"{folder / 'config.json'}: not a usable Dragonfly config ({exc})") from exc
     with torch.device("meta"):
-        model = DragonflyForCausalLM(config)
-    return config.version, {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        return config, DragonflyForCausalLM(config)
 
 
 def expected_prequantized_tensors(
@@ -62,19 +67,10 @@ def expected_prequantized_tensors(
     rule with the folder's `llm_int8_skip_modules`) is stored packed, ``[ceil(n/2), 1]`` uint8 for an n-element
     weight, with its quant-state tensors beside it (shape None: their size depends on the block size).
     """
-    import torch
     from torch import nn
     from transformers.quantizers.quantizers_utils import should_convert_module
 
-    from models.configuration_dragonfly import DragonflyConfig
-    from models.modeling_dragonfly import DragonflyForCausalLM
-
-    try:
-        config = DragonflyConfig.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise CheckpointFormatError(f"{folder / 'config.json'}: not a usable Dragonfly config ({exc})") from exc
-    with torch.device("meta"):
-        model = DragonflyForCausalLM(config)
+    config, model = _meta_model(folder)
     expected: dict[str, tuple[int, ...] | None] = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     skip = list(quantization_config.get("llm_int8_skip_modules") or [])
     for name, module in model.named_modules():

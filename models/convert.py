@@ -133,7 +133,7 @@ def _convert_into(src: Path, out: Path, max_shard_bytes: int, say: Callable[[str
     """Write the safetensors shards, the index and copies of the other files of `src` into the new folder `out`."""
     from safetensors.torch import save_file
 
-    out.mkdir(parents=True, exist_ok=False)
+    out.mkdir(parents=True, exist_ok=True)  # publish_folder made it, empty
     names = _source_shards(src)
     tensors: list[tuple[str, Any]] = []
     seen: dict[str, str] = {}
@@ -207,14 +207,27 @@ def convert_checkpoint(
     if progress is not None:
         progress(f"WARNING: {message}")
 
+    record = {"source_model_id": model_id_for(src_dir), "source_revision": revision_for(src_dir),
+              "source_files": names, "tool": "medapp model convert"}
+    return publish_folder(out, lambda tmp: _convert_into(src_dir, tmp, max_shard_bytes, say), record, say,
+                          hash_cache)
+
+
+def publish_folder(
+    out: Path, fill: Callable[[Path], Any], record: dict[str, Any], say: Callable[[str], None],
+    hash_cache: HashCache | None = None,
+) -> Path:
+    """Write a new checkpoint folder `out` all or nothing: `fill(tmp)` writes the weights into a temporary sibling,
+    then the conversion `record` and SHA256SUMS are added and the folder is renamed into place. A failure or an
+    interrupt leaves no half-written `out`. The hashes go into the hash cache (a rename keeps size and mtime), so the
+    first load need not re-read gigabytes. Shared by `convert_checkpoint` and `models.quantize`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        _convert_into(src_dir, tmp, max_shard_bytes, say)
-        record = {"source_model_id": model_id_for(src_dir), "source_revision": revision_for(src_dir),
-                  "source_files": names, "tool": "medapp model convert"}
+        tmp.mkdir()
+        fill(tmp)
         (tmp / CONVERSION_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         say("hashing the written files (SHA256SUMS)")
         hashes = {
@@ -224,13 +237,13 @@ def convert_checkpoint(
         }
         write_manifest(tmp, hashes)
         if out.exists():
-            out.rmdir()  # empty, checked above
+            out.rmdir()  # empty, checked by the caller
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     cache = hash_cache or HashCache()
-    for name, value in hashes.items():  # rename keeps size and mtime: the next check need not re-read 16 GB
+    for name, value in hashes.items():
         cache.put(out / name, value)
     say(f"done: {out}")
     return out

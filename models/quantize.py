@@ -15,6 +15,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from models.checkpoint import (
     CONVERSION_RECORD,
@@ -25,8 +26,9 @@ from models.checkpoint import (
     resolve_checkpoint,
     revision_for,
 )
+from models.convert import publish_folder
 from models.errors import ModelError, PickleCheckpointError
-from models.manifest import MANIFEST_NAME, HashCache, sha256_file, write_manifest
+from models.manifest import MANIFEST_NAME, HashCache
 from models.prequantized import PREQUANTIZED_TOOL, prequantized_info
 
 __all__ = ["quantize_checkpoint"]
@@ -92,12 +94,10 @@ def quantize_checkpoint(
     say(f"loading {src_dir} and quantising it to NF4 (compute dtype {dtype})")
     loaded = load(src_dir, device, "4bit", dtype, verify="fast", hash_cache=cache, prequantized=False)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir()
+    import bitsandbytes
+    import transformers
+
+    def fill(tmp: Path) -> None:
         scratch = tmp / ".save"
         say("writing the NF4 safetensors weights")
         loaded.model.save_pretrained(str(scratch), safe_serialization=True, max_shard_size=max_shard_bytes)
@@ -110,34 +110,15 @@ def quantize_checkpoint(
         # The source's config.json (official layout) plus the quantization_config transformers wrote, nothing else.
         config = json.loads((src_dir / "config.json").read_text(encoding="utf-8"))
         config["quantization_config"] = saved_config["quantization_config"]
+        record["quantization"]["skip_modules"] = config["quantization_config"].get("llm_int8_skip_modules")
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        import bitsandbytes
-        import transformers
 
-        record = {
-            "source_model_id": model_id_for(src_dir), "source_revision": revision_for(src_dir),
-            "source_path": str(src_dir), "source_sha256": source_sha,
-            "source_files": list(require_safetensors(src_dir).files),
-            "quantization": {"method": "bitsandbytes-nf4", "double_quant": True, "dtype": dtype,
-                             "skip_modules": config["quantization_config"].get("llm_int8_skip_modules"),
-                             "bitsandbytes": bitsandbytes.__version__, "transformers": transformers.__version__},
-            "tool": PREQUANTIZED_TOOL,
-        }
-        (tmp / CONVERSION_RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        say("hashing the written files (SHA256SUMS)")
-        hashes = {
-            str(p.relative_to(tmp)): sha256_file(p)
-            for p in sorted(tmp.rglob("*"))
-            if p.is_file() and p.name != MANIFEST_NAME
-        }
-        write_manifest(tmp, hashes)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    for name, value in hashes.items():  # rename keeps size and mtime: the first load need not re-read the files
-        cache.put(out / name, value)
-    say(f"done: {out}")
-    return out
+    record: dict[str, Any] = {
+        "source_model_id": model_id_for(src_dir), "source_revision": revision_for(src_dir),
+        "source_path": str(src_dir), "source_sha256": source_sha,
+        "source_files": list(require_safetensors(src_dir).files),
+        "quantization": {"method": "bitsandbytes-nf4", "double_quant": True, "dtype": dtype, "skip_modules": None,
+                         "bitsandbytes": bitsandbytes.__version__, "transformers": transformers.__version__},
+        "tool": PREQUANTIZED_TOOL,
+    }
+    return publish_folder(out, fill, record, say, cache)

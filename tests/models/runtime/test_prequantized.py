@@ -137,6 +137,7 @@ def test_folder_is_the_standard_format_with_manifest_and_record(pair: tuple[Path
     record = json.loads((dst / "medapp_conversion.json").read_text())
     assert record["source_sha256"] == checkpoint_sha256(src) and record["source_path"] == str(src.resolve())
     assert record["tool"] == "medapp model convert --quant 4bit"
+    assert record["quantization"]["skip_modules"] == quant["llm_int8_skip_modules"]
     result = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=dst, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
