@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
         self.layout_actions: dict[str, QAction] = {}
         layout_group = QActionGroup(self)
         for name in LAYOUTS:
-            act = self._action(name.replace("x", "×"), lambda _=False, n=name: self.set_layout(n), checkable=True,
+            act = self._action(name.replace("x", "×"), lambda on, n=name: self._layout_toggled(n, on), checkable=True,
                                tip=f"{name.replace('x', '×')} viewer layout (Open in view N from the browser)")
             layout_group.addAction(act)
             self.layout_actions[name] = act
@@ -501,10 +501,17 @@ class MainWindow(QMainWindow):
         """1×1, 1×2 or 2×2 image views; the browser's "Open in view N" fills the further ones."""
         self.grid.set_layout(name)
 
+    def _layout_toggled(self, name: str, on: bool) -> None:
+        """A layout menu item changed: the one checked is applied; the others, unchecked by the group, do nothing."""
+        if on and self.grid.layout_name != name:
+            self.set_layout(name)
+
     def _layout_changed(self, name: str) -> None:
+        # checked with signals on (not `_sync_check`): the exclusive group must see it to uncheck the old layout,
+        # else "Open in view 2" left both 1×1 and 1×2 ticked; `_layout_toggled` ignores the echo
         act = self.layout_actions.get(name)
-        if act is not None:
-            self._sync_check(act, True)
+        if act is not None and not act.isChecked():
+            act.setChecked(True)
         if self.stack.currentWidget() is self.welcome and self.grid.n_visible > 1:
             self.stack.setCurrentWidget(self.grid)
 
