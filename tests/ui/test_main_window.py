@@ -437,3 +437,13 @@ def test_exit_now_runs_the_exit_handlers_and_keeps_the_code(tmp_path):
     assert done.returncode == 3
     assert marker.read_text() == "yes"
     assert done.stdout == "buffered output", "stdout is flushed before the process ends"
+
+
+def test_the_image_gets_more_width_than_the_assistant_dock(make_window):
+    """Review: the Report tab's six buttons in one row made the Assistant dock ≥ 650 px wide, so on a 1400 px window
+    the image viewer had 478 px. In two rows the dock's minimum is set by narrower panels and the viewer is wider."""
+    window = make_window(size=(1400, 860))
+    panel = window.report_panel
+    assert panel.minimumSizeHint().width() <= max(window.slide_panel.minimumSizeHint().width(),
+                                                  window.chat_panel.minimumSizeHint().width()) + 20
+    assert window.stack.width() > window.panel_dock.width() + 100
