@@ -323,7 +323,11 @@ class ReportPanel(QWidget):
         from medapp.measurements import insert_into_findings
 
         was_signed = self.report is not None and self.report.is_signed
+        before = self.report.text("findings") if self.report is not None else None
         report = insert_into_findings(self.report, text, self._view.modality)
+        if before is not None and report.text("findings") == before:
+            self.status.setText("Findings already lists these measurements.")
+            return
         self.set_report(report)
         self.status.setText("Measurements added to Findings." + (
             " The report was signed: it is a draft again and must be signed again." if was_signed else ""))
