@@ -689,6 +689,10 @@ class MainWindow(QMainWindow):
             act.setVisible(is_slide)  # objective buttons: slides only, so CT users keep a short bar
             act.setEnabled(base is not None and mag <= base * 2.0 + 1e-9)  # one step of digital zoom past the scan
         self._mag_separator.setVisible(is_slide)
+        # and the image-only buttons leave the bar for a slide: disabled there, they pushed Ellipse, Freehand and
+        # Note behind the toolbar's » on a 1400 px window (a pathologist never saw them)
+        for act in (self.act_1to1, self.window_menu.menuAction(), self.act_cine, self.act_overlay):
+            act.setVisible(not is_slide)
 
     def _update_window_menu(self) -> None:
         self.window_menu.clear()

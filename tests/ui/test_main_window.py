@@ -412,6 +412,10 @@ def test_slide_objective_buttons_zoom_and_hide_for_a_ct(qtbot, make_window, svs_
     assert isinstance(viewer, SlideViewer) and viewer.base_mag == 20
     assert window.status.cursor_label.text() == "", "no HU readout left over on a slide"
     assert all(a.isVisible() and a.isEnabled() for a in window.mag_actions)
+    # review: every measuring tool has its button on screen, not behind the toolbar's » (the window is 1400 px)
+    for act in window.measure_actions.values():
+        button = window.measure_toolbar.widgetForAction(act)
+        assert button is not None and button.isVisible(), act.text()
     for act, mag in zip(window.mag_actions, SLIDE_BUTTON_MAGS, strict=True):
         button = window.toolbar.widgetForAction(act)
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -420,6 +424,8 @@ def test_slide_objective_buttons_zoom_and_hide_for_a_ct(qtbot, make_window, svs_
     _settle(qtbot, window)
     window.toolbar.grab().save(str(screenshots / "toolbar_slide_magnification.png"))
     window.grab().save(str(screenshots / "main_window_slide_40x.png"))
+    _open(qtbot, window, example_ct)  # the image buttons come back for an image
+    assert all(a.isVisible() for a in (window.act_1to1, window.window_menu.menuAction(), window.act_overlay))
 
 
 def test_exit_now_runs_the_exit_handlers_and_keeps_the_code(tmp_path):
