@@ -227,6 +227,7 @@ class MainWindow(QMainWindow):
         self.layout_menu.addSeparator()
         self.layout_menu.addAction(self.act_link)
         self.window_menu = view_menu.addMenu("&Window presets")
+        self.window_menu.aboutToShow.connect(self._tick_window_menu)
         self.mag_menu = view_menu.addMenu("&Magnification")
         for i, mag in enumerate(MAG_STEPS):
             act = QAction(f"{format_mag(mag)}\t{i + 1}", self)
@@ -516,7 +517,8 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.grid)
 
     def _active_cell_changed(self, cell: ImageViewer) -> None:
-        """The active cell drives the model panels: they receive what it shows."""
+        """The active cell drives the model panels (they receive what it shows) and the Window menu."""
+        self._update_window_menu()
         if self.stack.currentWidget() is self.grid and cell.stack is not None:
             self.context.set_input_provider(cell.model_input)
         elif cell is self.image_viewer and self.stack.currentWidget() is self.grid:
@@ -574,6 +576,7 @@ class MainWindow(QMainWindow):
         if self.stack.currentWidget() is not self.grid:
             self.stack.setCurrentWidget(self.grid)
         cell = self.grid.show_in(index, opened, setup)
+        self._update_window_menu()  # the cell may have been active already (a new series in it): its presets
         cell.setFocus()
         self.context.set_input_provider(cell.model_input)
         self.context.show_message(f"Opened {path.name} in view {index + 1}")
@@ -682,7 +685,7 @@ class MainWindow(QMainWindow):
         self.act_overlay.setEnabled(is_stack)
         for act in (self.act_invert, self.act_rotate, self.act_flip, self.act_reset_view):
             act.setEnabled(is_stack)
-        self.window_menu.setEnabled(is_stack and bool(self.image_viewer.state.choices))
+        self.window_menu.setEnabled(is_stack and bool(self._window_viewer().state.choices))
         self.mag_menu.setEnabled(is_slide and self.slide_viewer.base_mag is not None)
         base = self.slide_viewer.base_mag if is_slide else None
         for act, mag in zip(self.mag_actions, SLIDE_BUTTON_MAGS, strict=True):
@@ -694,16 +697,38 @@ class MainWindow(QMainWindow):
         for act in (self.act_1to1, self.window_menu.menuAction(), self.act_cine, self.act_overlay):
             act.setVisible(not is_slide)
 
+    def _window_viewer(self) -> ImageViewer:
+        """The image view the Window menu acts on: the active cell of a 1×2 / 2×2 layout (as the keys 1–9 do), else
+        the main view. It was always the main view, so picking "lung" with the prior active changed the other view."""
+        viewer = self.current_viewer
+        return viewer if isinstance(viewer, ImageViewer) and viewer.stack is not None else self.image_viewer
+
     def _update_window_menu(self) -> None:
         self.window_menu.clear()
         group = QActionGroup(self)
-        for i, choice in enumerate(self.image_viewer.state.choices[:9]):
+        group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)  # a dragged window ticks none
+        state = self._window_viewer().state
+        for i, choice in enumerate(state.choices[:9]):
             w = choice.window
             act = QAction(f"{choice.label}  (W {w.width:g} L {w.center:g})\t{i + 1}", self)
-            act.triggered.connect(lambda _=False, n=i + 1: self.image_viewer.state.apply_preset(n))
+            act.setCheckable(True)
+            act.setData(i)
+            act.triggered.connect(lambda _=False, n=i + 1: self._window_viewer().state.apply_preset(n))
             group.addAction(act)
             self.window_menu.addAction(act)
+        self._tick_window_menu()
         self._update_view_actions()
+
+    def _tick_window_menu(self) -> None:
+        """Tick the preset on screen (label and values both match), when the menu opens: the reader sees which."""
+        state = self._window_viewer().state
+        window, label = state.window, state.window_label
+        for act in self.window_menu.actions():
+            i = act.data()
+            choices = state.choices
+            on = (isinstance(i, int) and i < len(choices) and window is not None and choices[i].label == label
+                  and (choices[i].window.center, choices[i].window.width) == (window.center, window.width))
+            act.setChecked(on)  # signals on, so the group stays in step; presets apply on `triggered` only
 
     def _update_tags(self) -> None:
         if not self.tag_dock.isVisible():

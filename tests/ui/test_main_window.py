@@ -453,3 +453,26 @@ def test_the_image_gets_more_width_than_the_assistant_dock(make_window):
     assert panel.minimumSizeHint().width() <= max(window.slide_panel.minimumSizeHint().width(),
                                                   window.chat_panel.minimumSizeHint().width()) + 20
     assert window.stack.width() > window.panel_dock.width() + 100
+
+
+def test_window_menu_acts_on_the_active_view_and_ticks_its_preset(qtbot, make_window, example_ct, ct_series_dir):
+    """Review: with a prior active in view 2, Window → ct-lung changed view 1; and the menu never said which preset
+    was on screen."""
+    from ui.browser import BrowserEntry
+
+    window = make_window()
+    _open(qtbot, window, ct_series_dir)
+    main = window.image_viewer
+    window.open_entry_in(BrowserEntry("prior", "path", example_ct), 1)
+    cell = window.grid.cells[1]
+    qtbot.waitUntil(lambda: cell.stack is not None and window.grid.active is cell, timeout=20000)
+    before = main.state.window
+    lung = next(a for a in window.window_menu.actions() if a.text().startswith("ct-lung"))
+    lung.trigger()
+    assert cell.state.window_label == "ct-lung" and main.state.window == before
+    window.window_menu.aboutToShow.emit()
+    assert [a.text().split()[0] for a in window.window_menu.actions() if a.isChecked()] == ["ct-lung"]
+    cell.state.apply_preset(5)  # the key 5 in the view
+    window.window_menu.aboutToShow.emit()
+    ticked = [a for a in window.window_menu.actions() if a.isChecked()]
+    assert len(ticked) == 1 and ticked[0].text().startswith(cell.state.window_label)
