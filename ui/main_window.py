@@ -214,6 +214,13 @@ class MainWindow(QMainWindow):
         self.act_tags.setText("DICOM &tags")
         self.act_tags.setShortcut(QKeySequence("Ctrl+T"))
         self.act_tags.setStatusTip("Header of the image on screen, with search (Ctrl+T)")
+        # the viewer's own key beside each item, as menus show shortcuts (the keys stay the viewer's: as QAction
+        # shortcuts they would fire while typing); the toolbar keeps the short text
+        for act, key in ((self.act_fit, "F"), (self.act_1to1, "O"), (self.act_roi, "R"), (self.act_cine, "Space"),
+                         (self.act_overlay, "V"), (self.act_phi, "P"), (self.act_invert, "I"), (self.act_rotate, "]"),
+                         (self.act_flip, "H"), (self.act_reset_view, "Backspace")):
+            act.setIconText(act.iconText())
+            act.setText(f"{act.text()}\t{key}")
         view_menu = bar.addMenu("&View")
         for act in (self.act_fit, self.act_1to1, self.act_roi, self.act_cine, self.act_overlay, self.act_phi,
                     self.act_tags):

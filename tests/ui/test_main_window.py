@@ -476,3 +476,12 @@ def test_window_menu_acts_on_the_active_view_and_ticks_its_preset(qtbot, make_wi
     window.window_menu.aboutToShow.emit()
     ticked = [a for a in window.window_menu.actions() if a.isChecked()]
     assert len(ticked) == 1 and ticked[0].text().startswith(cell.state.window_label)
+
+
+def test_view_menu_shows_the_viewer_keys_and_the_toolbar_keeps_short_texts(make_window):
+    """Review: the View menu listed Fit, Invert, Rotate … with no key, so the one-key habits stayed hidden."""
+    window = make_window()
+    assert window.act_fit.text().endswith("\tF") and window.act_reset_view.text().endswith("\tBackspace")
+    assert window.act_rotate.text().endswith("\t]") and window.act_flip.text().endswith("\tH")
+    button = window.toolbar.widgetForAction(window.act_fit)
+    assert button.text() == "Fit to window"
