@@ -100,7 +100,7 @@ def test_folder_opens_into_browser_with_thumbnails(qtbot, make_window, ct_series
         window._open_entry(target)
     _settle(qtbot, window)
     state = window.image_viewer.state
-    assert state.frame == 4 and state.window_label == "saved"
+    assert state.frame == 4 and state.window_label == "ct-lung"  # the preset's name, not "saved"
     assert (state.window.center, state.window.width) == (lung.center, lung.width)
 
 
