@@ -187,7 +187,7 @@ class MainWindow(QMainWindow):
         self.act_roi = self._action("&Region tool", self._toggle_roi, checkable=True,
                                     tip="Draw the region the model sees (R); Esc clears it")
         self.act_cine = self._action("&Cine", self._toggle_cine, checkable=True, tip="Play frames (Space)")
-        self.act_overlay = self._action("&Overlay", lambda on: self.image_viewer.state.set_overlay(show=on),
+        self.act_overlay = self._action("&Overlay", lambda on: self._set_overlay_all(show=on),
                                         checkable=True, tip="Corner annotations (V)")
         self.act_overlay.setChecked(True)
         self.act_phi = self._action("Show &patient data", self._set_phi, checkable=True,
@@ -583,6 +583,7 @@ class MainWindow(QMainWindow):
         if self.stack.currentWidget() is not self.grid:
             self.stack.setCurrentWidget(self.grid)
         cell = self.grid.show_in(index, opened, setup)
+        self._set_overlay_all(show=self.act_overlay.isChecked(), phi=self.act_phi.isChecked())
         self._update_window_menu()  # the cell may have been active already (a new series in it): its presets
         cell.setFocus()
         self.context.set_input_provider(cell.model_input)
@@ -669,8 +670,14 @@ class MainWindow(QMainWindow):
         else:
             self.image_viewer.stop_cine()
 
+    def _set_overlay_all(self, *, show: bool | None = None, phi: bool | None = None) -> None:
+        """Overlay and patient data are the window's settings: every view of a 1×2 / 2×2 layout follows (the
+        toolbar changed view 1 only, so the prior beside it never showed the patient's name)."""
+        for cell in self.grid.cells:
+            cell.state.set_overlay(show=show, phi=phi)
+
     def _set_phi(self, on: bool) -> None:
-        self.image_viewer.state.set_overlay(phi=on)
+        self._set_overlay_all(phi=on)
         self.browser.show_phi = on
         if self.tag_browser.phi_box.isChecked() != on:
             self.tag_browser.phi_box.setChecked(on)

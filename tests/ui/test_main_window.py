@@ -485,3 +485,22 @@ def test_view_menu_shows_the_viewer_keys_and_the_toolbar_keeps_short_texts(make_
     assert window.act_rotate.text().endswith("\t]") and window.act_flip.text().endswith("\tH")
     button = window.toolbar.widgetForAction(window.act_fit)
     assert button.text() == "Fit to window"
+
+
+def test_patient_data_and_overlay_buttons_reach_every_view_of_a_layout(qtbot, make_window, example_ct,
+                                                                      ct_series_dir):
+    """Review: "Show patient data" and "Overlay" changed view 1 only; the prior beside it kept its own."""
+    from ui.browser import BrowserEntry
+
+    window = make_window()
+    _open(qtbot, window, ct_series_dir)
+    window.act_phi.trigger()
+    window.open_entry_in(BrowserEntry("prior", "path", example_ct), 1)
+    cell = window.grid.cells[1]
+    qtbot.waitUntil(lambda: cell.stack is not None, timeout=20000)
+    assert window.image_viewer.state.show_phi and cell.state.show_phi, "a view filled later follows too"
+    window.act_overlay.trigger()
+    assert not window.image_viewer.state.show_overlay and not cell.state.show_overlay
+    window.act_phi.trigger()
+    window.act_overlay.trigger()
+    assert cell.state.show_overlay and not cell.state.show_phi
