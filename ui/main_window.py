@@ -309,7 +309,8 @@ class MainWindow(QMainWindow):
         self.image_viewer.cursor_info.connect(self.status.set_cursor_text)
         self.image_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
         self.slide_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
-        self.image_viewer.cine_changed.connect(lambda on: self._sync_check(self.act_cine, on))
+        for cell in self.grid.cells:  # cell 0 is image_viewer
+            cell.cine_changed.connect(self._cine_changed)
         state = self.image_viewer.state
         state.frame_changed.connect(lambda _: self._update_tags())
         state.stack_changed.connect(lambda _: self._update_window_menu())
@@ -526,6 +527,7 @@ class MainWindow(QMainWindow):
     def _active_cell_changed(self, cell: ImageViewer) -> None:
         """The active cell drives the model panels (they receive what it shows) and the Window menu."""
         self._update_window_menu()
+        self._cine_changed()
         if self.stack.currentWidget() is self.grid and cell.stack is not None:
             self.context.set_input_provider(cell.model_input)
         elif cell is self.image_viewer and self.stack.currentWidget() is self.grid:
@@ -664,11 +666,17 @@ class MainWindow(QMainWindow):
             viewer.set_tool("roi" if on else "pan")
 
     def _toggle_cine(self, on: bool) -> None:
+        """Play / stop the active view (as Space does; it was always view 1, even with the prior active)."""
+        viewer = self._window_viewer()
         if on:
-            self.image_viewer.start_cine()
-            self._sync_check(self.act_cine, self.image_viewer.cine_interval_ms is not None)
+            viewer.start_cine()
+            self._sync_check(self.act_cine, viewer.cine_interval_ms is not None)
         else:
-            self.image_viewer.stop_cine()
+            viewer.stop_cine()
+
+    def _cine_changed(self, _on: bool = False) -> None:
+        """The Cine button shows whether the active view plays (any view's start / stop, or a new active view)."""
+        self._sync_check(self.act_cine, self._window_viewer().cine_interval_ms is not None)
 
     def _set_overlay_all(self, *, show: bool | None = None, phi: bool | None = None) -> None:
         """Overlay and patient data are the window's settings: every view of a 1×2 / 2×2 layout follows (the
@@ -695,7 +703,7 @@ class MainWindow(QMainWindow):
         for act in (self.act_fit, self.act_roi):
             act.setEnabled(viewer is not None)
         self.act_1to1.setEnabled(is_stack)
-        self.act_cine.setEnabled(is_stack and self.image_viewer.state.n_frames > 1)
+        self.act_cine.setEnabled(is_stack and self._window_viewer().state.n_frames > 1)
         self.act_overlay.setEnabled(is_stack)
         for act in (self.act_invert, self.act_rotate, self.act_flip, self.act_reset_view):
             act.setEnabled(is_stack)

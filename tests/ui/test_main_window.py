@@ -504,3 +504,23 @@ def test_patient_data_and_overlay_buttons_reach_every_view_of_a_layout(qtbot, ma
     window.act_phi.trigger()
     window.act_overlay.trigger()
     assert cell.state.show_overlay and not cell.state.show_phi
+
+
+def test_cine_button_plays_the_active_view(qtbot, make_window, ct_series_dir):
+    """Review: the Cine button always played view 1, whichever view was active."""
+    from ui.browser import BrowserEntry
+
+    window = make_window()
+    _open(qtbot, window, ct_series_dir)
+    main, cell = window.image_viewer, window.grid.cells[1]
+    window.open_entry_in(BrowserEntry("prior", "path", ct_series_dir), 1)
+    qtbot.waitUntil(lambda: cell.stack is not None and window.grid.active is cell, timeout=20000)
+    assert window.act_cine.isEnabled()
+    window.act_cine.trigger()
+    assert cell.cine_interval_ms is not None and main.cine_interval_ms is None and window.act_cine.isChecked()
+    window.grid.set_active(main)  # the other view: the button shows that one (not playing)
+    assert not window.act_cine.isChecked()
+    window.grid.set_active(cell)
+    assert window.act_cine.isChecked()
+    window.act_cine.trigger()
+    assert cell.cine_interval_ms is None and not window.act_cine.isChecked()
