@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -381,7 +382,19 @@ def insert_into_findings(report: Any, text: str, modality: str | None = None) ->
 
         report = Report.from_template(template_for(modality), {}, modality=modality or "")
     old = report.text("findings").rstrip()
-    report.set_section("findings", f"{old}\n{text}" if old else text)
+    # lines Findings already holds are not added again (pressing Insert twice, or again after one more measurement,
+    # doubled every earlier line); counted, so two equal measurements still give two lines
+    have = Counter(line.strip() for line in old.splitlines())
+    new_lines = []
+    for line in text.splitlines():
+        if have[line.strip()] > 0:
+            have[line.strip()] -= 1
+        elif line.strip():
+            new_lines.append(line)
+    if not new_lines:
+        return report  # unchanged: a signed report stays signed
+    added = "\n".join(new_lines)
+    report.set_section("findings", f"{old}\n{added}" if old else added)
     report.mark_edited("findings")
     return report
 

@@ -308,7 +308,8 @@ class ViewerState:
             if snapshot.window:
                 from medapp.documents import make_window
 
-                self.set_window(make_window(snapshot.window[0], snapshot.window[1]), "saved")
+                window = make_window(snapshot.window[0], snapshot.window[1])
+                self.set_window(window, self._name_of(window))
             elif snapshot.preset:
                 self.apply_preset_named(snapshot.preset)
             self.set_invert(bool(getattr(snapshot, "invert", False)))
@@ -316,6 +317,16 @@ class ViewerState:
                                flip_h=bool(getattr(snapshot, "flip_h", False)),
                                flip_v=bool(getattr(snapshot, "flip_v", False)))
         self.set_region(tuple(snapshot.region) if snapshot.region else None)
+
+    def _name_of(self, window: Any) -> str:
+        """The name a restored window is shown with: the opening default's or a preset's when the values are theirs
+        (the overlay said "(saved)" for a lung window kept across a restart), else "saved"."""
+        named = [(self.setup.window, self.setup.label)] + [(c.window, c.label) for c in self.setup.choices]
+        for candidate, label in named:
+            if candidate is not None and label and (float(candidate.center), float(candidate.width)) == (
+                    float(window.center), float(window.width)):
+                return str(label)
+        return "saved"
 
     @classmethod
     def for_path(cls, path: str | Path) -> ViewerState:

@@ -126,9 +126,12 @@ class StudyBrowser(QWidget):
         self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setIconSize(QSize(THUMB_PX, THUMB_PX))
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        # "CT Thorax 1.25 mm … (312 im)": series differ at both ends (description and count), so elide the middle;
-        # the full label is each row's tooltip
+        # "CT Thorax 1.25 mm … (312 im)": series differ at both ends (description and count), so a label wraps
+        # beside its thumbnail (there is room for four lines); one word too long for the dock elides in the middle.
+        # Eliding alone left "CT #3 …20 im)" for both a current and a prior series in the default dock width.
+        # The full label is each row's tooltip
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.tree.setWordWrap(True)
         self.tree.itemActivated.connect(self._on_activated)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)

@@ -187,7 +187,7 @@ class MainWindow(QMainWindow):
         self.act_roi = self._action("&Region tool", self._toggle_roi, checkable=True,
                                     tip="Draw the region the model sees (R); Esc clears it")
         self.act_cine = self._action("&Cine", self._toggle_cine, checkable=True, tip="Play frames (Space)")
-        self.act_overlay = self._action("&Overlay", lambda on: self.image_viewer.state.set_overlay(show=on),
+        self.act_overlay = self._action("&Overlay", lambda on: self._set_overlay_all(show=on),
                                         checkable=True, tip="Corner annotations (V)")
         self.act_overlay.setChecked(True)
         self.act_phi = self._action("Show &patient data", self._set_phi, checkable=True,
@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
         self.layout_actions: dict[str, QAction] = {}
         layout_group = QActionGroup(self)
         for name in LAYOUTS:
-            act = self._action(name.replace("x", "×"), lambda _=False, n=name: self.set_layout(n), checkable=True,
+            act = self._action(name.replace("x", "×"), lambda on, n=name: self._layout_toggled(n, on), checkable=True,
                                tip=f"{name.replace('x', '×')} viewer layout (Open in view N from the browser)")
             layout_group.addAction(act)
             self.layout_actions[name] = act
@@ -214,6 +214,13 @@ class MainWindow(QMainWindow):
         self.act_tags.setText("DICOM &tags")
         self.act_tags.setShortcut(QKeySequence("Ctrl+T"))
         self.act_tags.setStatusTip("Header of the image on screen, with search (Ctrl+T)")
+        # the viewer's own key beside each item, as menus show shortcuts (the keys stay the viewer's: as QAction
+        # shortcuts they would fire while typing); the toolbar keeps the short text
+        for act, key in ((self.act_fit, "F"), (self.act_1to1, "O"), (self.act_roi, "R"), (self.act_cine, "Space"),
+                         (self.act_overlay, "V"), (self.act_phi, "P"), (self.act_invert, "I"), (self.act_rotate, "]"),
+                         (self.act_flip, "H"), (self.act_reset_view, "Backspace")):
+            act.setIconText(act.iconText())
+            act.setText(f"{act.text()}\t{key}")
         view_menu = bar.addMenu("&View")
         for act in (self.act_fit, self.act_1to1, self.act_roi, self.act_cine, self.act_overlay, self.act_phi,
                     self.act_tags):
@@ -227,6 +234,7 @@ class MainWindow(QMainWindow):
         self.layout_menu.addSeparator()
         self.layout_menu.addAction(self.act_link)
         self.window_menu = view_menu.addMenu("&Window presets")
+        self.window_menu.aboutToShow.connect(self._tick_window_menu)
         self.mag_menu = view_menu.addMenu("&Magnification")
         for i, mag in enumerate(MAG_STEPS):
             act = QAction(f"{format_mag(mag)}\t{i + 1}", self)
@@ -301,7 +309,8 @@ class MainWindow(QMainWindow):
         self.image_viewer.cursor_info.connect(self.status.set_cursor_text)
         self.image_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
         self.slide_viewer.tool_changed.connect(lambda t: self._sync_check(self.act_roi, t == "roi"))
-        self.image_viewer.cine_changed.connect(lambda on: self._sync_check(self.act_cine, on))
+        for cell in self.grid.cells:  # cell 0 is image_viewer
+            cell.cine_changed.connect(self._cine_changed)
         state = self.image_viewer.state
         state.frame_changed.connect(lambda _: self._update_tags())
         state.stack_changed.connect(lambda _: self._update_window_menu())
@@ -501,15 +510,24 @@ class MainWindow(QMainWindow):
         """1×1, 1×2 or 2×2 image views; the browser's "Open in view N" fills the further ones."""
         self.grid.set_layout(name)
 
+    def _layout_toggled(self, name: str, on: bool) -> None:
+        """A layout menu item changed: the one checked is applied; the others, unchecked by the group, do nothing."""
+        if on and self.grid.layout_name != name:
+            self.set_layout(name)
+
     def _layout_changed(self, name: str) -> None:
+        # checked with signals on (not `_sync_check`): the exclusive group must see it to uncheck the old layout,
+        # else "Open in view 2" left both 1×1 and 1×2 ticked; `_layout_toggled` ignores the echo
         act = self.layout_actions.get(name)
-        if act is not None:
-            self._sync_check(act, True)
+        if act is not None and not act.isChecked():
+            act.setChecked(True)
         if self.stack.currentWidget() is self.welcome and self.grid.n_visible > 1:
             self.stack.setCurrentWidget(self.grid)
 
     def _active_cell_changed(self, cell: ImageViewer) -> None:
-        """The active cell drives the model panels: they receive what it shows."""
+        """The active cell drives the model panels (they receive what it shows) and the Window menu."""
+        self._update_window_menu()
+        self._cine_changed()
         if self.stack.currentWidget() is self.grid and cell.stack is not None:
             self.context.set_input_provider(cell.model_input)
         elif cell is self.image_viewer and self.stack.currentWidget() is self.grid:
@@ -567,6 +585,8 @@ class MainWindow(QMainWindow):
         if self.stack.currentWidget() is not self.grid:
             self.stack.setCurrentWidget(self.grid)
         cell = self.grid.show_in(index, opened, setup)
+        self._set_overlay_all(show=self.act_overlay.isChecked(), phi=self.act_phi.isChecked())
+        self._update_window_menu()  # the cell may have been active already (a new series in it): its presets
         cell.setFocus()
         self.context.set_input_provider(cell.model_input)
         self.context.show_message(f"Opened {path.name} in view {index + 1}")
@@ -646,14 +666,26 @@ class MainWindow(QMainWindow):
             viewer.set_tool("roi" if on else "pan")
 
     def _toggle_cine(self, on: bool) -> None:
+        """Play / stop the active view (as Space does; it was always view 1, even with the prior active)."""
+        viewer = self._window_viewer()
         if on:
-            self.image_viewer.start_cine()
-            self._sync_check(self.act_cine, self.image_viewer.cine_interval_ms is not None)
+            viewer.start_cine()
+            self._sync_check(self.act_cine, viewer.cine_interval_ms is not None)
         else:
-            self.image_viewer.stop_cine()
+            viewer.stop_cine()
+
+    def _cine_changed(self, _on: bool = False) -> None:
+        """The Cine button shows whether the active view plays (any view's start / stop, or a new active view)."""
+        self._sync_check(self.act_cine, self._window_viewer().cine_interval_ms is not None)
+
+    def _set_overlay_all(self, *, show: bool | None = None, phi: bool | None = None) -> None:
+        """Overlay and patient data are the window's settings: every view of a 1×2 / 2×2 layout follows (the
+        toolbar changed view 1 only, so the prior beside it never showed the patient's name)."""
+        for cell in self.grid.cells:
+            cell.state.set_overlay(show=show, phi=phi)
 
     def _set_phi(self, on: bool) -> None:
-        self.image_viewer.state.set_overlay(phi=on)
+        self._set_overlay_all(phi=on)
         self.browser.show_phi = on
         if self.tag_browser.phi_box.isChecked() != on:
             self.tag_browser.phi_box.setChecked(on)
@@ -671,28 +703,54 @@ class MainWindow(QMainWindow):
         for act in (self.act_fit, self.act_roi):
             act.setEnabled(viewer is not None)
         self.act_1to1.setEnabled(is_stack)
-        self.act_cine.setEnabled(is_stack and self.image_viewer.state.n_frames > 1)
+        self.act_cine.setEnabled(is_stack and self._window_viewer().state.n_frames > 1)
         self.act_overlay.setEnabled(is_stack)
         for act in (self.act_invert, self.act_rotate, self.act_flip, self.act_reset_view):
             act.setEnabled(is_stack)
-        self.window_menu.setEnabled(is_stack and bool(self.image_viewer.state.choices))
+        self.window_menu.setEnabled(is_stack and bool(self._window_viewer().state.choices))
         self.mag_menu.setEnabled(is_slide and self.slide_viewer.base_mag is not None)
         base = self.slide_viewer.base_mag if is_slide else None
         for act, mag in zip(self.mag_actions, SLIDE_BUTTON_MAGS, strict=True):
             act.setVisible(is_slide)  # objective buttons: slides only, so CT users keep a short bar
             act.setEnabled(base is not None and mag <= base * 2.0 + 1e-9)  # one step of digital zoom past the scan
         self._mag_separator.setVisible(is_slide)
+        # and the image-only buttons leave the bar for a slide: disabled there, they pushed Ellipse, Freehand and
+        # Note behind the toolbar's » on a 1400 px window (a pathologist never saw them)
+        for act in (self.act_1to1, self.window_menu.menuAction(), self.act_cine, self.act_overlay):
+            act.setVisible(not is_slide)
+
+    def _window_viewer(self) -> ImageViewer:
+        """The image view the Window menu acts on: the active cell of a 1×2 / 2×2 layout (as the keys 1–9 do), else
+        the main view. It was always the main view, so picking "lung" with the prior active changed the other view."""
+        viewer = self.current_viewer
+        return viewer if isinstance(viewer, ImageViewer) and viewer.stack is not None else self.image_viewer
 
     def _update_window_menu(self) -> None:
         self.window_menu.clear()
         group = QActionGroup(self)
-        for i, choice in enumerate(self.image_viewer.state.choices[:9]):
+        group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)  # a dragged window ticks none
+        state = self._window_viewer().state
+        for i, choice in enumerate(state.choices[:9]):
             w = choice.window
             act = QAction(f"{choice.label}  (W {w.width:g} L {w.center:g})\t{i + 1}", self)
-            act.triggered.connect(lambda _=False, n=i + 1: self.image_viewer.state.apply_preset(n))
+            act.setCheckable(True)
+            act.setData(i)
+            act.triggered.connect(lambda _=False, n=i + 1: self._window_viewer().state.apply_preset(n))
             group.addAction(act)
             self.window_menu.addAction(act)
+        self._tick_window_menu()
         self._update_view_actions()
+
+    def _tick_window_menu(self) -> None:
+        """Tick the preset on screen (label and values both match), when the menu opens: the reader sees which."""
+        state = self._window_viewer().state
+        window, label = state.window, state.window_label
+        for act in self.window_menu.actions():
+            i = act.data()
+            choices = state.choices
+            on = (isinstance(i, int) and i < len(choices) and window is not None and choices[i].label == label
+                  and (choices[i].window.center, choices[i].window.width) == (window.center, window.width))
+            act.setChecked(on)  # signals on, so the group stays in step; presets apply on `triggered` only
 
     def _update_tags(self) -> None:
         if not self.tag_dock.isVisible():

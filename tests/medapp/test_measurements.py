@@ -207,6 +207,12 @@ def test_insert_into_findings_appends_or_starts_a_report():
     assert report.text("findings") == "Ruler: 10.0 mm." and "findings" in report.edited
     insert_into_findings(report, "Angle: 90.0°.")
     assert report.text("findings") == "Ruler: 10.0 mm.\nAngle: 90.0°."
+    # review: Insert pressed again (or after one more measurement) added every earlier line a second time
+    insert_into_findings(report, "Ruler: 10.0 mm.\nAngle: 90.0°.\nRuler: 10.0 mm.")
+    assert report.text("findings") == "Ruler: 10.0 mm.\nAngle: 90.0°.\nRuler: 10.0 mm."  # two equal rulers: two lines
+    report.sign("Dr Test Reader")
+    insert_into_findings(report, "Angle: 90.0°.")
+    assert report.is_signed, "nothing new: the signed report is left alone"
 
 
 def test_store_events_and_frames():

@@ -62,6 +62,7 @@ def test_small_folder_finishes_with_outputs_and_errors(qtbot, dialog, folder):
     etas: list[str] = []
     job.progress.connect(lambda _p: etas.append(dialog.eta_label.text()))
     assert not dialog.start_button.isEnabled() and dialog.cancel_button.isEnabled()
+    assert not dialog.browse_folder_button.isEnabled() and not dialog.browse_csv_button.isEnabled()  # review
     _wait(qtbot, job)
     summary = dialog.summary
     assert summary is not None and not summary.cancelled
@@ -80,6 +81,7 @@ def test_small_folder_finishes_with_outputs_and_errors(qtbot, dialog, folder):
     assert len(jsonl) == 8
     assert out["contact_sheet"].read_bytes().startswith(b"%PDF")
     assert dialog.start_button.isEnabled() and not dialog.cancel_button.isEnabled()
+    assert dialog.browse_folder_button.isEnabled() and dialog.browse_csv_button.isEnabled()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     dialog.grab().save(str(SCREENSHOTS / "batch_dialog_finished.png"))
 

@@ -283,3 +283,18 @@ def test_without_a_model_the_first_question_loads_it_or_explains(
         assert ctx.model.engine.info.model_id == "dragonfly-v2-tiny"
     finally:
         assert ctx.workers.shutdown(30000)
+
+
+def test_the_input_line_names_the_region_once():
+    """Review: "slide region 800×800 px at (1635, 1791), 10× · region 800×800 at (1635, 1791) · 200×200 px" — the
+    viewers' descriptions carry the region, the panel added it again."""
+    from types import SimpleNamespace
+
+    from ui.panels.chat import _describe_input
+
+    slide = SimpleNamespace(description="slide region 800×800 px at (1635, 1791), 10×", region=(1635, 1791, 800, 800))
+    assert _describe_input(slide, (200, 200)) == "slide region 800×800 px at (1635, 1791), 10× · 200×200 px"
+    ct = SimpleNamespace(description="CT, image 1/1, W 400 L 40, region 64×48 at (16, 24)", region=(16, 24, 64, 48))
+    assert _describe_input(ct).count("64×48") == 1
+    bare = SimpleNamespace(description="CT slice 1", region=(16, 24, 64, 48))  # a description without it: added
+    assert _describe_input(bare) == "CT slice 1 · region 64×48 at (16, 24)"

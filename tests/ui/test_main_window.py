@@ -100,7 +100,7 @@ def test_folder_opens_into_browser_with_thumbnails(qtbot, make_window, ct_series
         window._open_entry(target)
     _settle(qtbot, window)
     state = window.image_viewer.state
-    assert state.frame == 4 and state.window_label == "saved"
+    assert state.frame == 4 and state.window_label == "ct-lung"  # the preset's name, not "saved"
     assert (state.window.center, state.window.width) == (lung.center, lung.width)
 
 
@@ -412,6 +412,10 @@ def test_slide_objective_buttons_zoom_and_hide_for_a_ct(qtbot, make_window, svs_
     assert isinstance(viewer, SlideViewer) and viewer.base_mag == 20
     assert window.status.cursor_label.text() == "", "no HU readout left over on a slide"
     assert all(a.isVisible() and a.isEnabled() for a in window.mag_actions)
+    # review: every measuring tool has its button on screen, not behind the toolbar's » (the window is 1400 px)
+    for act in window.measure_actions.values():
+        button = window.measure_toolbar.widgetForAction(act)
+        assert button is not None and button.isVisible(), act.text()
     for act, mag in zip(window.mag_actions, SLIDE_BUTTON_MAGS, strict=True):
         button = window.toolbar.widgetForAction(act)
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -420,6 +424,8 @@ def test_slide_objective_buttons_zoom_and_hide_for_a_ct(qtbot, make_window, svs_
     _settle(qtbot, window)
     window.toolbar.grab().save(str(screenshots / "toolbar_slide_magnification.png"))
     window.grab().save(str(screenshots / "main_window_slide_40x.png"))
+    _open(qtbot, window, example_ct)  # the image buttons come back for an image
+    assert all(a.isVisible() for a in (window.act_1to1, window.window_menu.menuAction(), window.act_overlay))
 
 
 def test_exit_now_runs_the_exit_handlers_and_keeps_the_code(tmp_path):
@@ -437,3 +443,84 @@ def test_exit_now_runs_the_exit_handlers_and_keeps_the_code(tmp_path):
     assert done.returncode == 3
     assert marker.read_text() == "yes"
     assert done.stdout == "buffered output", "stdout is flushed before the process ends"
+
+
+def test_the_image_gets_more_width_than_the_assistant_dock(make_window):
+    """Review: the Report tab's six buttons in one row made the Assistant dock ≥ 650 px wide, so on a 1400 px window
+    the image viewer had 478 px. In two rows the dock's minimum is set by narrower panels and the viewer is wider."""
+    window = make_window(size=(1400, 860))
+    panel = window.report_panel
+    assert panel.minimumSizeHint().width() <= max(window.slide_panel.minimumSizeHint().width(),
+                                                  window.chat_panel.minimumSizeHint().width()) + 20
+    assert window.stack.width() > window.panel_dock.width() + 100
+
+
+def test_window_menu_acts_on_the_active_view_and_ticks_its_preset(qtbot, make_window, example_ct, ct_series_dir):
+    """Review: with a prior active in view 2, Window → ct-lung changed view 1; and the menu never said which preset
+    was on screen."""
+    from ui.browser import BrowserEntry
+
+    window = make_window()
+    _open(qtbot, window, ct_series_dir)
+    main = window.image_viewer
+    window.open_entry_in(BrowserEntry("prior", "path", example_ct), 1)
+    cell = window.grid.cells[1]
+    qtbot.waitUntil(lambda: cell.stack is not None and window.grid.active is cell, timeout=20000)
+    before = main.state.window
+    lung = next(a for a in window.window_menu.actions() if a.text().startswith("ct-lung"))
+    lung.trigger()
+    assert cell.state.window_label == "ct-lung" and main.state.window == before
+    window.window_menu.aboutToShow.emit()
+    assert [a.text().split()[0] for a in window.window_menu.actions() if a.isChecked()] == ["ct-lung"]
+    cell.state.apply_preset(5)  # the key 5 in the view
+    window.window_menu.aboutToShow.emit()
+    ticked = [a for a in window.window_menu.actions() if a.isChecked()]
+    assert len(ticked) == 1 and ticked[0].text().startswith(cell.state.window_label)
+
+
+def test_view_menu_shows_the_viewer_keys_and_the_toolbar_keeps_short_texts(make_window):
+    """Review: the View menu listed Fit, Invert, Rotate … with no key, so the one-key habits stayed hidden."""
+    window = make_window()
+    assert window.act_fit.text().endswith("\tF") and window.act_reset_view.text().endswith("\tBackspace")
+    assert window.act_rotate.text().endswith("\t]") and window.act_flip.text().endswith("\tH")
+    button = window.toolbar.widgetForAction(window.act_fit)
+    assert button.text() == "Fit to window"
+
+
+def test_patient_data_and_overlay_buttons_reach_every_view_of_a_layout(qtbot, make_window, example_ct,
+                                                                      ct_series_dir):
+    """Review: "Show patient data" and "Overlay" changed view 1 only; the prior beside it kept its own."""
+    from ui.browser import BrowserEntry
+
+    window = make_window()
+    _open(qtbot, window, ct_series_dir)
+    window.act_phi.trigger()
+    window.open_entry_in(BrowserEntry("prior", "path", example_ct), 1)
+    cell = window.grid.cells[1]
+    qtbot.waitUntil(lambda: cell.stack is not None, timeout=20000)
+    assert window.image_viewer.state.show_phi and cell.state.show_phi, "a view filled later follows too"
+    window.act_overlay.trigger()
+    assert not window.image_viewer.state.show_overlay and not cell.state.show_overlay
+    window.act_phi.trigger()
+    window.act_overlay.trigger()
+    assert cell.state.show_overlay and not cell.state.show_phi
+
+
+def test_cine_button_plays_the_active_view(qtbot, make_window, ct_series_dir):
+    """Review: the Cine button always played view 1, whichever view was active."""
+    from ui.browser import BrowserEntry
+
+    window = make_window()
+    _open(qtbot, window, ct_series_dir)
+    main, cell = window.image_viewer, window.grid.cells[1]
+    window.open_entry_in(BrowserEntry("prior", "path", ct_series_dir), 1)
+    qtbot.waitUntil(lambda: cell.stack is not None and window.grid.active is cell, timeout=20000)
+    assert window.act_cine.isEnabled()
+    window.act_cine.trigger()
+    assert cell.cine_interval_ms is not None and main.cine_interval_ms is None and window.act_cine.isChecked()
+    window.grid.set_active(main)  # the other view: the button shows that one (not playing)
+    assert not window.act_cine.isChecked()
+    window.grid.set_active(cell)
+    assert window.act_cine.isChecked()
+    window.act_cine.trigger()
+    assert cell.cine_interval_ms is None and not window.act_cine.isChecked()

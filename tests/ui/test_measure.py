@@ -378,6 +378,8 @@ def test_insert_into_a_signed_report_returns_it_to_draft(qtbot, app_context):
     assert panel.report.text("findings") == "Normal lungs.\nRuler: 10.0 mm."
     assert not panel.report.is_signed and "signed again" in panel.status.text()
     assert panel.editor("findings").toPlainText() == "Normal lungs.\nRuler: 10.0 mm."
+    panel.insert_findings("Ruler: 10.0 mm.")  # again: nothing new, said so
+    assert panel.report.text("findings") == "Normal lungs.\nRuler: 10.0 mm." and "already" in panel.status.text()
 
 
 def test_points_are_image_pixels_under_rotation_and_flip(qtbot, app_context, tmp_path, ct_dataset):

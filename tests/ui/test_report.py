@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from PySide6.QtGui import QFontMetrics
 
 from medapp.audit import AuditLog
 from medapp.session import Session
@@ -262,6 +263,8 @@ def test_sign_refused_with_empty_findings_or_impression(qtbot, panel, ctx):
     assert dialog is not None and dialog.isVisible() and not dialog.isModal()
     dialog.typed.setText("Dr Test Reader")
     assert not dialog.sign_button.isEnabled() and "Impression is empty" in dialog.problems.text()
+    metrics = QFontMetrics(dialog.problems.font())  # review: the blocking line's sign was a missing-glyph box
+    assert all(metrics.inFontUcs4(ord(ch)) for ch in dialog.problems.text() if ord(ch) > 0x7F)
     assert not dialog.sign() and not panel.report.is_signed
     assert not panel.sign(), "the scripted path follows the same rules"
     assert not panel.report.is_signed

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QMouseEvent, QWheelEvent
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QPointF, Qt
+from PySide6.QtGui import QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from ui.main_window import open_job
@@ -233,6 +233,31 @@ def test_browser_elides_long_labels_in_the_middle_with_the_full_label_as_tooltip
     browser.show()
     assert browser.tree.textElideMode() == Qt.TextElideMode.ElideMiddle
     assert item.toolTip(0) == label
+
+
+def test_browser_tells_a_current_and_a_prior_series_apart_in_the_default_dock(qtbot, app_context, example_ct):
+    """Review: in the 250 px dock, eliding alone drew "CT #3 …20 im)" for both "CT #3 CT chest current (20 im)" and
+    "CT #3 CT chest prior (20 im)"; the label wraps beside its thumbnail now, so the two rows look different."""
+    from ui.browser import THUMB_PX, StudyBrowser
+
+    browser = StudyBrowser(app_context.workers)
+    qtbot.addWidget(browser)
+    browser.resize(180, 300)  # a series row sits three levels deep in the 250 px dock: about this much text room
+    browser.show()
+    qtbot.waitExposed(browser)
+    items = [browser.add_opened(open_job(example_ct)[2], f"CT #3 CT chest {which} (20 im)", select=False)
+             for which in ("current", "prior")]
+    assert items[0] is not items[1]
+    qtbot.waitUntil(lambda: all(not item.icon(0).isNull() for item in items), timeout=10000)  # thumbnails in
+    browser.tree.setCurrentIndex(QModelIndex())  # no current-row highlight on either
+    shot = browser.tree.viewport().grab().toImage().convertToFormat(QImage.Format.Format_Grayscale8)
+
+    def text_pixels(item) -> bytes:  # the dark (text) pixels right of the thumbnail; the row highlight is light
+        rect = browser.tree.visualItemRect(item)
+        area = shot.copy(rect.x() + THUMB_PX + 8, rect.y(), rect.width() - THUMB_PX - 8, rect.height())
+        return bytes(b < 100 for b in bytes(area.constBits())[: area.sizeInBytes()])
+
+    assert text_pixels(items[0]) != text_pixels(items[1])
 
 
 @pytest.mark.parametrize(

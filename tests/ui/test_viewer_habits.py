@@ -288,3 +288,24 @@ def test_markers_are_drawn_at_the_edges_and_hidden_with_the_overlay(qtbot, app_c
     assert all(ink_at_edges().values())
     qtbot.keyClick(viewer, Qt.Key.Key_V)
     assert not any(ink_at_edges().values())
+
+
+def test_the_layout_menu_ticks_exactly_the_layout_on_screen(qtbot, make_window):
+    """Review: after "Open in view 2" switched the grid to 1×2, View → Layout showed both 1×1 and 1×2 ticked (the
+    tick was set with the action's signals blocked, so the exclusive group never unticked the old one)."""
+    window = make_window()
+    grid, actions = window.grid, window.layout_actions
+
+    def ticked() -> list[str]:
+        return [name for name, act in actions.items() if act.isChecked()]
+
+    assert ticked() == ["1x1"]
+    grid.set_layout("1x2")  # what "Open in view 2" does
+    assert ticked() == ["1x2"] and grid.layout_name == "1x2"
+    actions["2x2"].trigger()  # the menu
+    assert ticked() == ["2x2"] and grid.layout_name == "2x2"
+    grid.set_layout("1x2")
+    actions["1x1"].trigger()
+    assert ticked() == ["1x1"] and grid.layout_name == "1x1"
+    actions["1x1"].trigger()  # the checked item again: an exclusive group keeps it, the layout stays
+    assert ticked() == ["1x1"] and grid.layout_name == "1x1"

@@ -70,22 +70,22 @@ class BatchCaptionDialog(QDialog):
 
         self.folder = QLineEdit(str(folder), objectName="batchFolder")
         self.folder.setPlaceholderText("folder of images, DICOM files or slides")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_folder)
+        self.browse_folder_button = QPushButton("Browse…")
+        self.browse_folder_button.clicked.connect(self._browse_folder)
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder, 1)
-        folder_row.addWidget(browse)
+        folder_row.addWidget(self.browse_folder_button)
 
         self.csv_path = QLineEdit(objectName="batchCsv")
         self.jsonl_check = QCheckBox("JSONL too", objectName="batchJsonl")
         self.jsonl_check.setChecked(True)
         self.sheet_check = QCheckBox("Contact sheet PDF", objectName="batchSheet")
         self.sheet_check.setChecked(True)
-        out_browse = QPushButton("Browse…")
-        out_browse.clicked.connect(self._browse_csv)
+        self.browse_csv_button = QPushButton("Browse…")
+        self.browse_csv_button.clicked.connect(self._browse_csv)
         out_row = QHBoxLayout()
         out_row.addWidget(self.csv_path, 1)
-        out_row.addWidget(out_browse)
+        out_row.addWidget(self.browse_csv_button)
         extra_row = QHBoxLayout()
         extra_row.addWidget(self.jsonl_check)
         extra_row.addWidget(self.sheet_check)
@@ -325,7 +325,9 @@ class BatchCaptionDialog(QDialog):
         self.start_button.setText("Start")
         self.cancel_button.setEnabled(running)
         self.close_button.setEnabled(not running)
-        for w in (self.folder, self.csv_path, self.jsonl_check, self.sheet_check, self.prompt, self.resume_check):
+        # the Browse buttons too: a folder picked mid-run would rename the outputs "Open output folder" shows
+        for w in (self.folder, self.browse_folder_button, self.csv_path, self.browse_csv_button, self.jsonl_check,
+                  self.sheet_check, self.prompt, self.resume_check):
             w.setEnabled(not running)
 
     def reject(self) -> None:

@@ -100,7 +100,9 @@ class SignoffDialog(QDialog):
         self._sync()
 
     def _problems_html(self) -> str:
-        lines = [f'<div style="{_BLOCK_STYLE}">⛔ {html.escape(b)}</div>' for b in self.review.blocking]
+        # ✖ not ⛔: no font of a plain Linux desktop (DejaVu) has U+26D4, it drew an empty box before the one line
+        # that matters most
+        lines = [f'<div style="{_BLOCK_STYLE}">✖ {html.escape(b)}</div>' for b in self.review.blocking]
         lines += [f'<div style="{_FLAG_STYLE}">⚠ {html.escape(w)}</div>' for w in self.review.warnings]
         return "".join(lines) or '<div style="color:#1e6b34;">Every section has text and was reviewed.</div>'
 

@@ -66,7 +66,8 @@ def _describe_input(model_input: Any, size: tuple[int, int] | None = None) -> st
     region = getattr(model_input, "region", None)
     if region is not None:
         x, y, w, h = (int(v) for v in region)
-        parts.append(f"region {w}×{h} at ({x}, {y})")
+        if f"{w}×{h}" not in parts[0]:  # both viewers' descriptions name their region already: not twice
+            parts.append(f"region {w}×{h} at ({x}, {y})")
     if size is not None:
         parts.append(f"{size[0]}×{size[1]} px")
     return " · ".join(parts)

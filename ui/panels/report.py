@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -248,15 +249,16 @@ class ReportPanel(QWidget):
         self.deid_check.setToolTip("Leave patient identifiers out of the exported PDF and DICOM header")
         self.open_button = QPushButton("Open PDF", objectName="reportOpenPdf")
         self.open_button.clicked.connect(self.open_pdf)
-        bottom = QHBoxLayout()
-        for w in (self.sign_button, self.pdf_button, self.dicom_button, self.deid_check):
-            bottom.addWidget(w)
         from ui.dialogs.pacs_store import StoreToPacsButton  # "Store to PACS…" beside the exports
 
         self.store_button = StoreToPacsButton(self)
-        bottom.addWidget(self.store_button)
-        bottom.addStretch(1)
-        bottom.addWidget(self.open_button)
+        # two rows of three: in one row the six set the whole Assistant dock's minimum width (≈650 px), which left
+        # the image viewer under 500 px on a 1400 px window
+        bottom = QGridLayout()
+        for i, w in enumerate((self.sign_button, self.pdf_button, self.dicom_button,
+                               self.open_button, self.store_button, self.deid_check)):
+            bottom.addWidget(w, i // 3, i % 3)
+        bottom.setColumnStretch(3, 1)
 
         self.status = QLabel(objectName="reportStatus")
         self.status.setStyleSheet("color:#666;")
@@ -321,7 +323,11 @@ class ReportPanel(QWidget):
         from medapp.measurements import insert_into_findings
 
         was_signed = self.report is not None and self.report.is_signed
+        before = self.report.text("findings") if self.report is not None else None
         report = insert_into_findings(self.report, text, self._view.modality)
+        if before is not None and report.text("findings") == before:
+            self.status.setText("Findings already lists these measurements.")
+            return
         self.set_report(report)
         self.status.setText("Measurements added to Findings." + (
             " The report was signed: it is a draft again and must be signed again." if was_signed else ""))
