@@ -373,9 +373,10 @@ def findings_text(measurements: Iterable[Measurement], cal: Calibration, unit: s
     return "\n".join(lines)
 
 
-def insert_into_findings(report: Any, text: str, modality: str | None = None) -> Any:
+def insert_into_findings(report: Any, text: str, modality: str | None = None, *, edited: bool = True) -> Any:
     """Append `text` to the Findings of `report` (a `reports.Report`), or start a report with it when there is
-    none (`modality` picks the template). The section counts as the clinician's words: they drew the measurements."""
+    none (`modality` picks the template). The section counts as the clinician's words (they drew the measurements)
+    unless `edited` is False: lines carried into a fresh AI draft leave its Findings flagged as unreviewed AI text."""
     if report is None:
         from reports.model import Report
         from reports.templates import template_for
@@ -395,8 +396,22 @@ def insert_into_findings(report: Any, text: str, modality: str | None = None) ->
         return report  # unchanged: a signed report stays signed
     added = "\n".join(new_lines)
     report.set_section("findings", f"{old}\n{added}" if old else added)
-    report.mark_edited("findings")
+    if edited:
+        report.mark_edited("findings")
     return report
+
+
+def kept_measurement_lines(findings: str, measurement_text: str) -> str:
+    """The lines of `measurement_text` (the document's measurements as `findings_text` writes them) that `findings`
+    still holds, in their order: what the clinician inserted and kept. A new AI draft replaces Findings; these lines
+    are carried into it, so regenerating never silently drops a size the clinician measured."""
+    have = Counter(line.strip() for line in findings.splitlines() if line.strip())
+    kept = []
+    for line in measurement_text.splitlines():
+        if have[line.strip()] > 0:
+            have[line.strip()] -= 1
+            kept.append(line)
+    return "\n".join(kept)
 
 
 # --- the live store -----------------------------------------------------------------------------------------------

@@ -850,6 +850,7 @@ class MainWindow(QMainWindow):
         self.measure_dock = self._dock("Measurements", self.measure_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.splitDockWidget(self.browser_dock, self.measure_dock, Qt.Orientation.Vertical)
         self.measure_panel.insert_requested.connect(self._insert_findings)
+        self.report_panel.measurement_text = self.measure_panel.findings_text  # a new draft keeps these in Findings
         self.measure_panel.selected.connect(lambda mid: self._viewer_call_with("highlight_measurement", mid))
         keys = {tool: QKeySequence(key).toString() for key, tool in MEASURE_KEYS.items()}
         self.measure_actions: dict[str, QAction] = {}

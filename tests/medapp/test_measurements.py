@@ -266,3 +266,12 @@ def test_named_measurements():
     assert label_lines(ruler, MM05) == ["lesion 1: 10.0 mm"]
     roi = Measurement("rect", ((0, 0), (2, 2)), label="liver", stats={"n": 4, "mean": 50, "sd": 1, "min": 49, "max": 51})
     assert label_lines(roi, MM05, "HU") == ["liver: area 1.0 mm²", "mean 50.0 HU, SD 1.0", "min 49.0, max 51.0 HU"]
+
+
+def test_kept_measurement_lines_are_those_findings_still_holds() -> None:
+    from medapp.measurements import kept_measurement_lines
+
+    text = "Ruler: 10.0 mm.\nRuler: 10.0 mm.\nAngle: 90.0°."
+    findings = "Mass in the left lobe.\nRuler: 10.0 mm.\n  Angle: 90.0°.  \n"  # one ruler line deleted by hand
+    assert kept_measurement_lines(findings, text) == "Ruler: 10.0 mm.\nAngle: 90.0°."
+    assert kept_measurement_lines("", text) == "" and kept_measurement_lines(findings, "") == ""

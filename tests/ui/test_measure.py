@@ -297,6 +297,18 @@ def test_panel_lists_deletes_and_inserts_into_findings(qtbot, make_window, tmp_p
     assert window.panels.currentWidget() is window.report_panel
     assert window.report_panel.editor("findings").toPlainText() == findings
     window.grab().save(str(screenshots / "measure_window_findings.png"))
+    # a new AI draft replaces Findings, but the measurement lines the clinician inserted and kept stay in it; the
+    # AI text stays flagged as unreviewed (Findings is not marked edited by the carry-over)
+    from reports.model import Report
+    from reports.templates import template_for
+
+    draft = Report.from_template(template_for("CT"), {"findings": "No acute abnormality.", "impression": "Normal."},
+                                 modality="CT")
+    window.report_panel._on_draft(draft)
+    findings_after = window.report_panel.report.text("findings").splitlines()
+    assert findings_after[0] == "No acute abnormality." and findings_after[1:] == findings.splitlines()
+    assert "findings" not in window.report_panel.report.edited
+    assert "measurement lines stayed in Findings" in window.report_panel.status.text()
     help_box = window.show_key_help()
     assert "ruler / angle" in help_box.text() and "rectangle / ellipse / freehand ROI" in help_box.text()
     help_box.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,9 @@ class ReportPanel(QWidget):
         self._editors: dict[str, SectionEditor] = {}
         self._report_key: str | None = study_key(self._view.document)  # the study the shown report belongs to
         self._drafts: dict[str | None, Any] = {}  # study key -> its report, this window run (the session persists)
+        #: the document's measurements as Findings text (the window sets the Measurements panel's); a new draft keeps
+        #: the ones Findings holds
+        self.measurement_text: Callable[[], str] | None = None
         self.signoff_dialog: Any = None
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.save_now)
@@ -431,6 +435,11 @@ class ReportPanel(QWidget):
     def _on_draft(self, report: Any) -> None:
         self.stream_view.hide()
         study = getattr(self, "_draft_study", self._report_key)
+        kept = self._kept_measurements() if study == self._report_key else ""
+        if kept:  # the clinician's measurements stay in Findings; the AI text around them stays flagged unreviewed
+            from medapp.measurements import insert_into_findings
+
+            report = insert_into_findings(report, kept, edited=False)
         if study != self._report_key:  # the image changed while the model wrote: file the draft with its study
             self._drafts[study] = report
             session = getattr(self._ctx, "session", None)
@@ -439,7 +448,19 @@ class ReportPanel(QWidget):
             self.status.setText("The draft is ready for the previous study; open that study to review it.")
             return
         self.set_report(report)
-        self.status.setText("Draft ready. Review every section, then sign.")
+        n = len(kept.splitlines())
+        self.status.setText("Draft ready. Review every section, then sign." + (
+            f" Your {n} measurement line{'s' if n != 1 else ''} stayed in Findings." if n else ""))
+
+    def _kept_measurements(self) -> str:
+        """Measurement lines the current Findings holds (`measurement_text`, set by the window, gives the document's
+        measurements as Findings text); "" when there is no report or no provider."""
+        from medapp.measurements import kept_measurement_lines
+
+        provider = self.measurement_text
+        if self.report is None or provider is None:
+            return ""
+        return kept_measurement_lines(self.report.text("findings"), provider())
 
     def _on_draft_finished(self) -> None:
         self._draft_job = None
