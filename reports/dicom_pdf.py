@@ -71,7 +71,7 @@ def _code(value: str, scheme: str, meaning: str) -> Any:
     item = Dataset()
     item.CodeValue = value
     item.CodingSchemeDesignator = scheme
-    item.CodeMeaning = meaning
+    item.CodeMeaning = _lo(meaning)  # LO: at most 64 characters
     return item
 
 
@@ -81,6 +81,21 @@ def _lo(text: str, limit: int = 64) -> str:
 
     text = " ".join(clean_text(str(text)).replace("\\", "/").split())
     return text[:limit]
+
+
+def with_file_meta(ds: Any) -> Any:
+    """`ds` with the Part 10 file meta of a new instance (explicit VR little endian, pydicom's implementation UID):
+    the last step of every document medapp writes (the Encapsulated PDF and the SR)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.file_meta = meta
+    return ds
 
 
 def document_in_study(sop_class_uid: str, source: Any, when: datetime) -> Any:
@@ -138,9 +153,9 @@ def encapsulated_pdf(
     Verification Flag (``VERIFIED`` only for a signed report). With *deidentify*, the header goes through it before
     the PDF is inserted; pass the de-identified rendering as *pdf_bytes* (or use :func:`write_report_dicom`).
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     if not isinstance(pdf_bytes, (bytes, bytearray)) or not bytes(pdf_bytes[:5]) == b"%PDF-":
         raise ReportError("encapsulated PDF: the document bytes are not a PDF (no %PDF- header)")
@@ -189,13 +204,7 @@ def encapsulated_pdf(
     ds.EncapsulatedDocumentLength = len(data)
     ds.EncapsulatedDocument = data + (b"\x00" if len(data) % 2 else b"")
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.file_meta = meta
-    return ds
+    return with_file_meta(ds)
 
 
 def dicom_bytes(ds: Any) -> bytes:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from reports.dicom_pdf import _lo, document_in_study
+from reports.dicom_pdf import _code, _lo, document_in_study, with_file_meta
 from reports.errors import ReportError
 from reports.model import Report
 
@@ -53,16 +53,6 @@ SECTION_CODES: dict[str, tuple[str, str, str]] = {
 }
 _STATUS = ("STATUS", MEDAPP_SCHEME, "Report status")
 _PROVENANCE = ("PROVENANCE", MEDAPP_SCHEME, "AI draft provenance")
-
-
-def _code(value: str, scheme: str, meaning: str) -> Any:
-    from pydicom.dataset import Dataset
-
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = scheme
-    item.CodeMeaning = _lo(meaning)
-    return item
 
 
 def _item(value_type: str, concept: tuple[str, str, str], relationship: str, **values: Any) -> Any:
@@ -198,9 +188,9 @@ def report_sr(
     *source*: the pydicom header of the image the report is about (not modified). *organization*: the
     VerifyingOrganization of a signed report (type 2: empty when unknown).
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     if not isinstance(report, Report):
         raise ReportError(f"SR: expected a Report, not {type(report).__name__}")
@@ -256,10 +246,4 @@ def report_sr(
     content.append(_provenance(report))
     ds.ContentSequence = Sequence(content)
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.file_meta = meta
-    return ds
+    return with_file_meta(ds)
