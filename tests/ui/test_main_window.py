@@ -524,3 +524,25 @@ def test_cine_button_plays_the_active_view(qtbot, make_window, ct_series_dir):
     assert window.act_cine.isChecked()
     window.act_cine.trigger()
     assert cell.cine_interval_ms is None and not window.act_cine.isChecked()
+
+
+def test_a_findings_edit_typed_just_before_closing_survives_the_restart(qtbot, make_window, example_ct):
+    """The window ends the process right after closing (ui.app.exit_now): an edit still inside the report's
+    autosave delay must already be in the session file by then."""
+    first = make_window()
+    with qtbot.waitSignal(first.document_shown, timeout=20000):
+        first.open_paths([example_ct])
+    _settle(qtbot, first)
+    first.panels.setCurrentWidget(first.report_panel)
+    first.report_panel.insert_findings("Ruler: 12.0 mm.")  # starts a report for the study
+    editor = first.report_panel.editor("findings")
+    editor.setFocus()
+    editor.moveCursor(editor.textCursor().MoveOperation.End)
+    qtbot.keyClicks(editor, " Typed last.")
+    assert first.report_panel._autosave.isActive()  # not saved by the timer yet
+    first.close()
+    second = make_window()  # same session folder: a restart
+    with qtbot.waitSignal(second.document_shown, timeout=20000):
+        second.open_paths([example_ct])
+    _settle(qtbot, second)
+    assert second.report_panel.report.text("findings").endswith("Typed last.")
